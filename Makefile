@@ -1,0 +1,35 @@
+# Two commands for a fresh machine: `make demo` and `make test`.
+# Each creates .venv and installs what it needs; nothing is installed by hand.
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+
+.PHONY: demo test unit venv kafka-up kafka-down clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test,postgres]'
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/gridlink demo
+
+test: $(STAMP)
+	$(BIN)/python -m pytest
+
+unit: $(STAMP)
+	$(BIN)/python -m pytest tests/unit
+
+kafka-up: $(STAMP)
+	$(BIN)/gridlink kafka up
+
+kafka-down: $(STAMP)
+	$(BIN)/gridlink kafka down
+
+clean:
+	rm -rf $(VENV) data build *.egg-info

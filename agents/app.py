@@ -1,0 +1,62 @@
+"""The Faust application: one per worker process, built from the settings.
+
+Agents stay thin: decode → call ``streams`` → send. All topic handles are raw
+bytes; GridLink's own codecs (``topics.codecs``) decode and encode them, so
+no Faust ``Record`` classes duplicate the core's records.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import faust
+
+from settings import Settings
+from topics import registry
+
+
+@dataclass
+class Topics:
+    """Faust handles for every topic the agents use, by contract name."""
+
+    app: faust.App
+    settings: Settings
+    _handles: dict[str, faust.TopicT] = field(default_factory=dict)
+
+    def __call__(self, name: str) -> faust.TopicT:
+        """The handle of a contract topic (created on first use)."""
+        handle = self._handles.get(name)
+        if handle is None:
+            handle = self.app.topic(
+                self.settings.topic(name),
+                key_serializer="raw",
+                value_serializer="raw",
+                partitions=None,
+                internal=False,
+            )
+            self._handles[name] = handle
+        return handle
+
+    def department(self, code: str) -> faust.TopicT:
+        return self(registry.department_topic(code))
+
+
+def create_app(settings: Settings) -> faust.App:
+    """A Faust app wired to the broker and tuned for prompt recovery."""
+    brokers = [f"kafka://{server.strip()}" for server in settings.kafka_bootstrap.split(",")]
+    session_timeout = settings.session_timeout_seconds
+    return faust.App(
+        settings.app_id,
+        broker=brokers,
+        store="memory://",
+        topic_partitions=settings.partitions,
+        topic_replication_factor=settings.replication,
+        topic_allow_declare=True,
+        broker_session_timeout=session_timeout,
+        broker_heartbeat_interval=max(session_timeout / 5, 0.5),
+        broker_rebalance_timeout=max(session_timeout * 2, 10.0),
+        consumer_auto_offset_reset="earliest",
+        producer_acks=-1,
+        web_enabled=False,
+        autodiscover=False,
+    )

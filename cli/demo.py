@@ -1,0 +1,106 @@
+"""``gridlink demo``: the local broker, the topics, a worker and the API, fed
+with the contract's sample events; prints where to look."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import click
+
+from settings import PROJECT_DIR, Settings
+
+SAMPLES_DIR = PROJECT_DIR / "tests" / "data" / "contract" / "samples"
+SAMPLE_FILES = {
+    "ingest.grid-reports": ("grid-reports.valid.jsonl", "report_id"),
+    "ingest.camera-alerts": ("camera-alerts.valid.jsonl", "alert_id"),
+    "ingest.police-110": ("police-110.valid.jsonl", "referral_id"),
+}
+
+
+def _spawn(args: list[str], log: Path) -> subprocess.Popen:
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with log.open("ab") as out:
+        return subprocess.Popen([sys.executable, "-m", "cli.main", *args], stdout=out,
+                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                env={**os.environ, "PYTHONUNBUFFERED": "1"})
+
+
+def _wait_for(log: Path, text: str, proc: subprocess.Popen, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if log.exists() and text in log.read_text(errors="replace"):
+            return
+        if proc.poll() is not None:
+            raise click.ClickException(f"{proc.args[3:]} exited; see {log}")
+        time.sleep(0.2)
+    raise click.ClickException(f"{proc.args[3:]} not ready after {timeout:.0f} s; see {log}")
+
+
+def feed_samples(settings: Settings) -> int:
+    """Produce the contract's valid sample events to their ingest topics."""
+    from kafka import KafkaProducer
+
+    producer = KafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all")
+    sent = 0
+    for topic, (filename, key_field) in SAMPLE_FILES.items():
+        for line in (SAMPLES_DIR / filename).read_text(encoding="utf-8").splitlines():
+            if line.strip():
+                key = json.loads(line)[key_field].encode()
+                producer.send(settings.topic(topic), key=key, value=line.encode())
+                sent += 1
+    xml = SAMPLES_DIR / "camera-alert.gb28181.xml"
+    producer.send(settings.topic("ingest.camera-alerts"), key=b"gb28181", value=xml.read_bytes())
+    producer.flush()
+    producer.close()
+    return sent + 1
+
+
+def _interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt
+
+
+def run(settings: Settings, local_kafka, create_topics) -> None:
+    signal.signal(signal.SIGTERM, _interrupt)  # stop the children on SIGTERM too
+    logs = Path("data") / "demo"
+    click.echo("1/4 Starting the local Kafka broker …")
+    local_kafka.up(echo=click.echo)
+    click.echo("2/4 Creating the contract topics …")
+    create_topics()
+    click.echo("3/4 Starting a worker and the API …")
+    children = [_spawn(["worker"], logs / "worker.log"), _spawn(["api"], logs / "api.log")]
+    try:
+        _wait_for(logs / "worker.log", "Worker]: Ready", children[0], timeout=120)
+        _wait_for(logs / "api.log", "Uvicorn running", children[1], timeout=60)
+        click.echo("4/4 Feeding the sample events …")
+        sent = feed_samples(settings)
+        base = f"http://{settings.api_host}:{settings.api_port}"
+        click.echo(f"""
+GridLink demo is running. {sent} sample events were sent.
+  API:               {base}/docs
+  metrics:           {base}/metrics
+  department queue:  kcat -b {settings.kafka_bootstrap} -C -t {settings.topic('dept.chengguan')} -e
+  case log:          kcat -b {settings.kafka_bootstrap} -C -t {settings.topic('cases.events')} -e
+  dead letters:      kcat -b {settings.kafka_bootstrap} -C -t {settings.topic('ingest.dead-letter')} -e
+  logs:              {logs}/worker.log, {logs}/api.log
+Press Ctrl-C to stop the worker and the API (the broker keeps running:
+`gridlink kafka down` stops it).""")
+        while all(child.poll() is None for child in children):
+            time.sleep(0.5)
+        raise click.ClickException(f"a demo process exited; see the logs in {logs}")
+    except KeyboardInterrupt:
+        click.echo("\nStopping …")
+    finally:
+        for child in children:
+            if child.poll() is None:
+                child.send_signal(signal.SIGTERM)
+        for child in children:
+            try:
+                child.wait(30)
+            except subprocess.TimeoutExpired:
+                child.kill()

@@ -1,0 +1,102 @@
+"""GridLink's one settings object (配置).
+
+Every setting is read from an environment variable with the ``GRIDLINK_``
+prefix (``kafka_bootstrap`` ← ``GRIDLINK_KAFKA_BOOTSTRAP``) and documented in
+the README. Nothing reads these at import time: entry points call
+``Settings()`` once and pass the object down.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT_DIR = Path(__file__).resolve().parent
+SHIPPED_RULES_DIR = PROJECT_DIR / "rules"
+SHIPPED_REFERENCE_DIR = PROJECT_DIR / "reference" / "demo_city"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="GRIDLINK_", extra="ignore", frozen=True)
+
+    # Kafka
+    kafka_bootstrap: str = Field(
+        "127.0.0.1:9092", description="Kafka bootstrap servers, host:port[,host:port]"
+    )
+    topic_prefix: str = Field(
+        "", description="prefix for every topic name (empty in production; tests isolate by it)"
+    )
+    app_id: str = Field("gridlink", description="Faust application id = consumer group")
+    partitions: int = Field(4, ge=1, description="partitions of the ingest and case topics")
+    replication: int = Field(1, ge=1, description="replication factor of created topics")
+    session_timeout_seconds: float = Field(
+        10.0, gt=0, description="consumer session timeout: how fast a dead worker's partitions move"
+    )
+
+    # Local development broker (`gridlink kafka up`)
+    kafka_dir: Path = Field(
+        Path("data/kafka"), description="local broker: config, KRaft data and logs"
+    )
+    kafka_cache_dir: Path = Field(
+        Path.home() / ".cache" / "gridlink",
+        description="where the broker jars fetched with Maven are cached (outside the repo)",
+    )
+    kafka_controller_port: int | None = Field(
+        None, description="local broker's KRaft controller port (default: broker port + 1)"
+    )
+    kafka_heap: str = Field("1g", description="local broker's JVM maximum heap")
+
+    # Storage and data
+    database_url: str = Field(
+        "sqlite:///data/gridlink.db", description="SQLAlchemy URL of the SQL projection"
+    )
+    reference_dir: Path = Field(
+        SHIPPED_REFERENCE_DIR, description="regions, grids, cameras, departments (CSV)"
+    )
+    rules_dir: Path = Field(
+        SHIPPED_RULES_DIR, description="taxonomy, routing, SLA, keyword and code-map rule files"
+    )
+    locate_max_distance_m: float = Field(
+        500.0, gt=0, description="coordinates farther than this from every grid centroid "
+        "do not locate a grid"
+    )
+
+    # HTTP
+    api_host: str = Field("127.0.0.1", description="address the REST API binds")
+    api_port: int = Field(8000, ge=1, le=65535, description="REST API, live board and /metrics")
+    worker_metrics_port: int = Field(
+        0, ge=0, le=65535, description="a worker's /metrics port (0 = off)"
+    )
+
+    # Observability
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    log_json: bool = Field(False, description="structured JSON logs")
+    otel_exporter: Literal["none", "console", "otlp"] = Field(
+        "none", description="where traces go"
+    )
+    otel_endpoint: str = Field("", description="OTLP endpoint when otel_exporter=otlp")
+
+    @field_validator("kafka_bootstrap")
+    @classmethod
+    def _bootstrap_has_port(cls, value: str) -> str:
+        for server in value.split(","):
+            host, _, port = server.strip().rpartition(":")
+            if not host or not port.isdigit():
+                raise ValueError(f"{server!r} is not host:port")
+        return value
+
+    @property
+    def kafka_port(self) -> int:
+        """Port of the first bootstrap server (the local broker listens there)."""
+        return int(self.kafka_bootstrap.split(",")[0].rpartition(":")[2])
+
+    @property
+    def kafka_host(self) -> str:
+        return self.kafka_bootstrap.split(",")[0].rpartition(":")[0]
+
+    def topic(self, name: str) -> str:
+        """The physical topic name for a contract topic name."""
+        return f"{self.topic_prefix}{name}"

@@ -1,0 +1,64 @@
+"""Jurisdiction codes and the five levels (DOMAIN.md §1).
+
+Codes nest by prefix: city ``371500`` (4 digits + ``00``), county ``371502``,
+township ``371502004``, community ``371502004003``, grid ``371502004003007``.
+"""
+
+from __future__ import annotations
+
+from streams.records import Level
+
+_LENGTHS = {6: None, 9: Level.TOWNSHIP, 12: Level.COMMUNITY, 15: Level.GRID}
+_BOUNDARIES = (15, 12, 9, 6)
+
+
+def level_of(code: str) -> Level:
+    """The level a code names; raises ``ValueError`` for a malformed code."""
+    if not code.isdigit() or len(code) not in _LENGTHS:
+        raise ValueError(f"not a jurisdiction code: {code!r} (6, 9, 12 or 15 digits)")
+    if len(code) == 6:
+        return Level.CITY if code.endswith("00") else Level.COUNTY
+    return _LENGTHS[len(code)]  # type: ignore[return-value]
+
+
+def city_of(code: str) -> str:
+    return code[:4] + "00"
+
+
+def ancestor_at(code: str, level: Level) -> str | None:
+    """The code's ancestor (or itself) at ``level``; None if the code is above it."""
+    own = level_of(code)
+    if level > own:
+        return None
+    if level == Level.CITY:
+        return city_of(code)
+    return code[: {Level.COUNTY: 6, Level.TOWNSHIP: 9, Level.COMMUNITY: 12, Level.GRID: 15}[level]]
+
+
+def parent_of(code: str) -> str | None:
+    """One level up; None for a city."""
+    own = level_of(code)
+    if own == Level.CITY:
+        return None
+    return ancestor_at(code, Level(own - 1))
+
+
+def is_within(code: str, ancestor: str) -> bool:
+    """True when ``code`` lies in ``ancestor``'s jurisdiction (or is it)."""
+    if level_of(ancestor) == Level.CITY:
+        return code[:4] == ancestor[:4]
+    return code.startswith(ancestor)
+
+
+def common_ancestor(a: str, b: str) -> str:
+    """The lowest common ancestor: the longest common prefix cut back to a level
+    boundary (cross-jurisdiction cases escalate to it)."""
+    n = 0
+    for x, y in zip(a, b):
+        if x != y:
+            break
+        n += 1
+    for boundary in _BOUNDARIES:
+        if n >= boundary and len(a) >= boundary and len(b) >= boundary:
+            return a[:boundary]
+    return city_of(a)

@@ -1,0 +1,83 @@
+"""A small kafka-python client for tests: produce raw bytes, read topics back."""
+
+from __future__ import annotations
+
+import time
+
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+
+from settings import Settings
+from topics.admin import create_topics
+from topics.registry import contract_topics
+
+
+class KafkaTestClient:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._producer: KafkaProducer | None = None
+
+    @property
+    def producer(self) -> KafkaProducer:
+        if self._producer is None:
+            self._producer = KafkaProducer(
+                bootstrap_servers=self.settings.kafka_bootstrap, acks="all", linger_ms=0
+            )
+        return self._producer
+
+    def create_topics(self) -> None:
+        codes = _department_codes(self.settings)
+        create_topics(self.settings, contract_topics(self.settings, codes))
+
+    def produce(self, topic: str, value: bytes, key: bytes | None = None,
+                headers: list[tuple[str, bytes]] | None = None) -> None:
+        """Produce to a contract topic (the test's prefix is added)."""
+        self.producer.send(self.settings.topic(topic), value=value, key=key,
+                           headers=headers or [])
+        self.producer.flush()
+
+    def read(self, topic: str, *, count: int | None = None, timeout: float = 20.0,
+             settle: float = 0.0) -> list:
+        """Read a contract topic from the beginning.
+
+        Returns once ``count`` records arrived (then waits ``settle`` seconds more
+        for unexpected extras), or after ``timeout`` with what arrived.
+        """
+        name = self.settings.topic(topic)
+        consumer = KafkaConsumer(bootstrap_servers=self.settings.kafka_bootstrap,
+                                 enable_auto_commit=False, consumer_timeout_ms=200)
+        try:
+            partitions = None
+            deadline = time.monotonic() + timeout
+            while partitions is None and time.monotonic() < deadline:
+                partitions = consumer.partitions_for_topic(name)
+                if partitions is None:
+                    time.sleep(0.2)
+            if partitions is None:
+                return []
+            tps = [TopicPartition(name, p) for p in sorted(partitions)]
+            consumer.assign(tps)
+            consumer.seek_to_beginning(*tps)
+            records: list = []
+            settle_until: float | None = None
+            while time.monotonic() < deadline:
+                for batch in consumer.poll(timeout_ms=200).values():
+                    records.extend(batch)
+                if count is not None and len(records) >= count:
+                    if settle_until is None:
+                        settle_until = time.monotonic() + settle
+                    if time.monotonic() >= settle_until:
+                        break
+            return records
+        finally:
+            consumer.close()
+
+    def close(self) -> None:
+        if self._producer is not None:
+            self._producer.close()
+
+
+def _department_codes(settings: Settings) -> list[str]:
+    import csv
+
+    with (settings.reference_dir / "departments.csv").open(encoding="utf-8") as f:
+        return [row["code"] for row in csv.DictReader(f)]

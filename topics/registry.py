@@ -1,0 +1,81 @@
+"""Every Kafka topic GridLink reads or writes: the one place that knows their
+names, keys, partition counts and retention.
+
+Contract topics (DESIGN.md) keep their names exactly; ``Settings.topic_prefix``
+(empty in production) only namespaces them for isolated test runs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from settings import Settings
+
+GRID_REPORTS = "ingest.grid-reports"
+CAMERA_ALERTS = "ingest.camera-alerts"
+POLICE_110 = "ingest.police-110"
+DEAD_LETTER = "ingest.dead-letter"
+TRIAGE_EVENTS = "triage.events"  # internal: validated events keyed by township
+CASE_COMMANDS = "cases.commands"
+CASE_EVENTS = "cases.events"
+COMMAND_ALERTS = "command.alerts"
+DEPARTMENT_PREFIX = "dept."
+
+INGEST_TOPICS = (GRID_REPORTS, CAMERA_ALERTS, POLICE_110)
+
+DAY_MS = 24 * 3600 * 1000
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    """One topic as it must exist on the broker."""
+
+    name: str  # the contract name, without any prefix
+    key: str  # what the record key is
+    description: str
+    partitions: int
+    retention_ms: int | None = None  # None = broker default; -1 = keep forever
+    compacted: bool = False
+
+    def configs(self) -> dict[str, str]:
+        configs: dict[str, str] = {}
+        if self.retention_ms is not None:
+            configs["retention.ms"] = str(self.retention_ms)
+        if self.compacted:
+            configs["cleanup.policy"] = "compact"
+        return configs
+
+
+def department_topic(code: str) -> str:
+    """``dept.<department-code>``: a department's queue."""
+    return f"{DEPARTMENT_PREFIX}{code}"
+
+
+def contract_topics(settings: Settings, department_codes: Iterable[str]) -> list[TopicSpec]:
+    """Every topic of the contract, plus GridLink's internal triage topic.
+
+    Faust creates its own changelog and repartition topics; they are not listed.
+    """
+    p = settings.partitions
+    specs = [
+        TopicSpec(GRID_REPORTS, "report_id", "grid workers' reports (网格员上报), JSON", p, 7 * DAY_MS),
+        TopicSpec(CAMERA_ALERTS, "alert_id", "video alerts (雪亮), JSON or GB/T 28181 XML", p,
+                  7 * DAY_MS),
+        TopicSpec(POLICE_110, "referral_id", "110 social-linkage referrals (110社会联动), JSON", p,
+                  7 * DAY_MS),
+        TopicSpec(DEAD_LETTER, "source key", "rejected input with its bytes and a reason", 1,
+                  30 * DAY_MS),
+        TopicSpec(TRIAGE_EVENTS, "township code", "validated, located events (internal)", p,
+                  7 * DAY_MS),
+        TopicSpec(CASE_COMMANDS, "case_id", "every change asked of a case", p, 30 * DAY_MS),
+        TopicSpec(CASE_EVENTS, "case_id", "the full case log, per-case sequence numbers", p, -1),
+        TopicSpec(COMMAND_ALERTS, "case_id", "P1 cases, SLA breaches, escalations", 1,
+                  30 * DAY_MS),
+    ]
+    specs += [
+        TopicSpec(department_topic(code), "case_id", f"queue of department {code}", 1,
+                  90 * DAY_MS)
+        for code in sorted(set(department_codes))
+    ]
+    return specs
