@@ -129,3 +129,18 @@ class Routing(msgspec.Struct, frozen=True, kw_only=True):
     # "dispatch" | "follow_up" (police attended; e.g. 家暴 → 司法所 mediation) |
     # "police_only" (110 code the police keep) | "closed_at_grid" (自办, 已化解 on the spot)
     disposition: str = "dispatch"
+
+
+class LocatedEvent(msgspec.Struct, frozen=True, kw_only=True):
+    """A validated event with its place, on its way to triage (the internal
+    ``triage.events`` topic, keyed by ``partition_key``)."""
+
+    event: Event
+    location: Location
+    ingested_at: datetime  # when the message reached GridLink's ingest topic
+
+    @property
+    def partition_key(self) -> str:
+        """Triage state is partitioned by township: events about one incident
+        meet in one partition. A place known only to the county keys by county."""
+        return self.location.region_code[:9]

@@ -11,6 +11,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from settings import Settings
+from streams.records import Source
 
 GRID_REPORTS = "ingest.grid-reports"
 CAMERA_ALERTS = "ingest.camera-alerts"
@@ -22,7 +23,8 @@ CASE_EVENTS = "cases.events"
 COMMAND_ALERTS = "command.alerts"
 DEPARTMENT_PREFIX = "dept."
 
-INGEST_TOPICS = (GRID_REPORTS, CAMERA_ALERTS, POLICE_110)
+INGEST_SOURCES = {GRID_REPORTS: Source.GRID, CAMERA_ALERTS: Source.CAMERA, POLICE_110: Source.POLICE}
+INGEST_TOPICS = tuple(INGEST_SOURCES)
 
 DAY_MS = 24 * 3600 * 1000
 

@@ -1,0 +1,62 @@
+"""Imports flow one way: entry points → adapters → the pure core (STYLE.md)."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import PROJECT_DIR
+
+FORBIDDEN_IN_CORE = {"faust", "mode", "aiokafka", "kafka", "sqlalchemy", "fastapi", "starlette",
+                     "uvicorn", "prometheus_client", "opentelemetry", "settings", "topics",
+                     "agents", "api", "store", "observability", "cli"}
+
+# package → the project packages it may import (besides itself and streams)
+ALLOWED = {
+    "streams": set(),
+    "topics": {"settings"},
+    "observability": {"settings"},
+    "store": {"settings", "topics", "observability"},
+    "agents": {"settings", "topics", "store", "observability"},
+    "api": {"settings", "topics", "store", "observability"},
+    "cli": {"settings", "topics", "store", "observability", "agents", "api"},
+}
+PROJECT_PACKAGES = set(ALLOWED) | {"settings"}
+
+
+def _imports(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    names: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            names.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module.split(".")[0])
+    return names
+
+
+def _modules(package: str) -> list[Path]:
+    return sorted((PROJECT_DIR / package).rglob("*.py"))
+
+
+@pytest.mark.parametrize("path", _modules("streams"), ids=lambda p: p.name)
+def test_core_imports_no_framework_and_no_outer_layer(path: Path):
+    bad = _imports(path) & FORBIDDEN_IN_CORE
+    assert not bad, f"{path.relative_to(PROJECT_DIR)} imports {sorted(bad)}"
+
+
+@pytest.mark.parametrize("package", sorted(ALLOWED))
+def test_layers_import_only_downwards(package: str):
+    for path in _modules(package):
+        used = _imports(path) & PROJECT_PACKAGES - {package, "streams"}
+        bad = used - ALLOWED[package]
+        assert not bad, f"{path.relative_to(PROJECT_DIR)} imports {sorted(bad)} (upwards)"
+
+
+def test_core_never_reads_the_clock():
+    for path in _modules("streams"):
+        text = path.read_text(encoding="utf-8")
+        for call in ("datetime.now(", "datetime.utcnow(", "time.time(", "date.today("):
+            assert call not in text, f"{path.relative_to(PROJECT_DIR)} calls {call}"

@@ -1,0 +1,27 @@
+"""Wire codecs for GridLink's own records (JSON via msgspec, on the hot path).
+
+The three inbound formats are parsed by ``streams.parse``; everything GridLink
+writes itself is one of the typed records of ``streams`` encoded here.
+"""
+
+from __future__ import annotations
+
+from typing import Any, TypeVar
+
+import msgspec
+
+T = TypeVar("T")
+
+_encoder = msgspec.json.Encoder()
+_decoders: dict[Any, msgspec.json.Decoder] = {}
+
+
+def encode(record: Any) -> bytes:
+    return _encoder.encode(record)
+
+
+def decode(data: bytes, type_: type[T]) -> T:
+    decoder = _decoders.get(type_)
+    if decoder is None:
+        decoder = _decoders[type_] = msgspec.json.Decoder(type_)
+    return decoder.decode(data)
