@@ -1,0 +1,142 @@
+"""Priorities (定级): P1 特急 … P4 复杂, with every reason recorded (DOMAIN.md §4–5).
+
+A case starts at its category's default (fire P1, utilities outage P2, petitions
+and land disputes P4, otherwise P3). Each of these may only make it *more*
+urgent, and the most urgent wins:
+
+- the source's own level (GB/T 28181 AlarmPriority, 110 警情级别 jqjb);
+- persons involved, reported or read from the text (约40人, 三十余名 → 30);
+- signals: words in the text or reporter risk flags (聚集/横幅 → P1,
+  持刀 → P1, 可能激化 → P2);
+- the reporter's severity_hint, when it is urgent enough to be honoured.
+
+Recurrence (the same grid and category ``threshold`` times in the window, this
+event included) then raises the result one step (P3 → P2) — a hot spot (热点).
+
+A follow-up case after the police attended a police-only 110 call (家暴 200600
+→ 司法所 mediation) takes the configured follow-up priority: the urgent part
+was the police's.
+"""
+
+from __future__ import annotations
+
+import re
+
+from streams.classify import event_text, police_code
+from streams.records import Classification, Event, Priority, PriorityDecision, Source
+from streams.triage_rules import TriageRules
+
+_DIGITS = {
+    "零": 0,
+    "〇": 0,
+    "一": 1,
+    "二": 2,
+    "两": 2,
+    "三": 3,
+    "四": 4,
+    "五": 5,
+    "六": 6,
+    "七": 7,
+    "八": 8,
+    "九": 9,
+}
+_UNITS = {"十": 10, "百": 100, "千": 1000}
+_PERSONS = re.compile(
+    r"(数|几)?([0-9]+|[零〇一二两三四五六七八九十百千万]+)(?:余|多|来|几)?(?:名|位|个人|人)"
+)
+
+
+def chinese_number(numeral: str) -> int:
+    """``"三十五"`` → 35, ``"十"`` → 10, ``"两百"`` → 200, ``"一万二千"`` → 12000, ``"40"`` → 40."""
+    if numeral.isdigit():
+        return int(numeral)
+    total = section = digit = 0
+    for ch in numeral:
+        if ch in _DIGITS:
+            digit = _DIGITS[ch]
+        elif ch == "万":
+            total += ((section + digit) or 1) * 10_000
+            section = digit = 0
+        else:
+            section += (digit or 1) * _UNITS[ch]
+            digit = 0
+    return total + section + digit
+
+
+def persons_in_text(text: str) -> int | None:
+    """The largest head count the text states: 约40人 → 40, 三十多人 → 30, 十余人 → 10,
+    数十人 → 20 (lower bounds: 余/多 mean "more than"). None if it states none."""
+    counts = []
+    for match in _PERSONS.finditer(text):
+        count = chinese_number(match.group(2))
+        counts.append(count * 2 if match.group(1) else count)
+    return max(counts) if counts else None
+
+
+def persons_involved(event: Event) -> int | None:
+    """Persons involved: the larger of the reported number and what the text says."""
+    counted = [n for n in (event.persons, persons_in_text(event_text(event))) if n is not None]
+    return max(counted) if counted else None
+
+
+def signals_found(event: Event, rules: TriageRules) -> dict[str, str]:
+    """Signal name → the word or risk flag that showed it (聚集, 可能激化 …)."""
+    text = event_text(event)
+    found: dict[str, str] = {}
+    for name, signal in rules.signals.items():
+        hit = signal.find(text, event.risk_flags)
+        if hit is not None:
+            found[name] = hit
+    return found
+
+
+def is_hot_spot(recurrences: int, rules: TriageRules) -> bool:
+    """``recurrences`` earlier occurrences plus this one reach the threshold (热点)."""
+    return recurrences + 1 >= rules.correlation.recurrence_threshold
+
+
+def prioritise(
+    event: Event, classification: Classification, rules: TriageRules, *, recurrences: int = 0
+) -> PriorityDecision:
+    """The priority of a new event and every reason for it.
+
+    ``recurrences`` is how many earlier cases of the same grid and category
+    fall within the recurrence window (not counting this event).
+    """
+    p = rules.priority
+    code = police_code(event, rules)
+    if code is not None and code.police_only and code.follow_up:
+        return PriorityDecision(
+            priority=p.follow_up, reasons=(f"follow_up:{code.rule}={p.follow_up.label}",)
+        )
+    default, _ = p.for_category(classification.category)
+    candidates: list[tuple[Priority, str]] = [(default, f"category:{classification.category}")]
+    if event.source_priority is not None:
+        level = p.source.get(event.source, {}).get(event.source_priority)
+        if level is not None:
+            name = "jqjb" if event.source is Source.POLICE else "alarm_priority"
+            candidates.append((level, f"{name}:{event.source_priority}"))
+    persons = persons_involved(event)
+    if persons is not None:
+        for at_least, level in p.persons:
+            if persons >= at_least:
+                candidates.append((level, f"persons:{persons}>={at_least}"))
+                break
+    found = signals_found(event, rules)
+    for name, level in p.signals:
+        if name in found:
+            candidates.append((level, f"signal:{name}:{found[name]}"))
+    if event.severity_hint:
+        try:
+            hint = Priority.parse(event.severity_hint)
+        except ValueError:
+            hint = None
+        if hint is not None and hint in p.honour_hints:
+            candidates.append((hint, "severity_hint"))
+    priority = min(level for level, _ in candidates)
+    reasons = [f"{why}={level.label}" for level, why in candidates]
+    if is_hot_spot(recurrences, rules):
+        priority = Priority(max(Priority.P1, priority - 1))
+        days = rules.correlation.recurrence_window_seconds // 86400
+        reasons.append(f"hot_spot:{recurrences + 1}x/{days}d+1={priority.label}")
+    return PriorityDecision(priority=priority, reasons=tuple(reasons))

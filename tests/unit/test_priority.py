@@ -1,0 +1,265 @@
+"""Priorities: category defaults, source levels, persons, signals, hints, recurrence."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from streams.classify import classify
+from streams.priority import (
+    chinese_number,
+    persons_in_text,
+    persons_involved,
+    prioritise,
+    signals_found,
+)
+from streams.records import Classification, Event, Priority, Source
+from streams.triage_rules import load_triage_rules
+
+RULES = load_triage_rules(Path(__file__).parents[2] / "rules")
+T0 = datetime(2026, 11, 26, 10, 0, tzinfo=timezone(timedelta(hours=8)))
+P1, P2, P3, P4 = Priority.P1, Priority.P2, Priority.P3, Priority.P4
+
+
+def ev(source: Source = Source.GRID, **fields: Any) -> Event:
+    return Event(
+        event_id=f"{source.value}:X",
+        source=source,
+        source_id="X",
+        occurred_at=T0,
+        reported_at=T0,
+        **fields,
+    )
+
+
+def cls(category: str) -> Classification:
+    return Classification(category=category, name="", confidence=0.9, rule="test")
+
+
+@pytest.mark.parametrize(
+    ("numeral", "value"),
+    [
+        ("十", 10),
+        ("十五", 15),
+        ("三十", 30),
+        ("三十五", 35),
+        ("两百", 200),
+        ("一百零五", 105),
+        ("一千二百", 1200),
+        ("一万二千", 12000),
+        ("万", 10000),
+        ("40", 40),
+        ("〇", 0),
+    ],
+)
+def test_chinese_number(numeral: str, value: int) -> None:
+    assert chinese_number(numeral) == value
+
+
+@pytest.mark.parametrize(
+    ("text", "persons"),
+    [
+        ("人员聚集，约40人", 40),
+        ("三十多人围在门口", 30),
+        ("十余人在争吵", 10),
+        ("40余人", 40),
+        ("某建筑工地三十余名农民工聚集在项目部门口", 30),
+        ("数十人", 20),
+        ("十几个人", 10),
+        ("上百人聚集", 100),
+        ("5名学生和2位老师", 5),
+        ("702室卫生间漏水至602室", None),
+        ("3号楼前垃圾桶满溢，停水两天", None),
+        ("广场上聚集了很多人", None),
+    ],
+)
+def test_persons_in_text(text: str, persons: int | None) -> None:
+    assert persons_in_text(text) == persons
+
+
+def test_persons_involved_takes_the_larger_of_report_and_text() -> None:
+    assert persons_involved(ev(persons=35, text="三十余名农民工")) == 35
+    assert persons_involved(ev(persons=2, text="约40人")) == 40
+    assert persons_involved(ev(text="无")) is None
+
+
+PRIORITY_CASES = [
+    # (id, event, category, expected priority, a reason that must be recorded)
+    ("routine city management", ev(text="垃圾桶满溢"), "05.03", P3, "category:05.03=P3"),
+    ("fire is P1 by category", ev(text="冒烟"), "07.01", P1, "category:07.01=P1"),
+    (
+        "utilities outage P2 beats jqjb 3 (sample 00051)",
+        ev(Source.POLICE, text="小区停水两天了", source_priority=3),
+        "06.01",
+        P2,
+        "category:06.01=P2",
+    ),
+    ("petition is P4", ev(text="反映拆迁补偿"), "02.01", P4, "category:02.01=P4"),
+    ("land dispute is P4", ev(text="地界不清"), "01.07", P4, "category:01.07=P4"),
+    (
+        "GB/T 28181 priority 1",
+        ev(Source.CAMERA, source_priority=1),
+        "03.06",
+        P1,
+        "alarm_priority:1=P1",
+    ),
+    (
+        "GB/T 28181 priority 2 (intrusion sample)",
+        ev(Source.CAMERA, source_priority=2),
+        "03.06",
+        P2,
+        "alarm_priority:2=P2",
+    ),
+    (
+        "GB/T 28181 priority 4 makes nothing less urgent",
+        ev(Source.CAMERA, source_priority=4),
+        "05.01",
+        P3,
+        "category:05.01=P3",
+    ),
+    ("110 jqjb 1", ev(Source.POLICE, source_priority=1), "05.09", P1, "jqjb:1=P1"),
+    (
+        "110 jqjb 2 + banners (sample 00343)",
+        ev(Source.POLICE, source_priority=2, text="广场上聚集了很多人，有人拉横幅，情绪激动。"),
+        "03.05",
+        P1,
+        "signal:gathering:聚集=P1",
+    ),
+    (
+        "jqjb 4 on a barbecue (sample 00342)",
+        ev(Source.POLICE, source_priority=4, text="楼下烧烤摊深夜噪音大、油烟重"),
+        "05.09",
+        P3,
+        "category:05.09=P3",
+    ),
+    (
+        "crowd of about 40 (camera sample)",
+        ev(Source.CAMERA, source_priority=2, text="人员聚集，约40人"),
+        "03.05",
+        P1,
+        "persons:40>=30=P1",
+    ),
+    ("5-29 persons: at least P2", ev(text="十余人围观"), "05.01", P2, "persons:10>=5=P2"),
+    ("4 persons: nothing", ev(persons=4, text="四人"), "01.02", P3, "category:01.02=P3"),
+    (
+        "可能激化 flag (sample 101)",
+        ev(risk_flags=("可能激化",), persons=2),
+        "01.02",
+        P2,
+        "signal:escalating:可能激化=P2",
+    ),
+    (
+        "涉稳 and 35 persons (sample 104)",
+        ev(persons=35, risk_flags=("涉稳",), text="三十余名农民工聚集讨薪"),
+        "01.05",
+        P1,
+        "persons:35>=30=P1",
+    ),
+    ("weapons word", ev(text="有人持刀威胁"), "01.02", P1, "signal:weapons:持刀=P1"),
+    ("knife", ev(text="拿着刀在楼道里"), "01.02", P1, "signal:weapons:刀=P1"),
+    ("scissors are not a weapon", ev(text="借了剪刀没还"), "01.02", P3, "category:01.02=P3"),
+    ("violence reported", ev(text="两人打架"), "01.02", P1, "signal:violence:打架=P1"),
+    (
+        "collapse word on road damage",
+        ev(text="路面塌陷"),
+        "06.05",
+        P1,
+        "signal:life_danger:塌陷=P1",
+    ),
+    (
+        "110 hazards: injured",
+        ev(Source.POLICE, risk_flags=("injured:2",)),
+        "05.09",
+        P1,
+        "signal:life_danger:injured:2=P1",
+    ),
+    ("reporter hint P1 (sample 103)", ev(severity_hint="P1"), "07.02", P1, "severity_hint=P1"),
+    ("reporter hint P4 is not honoured", ev(severity_hint="P4"), "05.03", P3, "category:05.03=P3"),
+    ("petition with banners", ev(text="拉横幅"), "02.02", P1, "signal:gathering:横幅=P1"),
+]
+
+
+@pytest.mark.parametrize(
+    ("event", "category", "priority", "reason"),
+    [c[1:] for c in PRIORITY_CASES],
+    ids=[c[0] for c in PRIORITY_CASES],
+)
+def test_prioritise_table(event: Event, category: str, priority: Priority, reason: str) -> None:
+    decision = prioritise(event, cls(category), RULES)
+    assert decision.priority is priority
+    assert reason in decision.reasons
+
+
+def test_settled_dispute_stays_p3() -> None:  # sample 105
+    event = ev(
+        persons=2, self_resolved=True, text="张大爷与儿子因赡养问题争吵，经网格员调解双方达成一致。"
+    )
+    assert prioritise(event, classify(event, RULES), RULES).priority is P3
+
+
+@pytest.mark.parametrize(
+    ("category", "earlier", "priority"),
+    [
+        ("05.03", 0, P3),
+        ("05.03", 1, P3),
+        ("05.03", 2, P2),
+        ("05.03", 7, P2),
+        ("02.01", 2, P3),
+        ("07.01", 5, P1),
+    ],
+)
+def test_recurrence_raises_one_step(category: str, earlier: int, priority: Priority) -> None:
+    decision = prioritise(ev(text="x"), cls(category), RULES, recurrences=earlier)
+    assert decision.priority is priority
+    assert any(r.startswith("hot_spot:") for r in decision.reasons) == (earlier >= 2)
+
+
+def test_follow_up_after_police_takes_the_follow_up_priority() -> None:
+    event = ev(Source.POLICE, source_code="200600", source_priority=1, text="丈夫家暴，已出警")
+    decision = prioritise(event, classify(event, RULES), RULES)
+    assert decision.priority is P3
+    assert decision.reasons == ("follow_up:bjlx:200600=P3",)
+
+
+def test_signals_found_reports_the_word_or_flag() -> None:
+    found = signals_found(ev(text="有人拉横幅", risk_flags=("可能激化",)), RULES)
+    assert found == {"gathering": "横幅", "escalating": "可能激化"}
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    category=st.sampled_from(sorted(RULES.categories)),
+    persons=st.one_of(st.none(), st.integers(0, 500)),
+    more=st.integers(0, 500),
+    source_priority=st.one_of(st.none(), st.integers(1, 4)),
+    source=st.sampled_from([Source.GRID, Source.CAMERA]),
+    text=st.text(alphabet="聚集横幅刀打架起火停水激化人十三约40的了", max_size=20),
+    earlier=st.integers(0, 5),
+)
+def test_priority_is_never_below_the_default_and_monotone_in_persons(
+    category: str,
+    persons: int | None,
+    more: int,
+    source_priority: int | None,
+    source: Source,
+    text: str,
+    earlier: int,
+) -> None:
+    base = ev(source, persons=persons, source_priority=source_priority, text=text)
+    decision = prioritise(base, cls(category), RULES, recurrences=earlier)
+    default, _ = RULES.priority.for_category(category)
+    assert decision.priority <= default
+    assert decision.reasons
+    crowd = ev(source, persons=(persons or 0) + more, source_priority=source_priority, text=text)
+    assert (
+        prioritise(crowd, cls(category), RULES, recurrences=earlier).priority <= decision.priority
+    )
+    assert (
+        prioritise(base, cls(category), RULES, recurrences=earlier + 1).priority
+        <= decision.priority
+    )
