@@ -1,0 +1,49 @@
+"""The case engine (steps 3–6 of the closed loop): commands in, events out.
+
+- :func:`decide` ``(state, command, policy, calendar, now) -> list[CaseEvent]``
+- :func:`apply` ``(state, event) -> CaseState`` — the state is the fold of the events
+- :func:`pending_deadlines` / :func:`next_wakeup` — the timers a case needs
+- :func:`department_messages` / :func:`alert_messages` — what the outside must see
+"""
+
+from streams.cases.commands import *  # noqa: F403
+from streams.cases.commands import AnyCommand, Command, Satisfaction, command_decoder
+from streams.cases.events import *  # noqa: F403
+from streams.cases.events import AnyEvent, CaseEvent, event_decoder
+from streams.cases.evolve import apply, fold
+from streams.cases.machine import CasePolicy, decide, load_case_policy, when
+from streams.cases.messages import alert_messages, department_messages
+from streams.cases.state import (
+    Assignment,
+    AssignmentStatus,
+    CaseState,
+    CaseStatus,
+    Deadline,
+    next_wakeup,
+    pending_deadlines,
+)
+
+__all__ = [
+    "AnyCommand",
+    "AnyEvent",
+    "Assignment",
+    "AssignmentStatus",
+    "CaseEvent",
+    "CasePolicy",
+    "CaseState",
+    "CaseStatus",
+    "Command",
+    "Deadline",
+    "Satisfaction",
+    "alert_messages",
+    "apply",
+    "command_decoder",
+    "decide",
+    "department_messages",
+    "event_decoder",
+    "fold",
+    "load_case_policy",
+    "next_wakeup",
+    "pending_deadlines",
+    "when",
+]

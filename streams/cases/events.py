@@ -1,0 +1,274 @@
+"""Events of a case (``cases.events``): the full case log, in order.
+
+Each event names its case, its sequence number in the case (1, 2, 3 …), when
+it was decided (``at``), who caused it (``actor``) and the command it came from.
+Events carry everything needed to evolve the state without the rules or the
+calendar: ``clocks`` are the deadlines the event starts or moves (replacing
+clocks of the same id), ``cleared`` the ones it stops. They encode to JSON with
+a ``"type"`` field; decode with :data:`event_decoder`.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import msgspec
+
+from streams.cases.commands import Satisfaction
+from streams.cases.state import Assignment
+from streams.escalation import EscalationTerms, FanOut, Rung
+from streams.records import Classification, Event, Level, Location, Priority, Role, Routing
+from streams.sla import Budget, Clock, Step, Terms
+
+
+class CaseEvent(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True, tag_field="type"):
+    case_id: str
+    seq: int
+    at: datetime
+    actor: str
+    command_id: str = ""
+    clocks: tuple[Clock, ...] = ()  # deadlines started or moved
+    cleared: tuple[str, ...] = ()  # deadlines stopped (clock ids)
+
+
+def _event(tag: str) -> dict[str, object]:
+    return {"frozen": True, "kw_only": True, "omit_defaults": True, "tag": tag}
+
+
+class CaseOpened(CaseEvent, **_event("case_opened")):
+    event: Event
+    location: Location
+    classification: Classification
+    priority: Priority
+    priority_reasons: tuple[str, ...] = ()
+    routing: Routing
+    level: Level
+    needs_verification: bool = False
+    hot_spot: bool = False
+    terms: Terms
+    escalation_terms: EscalationTerms
+    ladder: tuple[Rung, ...] = ()
+    fan_out: FanOut | None = None
+
+
+class EventLinked(CaseEvent, **_event("event_linked")):
+    event: Event
+
+
+class PriorityChanged(CaseEvent, **_event("priority_changed")):
+    old: Priority
+    new: Priority
+    reason: str
+    hot_spot: bool = False
+    terms: Terms
+    escalation_terms: EscalationTerms
+    fan_out: FanOut | None = None
+
+
+class CaseRegistered(CaseEvent, **_event("case_registered")):
+    note: str = ""
+    classification: Classification | None = None
+    routing: Routing | None = None
+    terms: Terms | None = None  # re-frozen when the category changed
+
+
+class CaseRejected(CaseEvent, **_event("case_rejected")):
+    reason: str
+
+
+class AssignmentDispatched(CaseEvent, **_event("assignment_dispatched")):
+    assignment: Assignment
+
+
+class AssignmentCancelled(CaseEvent, **_event("assignment_cancelled")):
+    assignment_id: str
+    department: str
+    reason: str
+
+
+class AssignmentClaimed(CaseEvent, **_event("assignment_claimed")):
+    assignment_id: str
+    department: str
+
+
+class AssignmentReturned(CaseEvent, **_event("assignment_returned")):
+    assignment_id: str
+    department: str
+    role: Role
+    reason_code: str
+    note: str = ""
+    suggested_department: str | None = None
+    suggested_region: str | None = None
+    lead_returns: int = 0  # lead returns on the case so far, this one included
+
+
+class RulingRequested(CaseEvent, **_event("ruling_requested")):
+    region: str  # the lowest common ancestor that must rule (裁定)
+    level: Level
+    returns: int
+
+
+class RulingMade(CaseEvent, **_event("ruling_made")):
+    region: str
+    lead: str
+    supports: tuple[str, ...] = ()
+    reason: str
+    returned_by: tuple[str, ...] = ()  # departments whose returns were ruled on
+
+
+class ProgressReported(CaseEvent, **_event("progress_reported")):
+    assignment_id: str
+    department: str
+    note: str
+    controlled: bool = False
+
+
+class OnSiteReported(CaseEvent, **_event("on_site_reported")):
+    assignment_id: str
+    department: str
+    note: str = ""
+
+
+class ExtensionRequested(CaseEvent, **_event("extension_requested")):
+    assignment_id: str
+    department: str
+    extra: Budget
+    reason: str
+
+
+class ExtensionApproved(CaseEvent, **_event("extension_approved")):
+    assignment_id: str
+    department: str
+    extra: Budget
+    due: datetime  # the new resolve deadline
+    note: str = ""
+
+
+class ExtensionDenied(CaseEvent, **_event("extension_denied")):
+    assignment_id: str
+    department: str
+    note: str = ""
+
+
+class CaseSuspended(CaseEvent, **_event("case_suspended")):
+    reason: str
+
+
+class CaseResumed(CaseEvent, **_event("case_resumed")):
+    note: str = ""
+    paused_seconds: int = 0  # wall-clock length of the suspension
+
+
+class AssignmentHandled(CaseEvent, **_event("assignment_handled")):
+    assignment_id: str
+    department: str
+    role: Role
+    outcome: str = ""
+    note: str = ""
+
+
+class CaseHandled(CaseEvent, **_event("case_handled")):
+    pass
+
+
+class CheckStarted(CaseEvent, **_event("check_started")):
+    note: str = ""
+
+
+class CaseClosed(CaseEvent, **_event("case_closed")):
+    note: str = ""
+    self_resolved: bool = False  # 就地化解 at the grid
+    overdue: bool = False  # some step ran past its deadline
+
+
+class ReworkOrdered(CaseEvent, **_event("rework_ordered")):
+    reason: str
+
+
+class CaseEvaluated(CaseEvent, **_event("case_evaluated")):
+    result: Satisfaction
+    note: str = ""
+
+
+class CaseReopened(CaseEvent, **_event("case_reopened")):
+    redo: int
+    reason: str
+
+
+class YellowCard(CaseEvent, **_event("yellow_card")):
+    deadline_id: str
+    step: Step
+    assignment_id: str = ""
+    department: str = ""
+    due: datetime  # the deadline it warns of
+
+
+class RedCard(CaseEvent, **_event("red_card")):
+    deadline_id: str
+    step: Step
+    assignment_id: str = ""
+    department: str = ""
+    due: datetime
+
+
+class Supervised(CaseEvent, **_event("supervised")):
+    level: Level
+    region: str
+    reason: str
+
+
+class Escalated(CaseEvent, **_event("escalated")):
+    from_level: Level
+    to_level: Level
+    region: str  # the new coordinating jurisdiction
+    reason: str
+
+
+class Deescalated(CaseEvent, **_event("deescalated")):
+    from_level: Level
+    to_level: Level
+    region: str
+    reason: str
+
+
+AnyEvent = (
+    CaseOpened
+    | EventLinked
+    | PriorityChanged
+    | CaseRegistered
+    | CaseRejected
+    | AssignmentDispatched
+    | AssignmentCancelled
+    | AssignmentClaimed
+    | AssignmentReturned
+    | RulingRequested
+    | RulingMade
+    | ProgressReported
+    | OnSiteReported
+    | ExtensionRequested
+    | ExtensionApproved
+    | ExtensionDenied
+    | CaseSuspended
+    | CaseResumed
+    | AssignmentHandled
+    | CaseHandled
+    | CheckStarted
+    | CaseClosed
+    | ReworkOrdered
+    | CaseEvaluated
+    | CaseReopened
+    | YellowCard
+    | RedCard
+    | Supervised
+    | Escalated
+    | Deescalated
+)
+
+event_decoder = msgspec.json.Decoder(AnyEvent)
+
+__all__ = [
+    name
+    for name, value in list(globals().items())
+    if isinstance(value, type) and issubclass(value, CaseEvent)
+]
+__all__ += ["AnyEvent", "event_decoder"]
