@@ -1,18 +1,40 @@
-"""Entry point of ``gridlink worker``: build the app, register the agents, run."""
+"""Entry point of ``gridlink worker``: load the rules, build the app, run."""
 
 from __future__ import annotations
+
+import logging
 
 import faust
 from faust.worker import Worker
 
-from agents import pipeline
+from agents import cases, intake, triage
 from agents.app import Topics, create_app
 from settings import Settings
+from streams.calendar import CalendarGap, load_calendar
+from streams.cases import load_case_policy
+from streams.reference import load_city
+from streams.triage_rules import load_triage_rules
+
+log = logging.getLogger(__name__)
+
+
+def _calendar_gap(gap: CalendarGap) -> None:
+    log.warning("working-day calendar: %s (falling back to Monday-Friday plus the override "
+                "file)", gap.reason)
 
 
 def build(settings: Settings) -> faust.App:
+    """The worker's Faust app with every agent; rule files are validated here,
+    so a bad rule stops the worker at start with the file and entry named."""
+    city = load_city(settings.reference_dir)
+    triage_rules = load_triage_rules(settings.rules_dir, departments=city.departments)
+    policy = load_case_policy(settings.rules_dir)
+    calendar = load_calendar(settings.rules_dir, on_gap=_calendar_gap)
     app = create_app(settings)
-    pipeline.register(app, Topics(app, settings), settings)
+    topics = Topics(app, settings)
+    intake.register(app, topics, settings, city)
+    triage.register(app, topics, settings, triage_rules)
+    cases.register(app, topics, settings, policy, calendar)
     return app
 
 

@@ -257,7 +257,10 @@ def prune(state: TownshipState, rules: TriageRules, now: datetime) -> TownshipSt
 
 
 def _live_cases(cases: Iterable[OpenCase], rules: TriageRules, n: int) -> tuple[OpenCase, ...]:
-    return tuple(x for x in cases if n - x.last_event_at <= _horizon(x, rules))
+    """Open cases an event at ``n`` or a late one (up to ``lateness_seconds``
+    earlier) may still join."""
+    lateness = rules.correlation.lateness_seconds
+    return tuple(x for x in cases if n - x.last_event_at <= _horizon(x, rules) + lateness)
 
 
 def _remember(

@@ -166,6 +166,7 @@ class CorrelationRules(msgspec.Struct, frozen=True, kw_only=True):
     join_within_family: frozenset[str]
     compatible: tuple[tuple[str, str], ...]
     repeat_alarm_window_seconds: int
+    lateness_seconds: int  # how long past its window an open case is kept for late events
     recurrence_window_seconds: int
     recurrence_threshold: int
     dedup_retention_seconds: int
@@ -670,6 +671,7 @@ def _load_correlation(
         repeat_alarm_window_seconds=f.integer(
             table.get("repeat_alarm_window_seconds"), "correlation.repeat_alarm_window_seconds"
         ),
+        lateness_seconds=f.integer(table.get("lateness_seconds"), "correlation.lateness_seconds"),
         recurrence_window_seconds=86400
         * f.integer(recurrence.get("window_days"), "recurrence.window_days"),
         recurrence_threshold=f.integer(recurrence.get("threshold"), "recurrence.threshold", low=2),

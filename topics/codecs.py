@@ -25,3 +25,19 @@ def decode(data: bytes, type_: type[T]) -> T:
     if decoder is None:
         decoder = _decoders[type_] = msgspec.json.Decoder(type_)
     return decoder.decode(data)
+
+
+_packer = msgspec.msgpack.Encoder()
+_unpackers: dict[Any, msgspec.msgpack.Decoder] = {}
+
+
+def pack(record: Any) -> bytes:
+    """Compact binary form for state tables (their changelogs are internal)."""
+    return _packer.encode(record)
+
+
+def unpack(data: bytes, type_: type[T]) -> T:
+    decoder = _unpackers.get(type_)
+    if decoder is None:
+        decoder = _unpackers[type_] = msgspec.msgpack.Decoder(type_)
+    return decoder.decode(data)

@@ -20,6 +20,7 @@ DEAD_LETTER = "ingest.dead-letter"
 TRIAGE_EVENTS = "triage.events"  # internal: validated events keyed by township
 CASE_COMMANDS = "cases.commands"
 CASE_EVENTS = "cases.events"
+CASE_REPLIES = "cases.replies"  # internal: accepted or rejected, per command
 COMMAND_ALERTS = "command.alerts"
 DEPARTMENT_PREFIX = "dept."
 
@@ -72,6 +73,8 @@ def contract_topics(settings: Settings, department_codes: Iterable[str]) -> list
                   7 * DAY_MS),
         TopicSpec(CASE_COMMANDS, "case_id", "every change asked of a case", p, 30 * DAY_MS),
         TopicSpec(CASE_EVENTS, "case_id", "the full case log, per-case sequence numbers", p, -1),
+        TopicSpec(CASE_REPLIES, "case_id", "each command's answer: accepted, or rejected and why",
+                  p, 7 * DAY_MS),
         TopicSpec(COMMAND_ALERTS, "case_id", "P1 cases, SLA breaches, escalations", 1,
                   30 * DAY_MS),
     ]

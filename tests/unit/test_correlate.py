@@ -265,10 +265,12 @@ def test_recurrence_counts_new_cases_of_grid_and_category_within_30_days() -> No
 def test_prune_drops_stale_cases_old_history_and_expired_ids() -> None:
     _, state = opened(ev("A"), loc(), "03.05", Priority.P1)
     _, _, state = step(state, ev("B", T0 + MIN), loc(), "05.03", Priority.P3)
-    later = prune(state, RULES, T0 + timedelta(hours=2))
-    assert [c.category for c in later.open_cases] == ["05.03"]  # P1 case stale after 30 min
-    assert set(later.seen) == {"grid:A", "grid:B"}  # ids kept 24 h
-    much_later = prune(state, RULES, T0 + timedelta(days=2))
+    kept = prune(state, RULES, T0 + timedelta(hours=2))
+    assert len(kept.open_cases) == 2  # inside the P1 window plus the lateness allowance
+    later = prune(state, RULES, T0 + timedelta(hours=25))
+    assert [c.category for c in later.open_cases] == ["05.03"]  # P1: 30 min + 24 h lateness
+    assert set(kept.seen) == {"grid:A", "grid:B"} and later.seen == {}  # ids kept 24 h
+    much_later = prune(state, RULES, T0 + timedelta(days=3))
     assert much_later.open_cases == () and much_later.seen == {}
     assert len(much_later.history) == 2
     assert prune(state, RULES, T0 + timedelta(days=31)).history == {}
@@ -397,3 +399,13 @@ def test_history_per_grid_and_category_is_bounded() -> None:
         )
     assert len(state.history[f"{GRID_A}|05.03"]) == HISTORY_PER_KEY
     assert recurrences(state, loc(), "05.03", RULES, T0 + timedelta(hours=2)) == HISTORY_PER_KEY
+
+
+def test_a_late_event_still_joins_the_case_of_a_later_one() -> None:
+    """Sources have their own delays: the camera alert (10:00) may arrive after
+    the 110 call (10:01) and an unrelated later event (20:00) were triaged."""
+    _, state = opened(ev("CALL", T0 + MIN), loc(), "03.05", Priority.P1)
+    _, _, state = step(state, ev("OTHER", T0 + timedelta(hours=10)), loc(GRID_B), "05.03",
+                       Priority.P3)
+    match = correlate(ev("CAM", T0), loc(), cls("03.05"), pr(Priority.P1), state, RULES, T0)
+    assert match.kind == "join" and match.case_id == state.open_cases[0].case_id

@@ -1,0 +1,170 @@
+"""The case engine on Kafka: one writer per case, and durable SLA timers.
+
+``cases.commands`` is keyed by case id; the agent that owns a partition is the
+only writer of its cases. For each command it asks the pure engine
+(``streams.cases.decide``), stores the new state in the changelog-backed
+``cases`` table, appends the events to ``cases.events``, tells the departments
+(``dept.<code>``) and the command center (``command.alerts``) what they must
+see, and answers on ``cases.replies``.
+
+Timers: each case's next wake-up sits in a per-partition heap
+(``streams.timers.DeadlineIndex``), rebuilt from the table whenever partitions
+are assigned. When one falls due, the timer task sends ``FireDeadline``
+commands through ``cases.commands`` — the same single writer applies them, so
+a timer never races a department's claim. A fire is idempotent: the engine
+ignores a stale or already-fired deadline.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+
+import faust
+import msgspec
+
+from agents.app import RAW_SCHEMA, Topics
+from agents.clock import wall_clock
+from settings import Settings
+from streams.calendar import WorkCalendar
+from streams.cases import (
+    CasePolicy,
+    CaseState,
+    alert_messages,
+    apply,
+    command_decoder,
+    decide,
+    department_messages,
+    next_wakeup,
+    pending_deadlines,
+)
+from streams.errors import TransitionRejected
+from streams.timers import DeadlineIndex
+from topics import codecs, registry
+from topics.deadletter import dead_letter
+
+log = logging.getLogger(__name__)
+
+TIMER_TICK_SECONDS = 0.02  # longest sleep of the timer task when nothing is due sooner
+REBUILD_CHUNK = 10_000  # cases decoded between yields to the event loop while rebuilding
+
+
+class CaseReply(msgspec.Struct, frozen=True, kw_only=True):
+    """The answer to one command on ``cases.replies``."""
+
+    case_id: str
+    command_id: str
+    accepted: bool
+    reason: str = ""
+    seqs: tuple[int, ...] = ()  # sequence numbers of the events it caused
+    status: str | None = None  # the case's status afterwards
+
+
+@dataclass
+class Timers:
+    """The worker's deadline index and what it knows of partitions."""
+
+    index: DeadlineIndex = field(default_factory=DeadlineIndex)
+    partition_of: dict[bytes, int] = field(default_factory=dict)
+    fired: int = 0
+
+    def track(self, key: bytes, partition: int, state: CaseState | None) -> None:
+        self.partition_of[key] = partition
+        wakeup = next_wakeup(state)
+        self.index.index_case(partition, key.decode(), [] if wakeup is None else [("next", wakeup)])
+
+
+def register(app: faust.App, topics: Topics, settings: Settings, policy: CasePolicy,
+             calendar: WorkCalendar) -> Timers:
+    cases = app.Table("cases", schema=RAW_SCHEMA, partitions=settings.partitions,
+                      help="case state, one entry per case (msgpack CaseState)")
+    commands_topic = topics(registry.CASE_COMMANDS)
+    events_topic = topics(registry.CASE_EVENTS)
+    replies = topics(registry.CASE_REPLIES)
+    alerts = topics(registry.COMMAND_ALERTS)
+    dead_letters = topics(registry.DEAD_LETTER)
+    timers = Timers()
+
+    async def reply(key: bytes, answer: CaseReply) -> None:
+        await replies.send(key=key, value=codecs.encode(answer))
+
+    @app.agent(commands_topic, name="cases")
+    async def case_agent(stream: faust.StreamT) -> None:
+        async for message_event in stream.events():
+            message = message_event.message
+            key: bytes = message.key or b""
+            try:
+                command = command_decoder.decode(message.value or b"")
+                if command.case_id.encode() != key:
+                    raise ValueError(f"the record key {key!r} must be the case id "
+                                     f"{command.case_id!r}")
+            except (msgspec.DecodeError, ValueError) as error:
+                await dead_letters.send(key=key, value=dead_letter(
+                    raw=message.value or b"", key=message.key, topic=message.topic,
+                    partition=message.partition, offset=message.offset,
+                    code="invalid_command", reason=str(error), field=None,
+                    received_at=wall_clock()))
+                continue
+            stored = cases.get(key)
+            state = codecs.unpack(stored, CaseState) if stored else None
+            try:
+                events = decide(state, command, policy, calendar, wall_clock())
+            except TransitionRejected as rejected:
+                await reply(key, CaseReply(case_id=command.case_id, command_id=command.command_id,
+                                           accepted=False, reason=rejected.reason,
+                                           status=state.status if state else None))
+                timers.track(key, message.partition, state)
+                continue
+            for event in events:
+                state = apply(state, event)
+            if events:
+                cases[key] = codecs.pack(state)
+                for event in events:
+                    await events_topic.send(key=key, value=codecs.encode(event))
+                for department, payload in department_messages(state, events):
+                    await topics.department(department).send(key=key,
+                                                              value=codecs.encode(payload))
+                for payload in alert_messages(state, events):
+                    await alerts.send(key=key, value=codecs.encode(payload))
+            timers.track(key, message.partition, state)
+            await reply(key, CaseReply(
+                case_id=command.case_id, command_id=command.command_id, accepted=True,
+                seqs=tuple(e.seq for e in events), status=state.status if state else None))
+
+    @cases.on_recover
+    async def rebuild_deadline_index() -> None:
+        """After (re)assignment: index every owned case's next wake-up."""
+        active = {tp.partition for tp in app.assignor.assigned_actives()
+                  if tp.topic == commands_topic.get_topic_name()}
+        started = wall_clock()
+        timers.index = DeadlineIndex()
+        recovered = getattr(cases.data, "_key_partition", {})
+        for n, (key, raw) in enumerate(list(cases.data.items()), 1):
+            partition = recovered.get(key, timers.partition_of.get(key))
+            if partition in active:
+                timers.track(key, partition, codecs.unpack(raw, CaseState))
+            if n % REBUILD_CHUNK == 0:
+                await asyncio.sleep(0)
+        log.info("deadline index rebuilt: %d cases in %d partitions, %.2f s", len(timers.index),
+                 len(active), (wall_clock() - started).total_seconds())
+
+    @app.task
+    async def fire_due_deadlines() -> None:
+        """Send ``FireDeadline`` for every deadline that has fallen due."""
+        while not app.should_stop:
+            now = wall_clock()
+            for due in timers.index.pop_due(now):
+                stored = cases.get(due.case_id.encode())
+                state = codecs.unpack(stored, CaseState) if stored else None
+                for deadline in pending_deadlines(state):
+                    if deadline.due <= now:
+                        command = deadline.command()
+                        await commands_topic.send(key=due.case_id.encode(),
+                                                  value=codecs.encode(command))
+                        timers.fired += 1
+            next_ts = timers.index.next_due()
+            delay = TIMER_TICK_SECONDS if next_ts is None else next_ts - wall_clock().timestamp()
+            await asyncio.sleep(min(max(delay, 0.0), TIMER_TICK_SECONDS))
+
+    return timers
