@@ -15,11 +15,6 @@ from settings import Settings
 from topics import registry
 
 
-RAW_SCHEMA = faust.Schema(key_type=bytes, value_type=bytes, key_serializer="raw",
-                          value_serializer="raw")
-"""Tables and topics carry bytes; ``topics.codecs`` encodes and decodes them."""
-
-
 @dataclass
 class Topics:
     """Faust handles for every topic the agents use, by contract name."""

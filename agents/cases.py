@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 import faust
 import msgspec
 
-from agents.app import RAW_SCHEMA, Topics
+from agents.app import Topics
 from agents.clock import wall_clock
 from settings import Settings
 from streams.calendar import WorkCalendar
@@ -77,7 +77,7 @@ class Timers:
 
 def register(app: faust.App, topics: Topics, settings: Settings, policy: CasePolicy,
              calendar: WorkCalendar) -> Timers:
-    cases = app.Table("cases", schema=RAW_SCHEMA, partitions=settings.partitions,
+    cases = app.Table("cases", key_type=bytes, value_type=bytes, partitions=settings.partitions,
                       help="case state, one entry per case (msgpack CaseState)")
     commands_topic = topics(registry.CASE_COMMANDS)
     events_topic = topics(registry.CASE_EVENTS)

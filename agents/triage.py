@@ -12,7 +12,7 @@ import logging
 
 import faust
 
-from agents.app import RAW_SCHEMA, Topics
+from agents.app import Topics
 from agents.clock import wall_clock
 from settings import Settings
 from streams.correlate import TownshipState
@@ -29,7 +29,8 @@ EMPTY_STATE = TownshipState()
 def register(app: faust.App, topics: Topics, settings: Settings, rules: TriageRules) -> None:
     states = app.Table(
         "triage-state",
-        schema=RAW_SCHEMA,
+        key_type=bytes,  # bytes in, bytes out: raw changelog, recovered as is
+        value_type=bytes,
         partitions=settings.partitions,
         help="correlation state per township: open cases, recurrence history, seen event ids",
     )

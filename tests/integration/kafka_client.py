@@ -39,8 +39,10 @@ class KafkaTestClient:
              settle: float = 0.0) -> list:
         """Read a contract topic from the beginning.
 
-        Returns once ``count`` records arrived (then waits ``settle`` seconds more
-        for unexpected extras), or after ``timeout`` with what arrived.
+        Without ``count``: everything up to the current end of the topic.
+        With ``count``: returns once ``count`` records arrived (then waits
+        ``settle`` seconds more for unexpected extras), or after ``timeout``
+        with what arrived.
         """
         name = self.settings.topic(topic)
         consumer = KafkaConsumer(bootstrap_servers=self.settings.kafka_bootstrap,
@@ -57,9 +59,12 @@ class KafkaTestClient:
             tps = [TopicPartition(name, p) for p in sorted(partitions)]
             consumer.assign(tps)
             consumer.seek_to_beginning(*tps)
+            ends = consumer.end_offsets(tps) if count is None else {}
             records: list = []
             settle_until: float | None = None
             while time.monotonic() < deadline:
+                if count is None and all(consumer.position(tp) >= ends[tp] for tp in tps):
+                    break
                 for batch in consumer.poll(timeout_ms=200).values():
                     records.extend(batch)
                 if count is not None and len(records) >= count:
@@ -70,6 +75,17 @@ class KafkaTestClient:
             return records
         finally:
             consumer.close()
+
+    def wait_for(self, topic: str, predicate, timeout: float = 30.0):
+        """The first record of ``topic`` (from the beginning) that satisfies
+        ``predicate``, waiting up to ``timeout`` seconds for it."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for record in self.read(topic, timeout=max(deadline - time.monotonic(), 0.5)):
+                if predicate(record):
+                    return record
+            time.sleep(0.2)
+        raise AssertionError(f"no matching record on {topic} within {timeout} s")
 
     def close(self) -> None:
         if self._producer is not None:
