@@ -57,6 +57,7 @@ def create_app(settings: Settings) -> faust.App:
         broker_rebalance_timeout=max(session_timeout * 2, 10.0),
         consumer_auto_offset_reset="earliest",
         producer_acks=-1,
+        producer_max_request_size=registry.DEAD_LETTER_MAX_BYTES,
         web_enabled=False,
         autodiscover=False,
     )

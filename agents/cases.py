@@ -26,6 +26,7 @@ import msgspec
 
 from agents.app import Topics
 from agents.clock import wall_clock
+from observability import metrics
 from settings import Settings
 from streams.calendar import WorkCalendar
 from streams.cases import (
@@ -48,6 +49,8 @@ log = logging.getLogger(__name__)
 
 TIMER_TICK_SECONDS = 0.02  # longest sleep of the timer task when nothing is due sooner
 REBUILD_CHUNK = 10_000  # cases decoded between yields to the event loop while rebuilding
+AUDIT_SECONDS = 5.0  # how often the auditor counts overdue, unfired deadlines
+AUDIT_GRACE_SECONDS = 5.0  # a deadline later than this counts as missed
 
 
 class CaseReply(msgspec.Struct, frozen=True, kw_only=True):
@@ -111,13 +114,16 @@ def register(app: faust.App, topics: Topics, settings: Settings, policy: CasePol
             try:
                 events = decide(state, command, policy, calendar, wall_clock())
             except TransitionRejected as rejected:
+                metrics.CASE_COMMANDS.labels(command.__struct_config__.tag, "rejected").inc()
                 await reply(key, CaseReply(case_id=command.case_id, command_id=command.command_id,
                                            accepted=False, reason=rejected.reason,
                                            status=state.status if state else None))
                 timers.track(key, message.partition, state)
                 continue
+            metrics.CASE_COMMANDS.labels(command.__struct_config__.tag, "applied").inc()
             for event in events:
                 state = apply(state, event)
+                metrics.CASE_EVENTS.labels(event.__struct_config__.tag).inc()
             if events:
                 cases[key] = codecs.pack(state)
                 for event in events:
@@ -163,8 +169,20 @@ def register(app: faust.App, topics: Topics, settings: Settings, policy: CasePol
                         await commands_topic.send(key=due.case_id.encode(),
                                                   value=codecs.encode(command))
                         timers.fired += 1
+                        metrics.DEADLINES_FIRED.inc()
+                        metrics.TIMER_LATENESS.observe((now - deadline.due).total_seconds())
             next_ts = timers.index.next_due()
             delay = TIMER_TICK_SECONDS if next_ts is None else next_ts - wall_clock().timestamp()
             await asyncio.sleep(min(max(delay, 0.0), TIMER_TICK_SECONDS))
+
+    @app.timer(AUDIT_SECONDS)
+    async def audit_deadlines() -> None:
+        """The auditor: deadlines past due and not fired (should stay 0)."""
+        overdue = timers.index.overdue(wall_clock(), AUDIT_GRACE_SECONDS)
+        metrics.OVERDUE_UNFIRED.set(overdue)
+        metrics.DEADLINES_INDEXED.set(len(timers.index))
+        if overdue:
+            log.warning("auditor: %d deadlines are more than %.0f s overdue and not fired",
+                        overdue, AUDIT_GRACE_SECONDS)
 
     return timers

@@ -15,6 +15,7 @@ import faust
 
 from agents.app import Topics
 from agents.clock import SHANGHAI, wall_clock
+from observability import metrics
 from settings import Settings
 from streams.errors import GridLinkError
 from streams.locate import locate
@@ -47,11 +48,14 @@ def register(app: faust.App, topics: Topics, settings: Settings, city: City) -> 
             message = message_event.message
             raw: bytes = message.value if message.value is not None else b""
             ingested_at = datetime.fromtimestamp(message.timestamp, tz=SHANGHAI)
+            source = sources[message.topic]
+            metrics.EVENTS_IN.labels(source).inc()
             try:
-                located = admit(raw, sources[message.topic], city,
+                located = admit(raw, source, city,
                                 max_distance_m=settings.locate_max_distance_m,
                                 ingested_at=ingested_at)
             except GridLinkError as error:
+                metrics.DEAD_LETTERS.labels(source, error.code).inc()
                 log.info("dead letter from %s[%d]@%d: %s %s", message.topic,
                          message.partition, message.offset, error.code, error.reason)
                 await dead_letters.send(key=message.key, value=dead_letter(

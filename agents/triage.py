@@ -14,6 +14,7 @@ import faust
 
 from agents.app import Topics
 from agents.clock import wall_clock
+from observability import metrics
 from settings import Settings
 from streams.correlate import TownshipState
 from streams.opening import case_command
@@ -51,6 +52,10 @@ def register(app: faust.App, topics: Topics, settings: Settings, rules: TriageRu
                                          event_time)
             if new_state is not state:
                 states[key] = codecs.pack(new_state)
+            metrics.TRIAGE_DECISIONS.labels(decision.action).inc()
+            if decision.classification is not None and decision.action == "open":
+                metrics.CLASSIFICATIONS.labels(decision.classification.category,
+                                               decision.classification.rule.split(":")[0]).inc()
             log.debug("triage %s → %s %s", decision.event_id, decision.action, decision.case_id)
             command = case_command(decision, located, now)
             if command is not None:

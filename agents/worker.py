@@ -7,9 +7,11 @@ import logging
 import faust
 from faust.worker import Worker
 
-from agents import cases, intake, triage
+from agents import cases, intake, projection, triage
 from agents.app import Topics, create_app
+from observability import metrics
 from settings import Settings
+from store.service import Store
 from streams.calendar import CalendarGap, load_calendar
 from streams.cases import load_case_policy
 from streams.reference import load_city
@@ -19,6 +21,7 @@ log = logging.getLogger(__name__)
 
 
 def _calendar_gap(gap: CalendarGap) -> None:
+    metrics.CALENDAR_GAPS.labels(str(gap.year)).inc()
     log.warning("working-day calendar: %s (falling back to Monday-Friday plus the override "
                 "file)", gap.reason)
 
@@ -35,11 +38,13 @@ def build(settings: Settings) -> faust.App:
     intake.register(app, topics, settings, city)
     triage.register(app, topics, settings, triage_rules)
     cases.register(app, topics, settings, policy, calendar)
+    projection.register(app, topics, Store.open(settings.database_url, city=city))
     return app
 
 
 def run(settings: Settings) -> None:
     """Run one worker until SIGINT/SIGTERM; several workers share the partitions."""
     app = build(settings)
+    metrics.serve(settings.worker_metrics_port)
     worker = Worker(app, loglevel=settings.log_level, redirect_stdouts=False)
     worker.execute_from_commandline()

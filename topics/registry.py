@@ -28,6 +28,10 @@ INGEST_SOURCES = {GRID_REPORTS: Source.GRID, CAMERA_ALERTS: Source.CAMERA, POLIC
 INGEST_TOPICS = tuple(INGEST_SOURCES)
 
 DAY_MS = 24 * 3600 * 1000
+MIB = 1024 * 1024
+INGEST_MAX_BYTES = 4 * MIB  # larger than GridLink's 1 MiB limit, so oversize input is
+#                             dead-lettered with a reason instead of refused by the broker
+DEAD_LETTER_MAX_BYTES = 16 * MIB  # a dead letter carries the original bytes, base64 too
 
 
 @dataclass(frozen=True)
@@ -40,9 +44,12 @@ class TopicSpec:
     partitions: int
     retention_ms: int | None = None  # None = broker default; -1 = keep forever
     compacted: bool = False
+    max_message_bytes: int | None = None  # None = broker default (1 MiB)
 
     def configs(self) -> dict[str, str]:
         configs: dict[str, str] = {}
+        if self.max_message_bytes is not None:
+            configs["max.message.bytes"] = str(self.max_message_bytes)
         if self.retention_ms is not None:
             configs["retention.ms"] = str(self.retention_ms)
         if self.compacted:
@@ -62,13 +69,14 @@ def contract_topics(settings: Settings, department_codes: Iterable[str]) -> list
     """
     p = settings.partitions
     specs = [
-        TopicSpec(GRID_REPORTS, "report_id", "grid workers' reports (网格员上报), JSON", p, 7 * DAY_MS),
+        TopicSpec(GRID_REPORTS, "report_id", "grid workers' reports (网格员上报), JSON", p, 7 * DAY_MS,
+                  max_message_bytes=INGEST_MAX_BYTES),
         TopicSpec(CAMERA_ALERTS, "alert_id", "video alerts (雪亮), JSON or GB/T 28181 XML", p,
-                  7 * DAY_MS),
+                  7 * DAY_MS, max_message_bytes=INGEST_MAX_BYTES),
         TopicSpec(POLICE_110, "referral_id", "110 social-linkage referrals (110社会联动), JSON", p,
-                  7 * DAY_MS),
+                  7 * DAY_MS, max_message_bytes=INGEST_MAX_BYTES),
         TopicSpec(DEAD_LETTER, "source key", "rejected input with its bytes and a reason", 1,
-                  30 * DAY_MS),
+                  30 * DAY_MS, max_message_bytes=DEAD_LETTER_MAX_BYTES),
         TopicSpec(TRIAGE_EVENTS, "township code", "validated, located events (internal)", p,
                   7 * DAY_MS),
         TopicSpec(CASE_COMMANDS, "case_id", "every change asked of a case", p, 30 * DAY_MS),

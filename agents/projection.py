@@ -1,0 +1,42 @@
+"""The SQL projection, live: ``cases.events`` → the store, in batches.
+
+Writes run in one worker thread so a batch never blocks the event loop (and
+the SLA timers with it); each batch is one transaction, idempotent on
+(case_id, seq), so a redelivered batch after a crash changes nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from concurrent.futures import ThreadPoolExecutor
+
+import faust
+
+from agents.app import Topics
+from observability import metrics
+from store.projector import ProjectionError
+from store.service import Store
+from streams.cases import event_decoder
+from topics import registry
+
+log = logging.getLogger(__name__)
+
+BATCH_SIZE = 500
+BATCH_SECONDS = 0.2
+
+
+def register(app: faust.App, topics: Topics, store: Store) -> None:
+    writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="projection")
+
+    @app.agent(topics(registry.CASE_EVENTS), name="projection")
+    async def projection(stream: faust.StreamT) -> None:
+        async for values in stream.take(BATCH_SIZE, within=BATCH_SECONDS):
+            events = [event_decoder.decode(value) for value in values]
+            try:
+                applied = await asyncio.get_running_loop().run_in_executor(
+                    writer, store.project, events)
+                metrics.PROJECTED_EVENTS.inc(applied)
+            except ProjectionError as error:
+                log.error("projection skipped a batch of %d events: %s", len(events),
+                          error.reason)

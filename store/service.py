@@ -1,0 +1,48 @@
+"""The store as the agents and commands use it: open a database, migrate it,
+and project batches of case events in one transaction each."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import func, select
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from store.db import create_engine, session_factory
+from store.migrate import upgrade
+from store.models import CaseEventRow
+from store.projector import load_reference, project
+from streams.cases import CaseEvent
+from streams.reference import City
+
+
+@dataclass
+class Store:
+    engine: Engine
+    sessions: sessionmaker[Session]
+
+    @classmethod
+    def open(cls, url: str, *, city: City | None = None) -> Store:
+        """Migrate the database at ``url`` to the newest schema and open it;
+        with ``city``, (re)load its departments and regions."""
+        upgrade(url)
+        engine = create_engine(url)
+        store = cls(engine=engine, sessions=session_factory(engine))
+        if city is not None:
+            with store.sessions.begin() as session:
+                load_reference(session, city)
+        return store
+
+    def project(self, events: Sequence[CaseEvent]) -> int:
+        """Apply a batch of events in one transaction; returns how many were new."""
+        with self.sessions.begin() as session:
+            return project(session, events)
+
+    def event_count(self) -> int:
+        with self.sessions() as session:
+            return session.scalar(select(func.count()).select_from(CaseEventRow)) or 0
+
+    def close(self) -> None:
+        self.engine.dispose()
