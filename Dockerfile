@@ -10,6 +10,7 @@ COPY store store
 COPY cli cli
 COPY rules rules
 COPY reference reference
+COPY simulation simulation
 RUN pip install --no-cache-dir '.[postgres]'
 ENV GRIDLINK_KAFKA_BOOTSTRAP=kafka:9092
 CMD ["gridlink", "worker"]

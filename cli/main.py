@@ -139,6 +139,15 @@ def api() -> None:
 
 
 @main.command()
+@click.option("--force", is_flag=True, help="Project over a database that is not empty.")
+def replay(force: bool) -> None:
+    """Rebuild the SQL projection from the start of cases.events."""
+    from cli.replay import replay as run_replay
+
+    run_replay(_settings(), force=force)
+
+
+@main.command()
 def demo() -> None:
     """Everything on embedded defaults: broker, topics, worker, API and sample traffic."""
     from cli import demo as demo_module
@@ -150,6 +159,14 @@ def demo() -> None:
     except LocalKafkaError as exc:
         raise click.ClickException(str(exc)) from None
 
+
+def _register_simulate() -> None:
+    from simulation.cli import simulate
+
+    main.add_command(simulate)
+
+
+_register_simulate()
 
 if __name__ == "__main__":
     main()

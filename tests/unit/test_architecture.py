@@ -11,7 +11,7 @@ from tests.conftest import PROJECT_DIR
 
 FORBIDDEN_IN_CORE = {"faust", "mode", "aiokafka", "kafka", "sqlalchemy", "fastapi", "starlette",
                      "uvicorn", "prometheus_client", "opentelemetry", "settings", "topics",
-                     "agents", "api", "store", "observability", "cli"}
+                     "agents", "api", "store", "observability", "cli", "simulation"}
 
 # package → the project packages it may import (besides itself and streams)
 ALLOWED = {
@@ -21,7 +21,8 @@ ALLOWED = {
     "store": {"settings", "topics", "observability"},
     "agents": {"settings", "topics", "store", "observability"},
     "api": {"settings", "topics", "store", "observability"},
-    "cli": {"settings", "topics", "store", "observability", "agents", "api"},
+    "simulation": {"settings", "topics"},
+    "cli": {"settings", "topics", "store", "observability", "agents", "api", "simulation"},
 }
 PROJECT_PACKAGES = set(ALLOWED) | {"settings"}
 
