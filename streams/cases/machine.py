@@ -856,34 +856,7 @@ def _fire(ctx: _Ctx, c: cmd.FireDeadline) -> None:
     what = f"{clock.step} of {clock.assignment} ({dept})" if a else f"case {clock.step}"
     if clock.step is Step.LADDER:
         _climb(ctx, fired)
-    elif stage is Stage.YELLOW:
-        ctx.emit(
-            ev.YellowCard,
-            deadline_id=clock.id,
-            step=clock.step,
-            assignment_id=clock.assignment,
-            department=dept,
-            due=clock.due,
-            clocks=(fired,),
-        )
-    elif stage is Stage.RED:
-        ctx.emit(
-            ev.RedCard,
-            deadline_id=clock.id,
-            step=clock.step,
-            assignment_id=clock.assignment,
-            department=dept,
-            due=clock.due,
-            clocks=(fired,),
-        )
-        up = level_up(s.level, s.esc.supervise_up)
-        ctx.emit(
-            ev.Supervised,
-            level=up,
-            region=region_at(s.region, up),
-            reason=f"red card (超期): {what} was due {when(clock.due)}",
-        )
-    else:
+    elif stage is Stage.OVER:
         reason = f"take-over (吹哨): {what} overdue since {when(clock.due)}"
         if s.level is Level.CITY:
             ctx.emit(
@@ -895,6 +868,24 @@ def _fire(ctx: _Ctx, c: cmd.FireDeadline) -> None:
             )
         else:
             _move_level(ctx, level_up(s.level), reason, also=(fired,))
+    else:
+        ctx.emit(
+            ev.YellowCard if stage is Stage.YELLOW else ev.RedCard,
+            deadline_id=clock.id,
+            step=clock.step,
+            assignment_id=clock.assignment,
+            department=dept,
+            due=clock.due,
+            clocks=(fired,),
+        )
+        if stage is Stage.RED:
+            up = level_up(s.level, s.esc.supervise_up)
+            ctx.emit(
+                ev.Supervised,
+                level=up,
+                region=region_at(s.region, up),
+                reason=f"red card (超期): {what} was due {when(clock.due)}",
+            )
 
 
 def _climb(ctx: _Ctx, fired: Clock) -> None:

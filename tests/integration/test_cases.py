@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 import time
 import uuid
 from collections import Counter
@@ -13,7 +12,6 @@ from pathlib import Path
 import pytest
 
 from agents.clock import wall_clock
-from settings import SHIPPED_RULES_DIR
 from streams.cases import (
     AssignmentDispatched,
     Check,
@@ -30,6 +28,7 @@ from streams.cases import (
     event_decoder,
 )
 from streams.records import Routing
+from tests.builders import rules_with
 from tests.integration.samples import valid_messages
 from topics import codecs, registry
 
@@ -38,15 +37,8 @@ P1_ACCEPT_SECONDS = 3
 
 def _rules_with_p1_accept(directory: Path, seconds: float) -> Path:
     """A copy of the shipped rules with a P1 accept budget of ``seconds``."""
-    rules = directory / "rules"
-    shutil.copytree(SHIPPED_RULES_DIR, rules)
-    sla = rules / "sla.toml"
-    text = sla.read_text(encoding="utf-8")
-    assert '[priority.P1]  # 特急\naccept = "5m"' in text
-    sla.write_text(text.replace('[priority.P1]  # 特急\naccept = "5m"',
-                                f'[priority.P1]  # 特急\naccept = "{seconds / 60}m"'),
-                   encoding="utf-8")
-    return rules
+    return rules_with(directory, "sla.toml", '[priority.P1]  # 特急\naccept = "5m"',
+                      f'[priority.P1]  # 特急\naccept = "{seconds / 60}m"')
 
 
 @pytest.fixture

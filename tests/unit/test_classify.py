@@ -3,6 +3,8 @@ keywords, fallback; the rule loader's validation of codes and keywords."""
 
 from __future__ import annotations
 
+from tests.builders import rules_with
+
 import shutil
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -271,15 +273,6 @@ def test_every_classification_is_in_the_taxonomy(
 # --------------------------------------------------------------------------- loader
 
 
-def _broken(tmp_path: Path, name: str, old: str, new: str) -> Path:
-    target = tmp_path / "rules"
-    shutil.copytree(RULES_DIR, target)
-    text = (target / name).read_text(encoding="utf-8")
-    assert old in text, f"fixture text not found in {name}: {old!r}"
-    (target / name).write_text(text.replace(old, new, 1), encoding="utf-8")
-    return target
-
-
 @pytest.mark.parametrize(
     ("name", "old", "new", "expected"),
     [
@@ -324,7 +317,7 @@ def test_loader_names_file_and_entry(
     tmp_path: Path, name: str, old: str, new: str, expected: str
 ) -> None:
     with pytest.raises(RulesError) as err:
-        load_triage_rules(_broken(tmp_path, name, old, new))
+        load_triage_rules(rules_with(tmp_path, name, old, new))
     assert name in str(err.value) and expected in str(err.value)
 
 

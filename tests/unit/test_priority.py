@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from tests.builders import cls, ev
+
 from pathlib import Path
-from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -18,27 +18,13 @@ from streams.priority import (
     prioritise,
     signals_found,
 )
-from streams.records import Classification, Event, Priority, Source
+from streams.records import Event, Priority, Source
 from streams.triage_rules import load_triage_rules
 
 RULES = load_triage_rules(Path(__file__).parents[2] / "rules")
-T0 = datetime(2026, 11, 26, 10, 0, tzinfo=timezone(timedelta(hours=8)))
 P1, P2, P3, P4 = Priority.P1, Priority.P2, Priority.P3, Priority.P4
 
 
-def ev(source: Source = Source.GRID, **fields: Any) -> Event:
-    return Event(
-        event_id=f"{source.value}:X",
-        source=source,
-        source_id="X",
-        occurred_at=T0,
-        reported_at=T0,
-        **fields,
-    )
-
-
-def cls(category: str) -> Classification:
-    return Classification(category=category, name="", confidence=0.9, rule="test")
 
 
 @pytest.mark.parametrize(

@@ -3,10 +3,9 @@ self-resolved reports, fallback, entry levels; the routing/triage rule loader.""
 
 from __future__ import annotations
 
-import shutil
-from datetime import datetime, timedelta, timezone
+from tests.builders import cls, ev, rules_with
+
 from pathlib import Path
-from typing import Any
 
 import msgspec
 import pytest
@@ -15,13 +14,12 @@ from hypothesis import strategies as st
 
 from streams.classify import classify
 from streams.errors import RulesError
-from streams.records import Classification, Event, Level, Location, Routing, Source
+from streams.records import Level, Location, Routing, Source
 from streams.route import entry_level, route
 from streams.triage_rules import DOMAIN_DEPARTMENTS, load_triage_rules
 
 RULES_DIR = Path(__file__).parents[2] / "rules"
 RULES = load_triage_rules(RULES_DIR)
-T0 = datetime(2026, 11, 26, 10, 0, tzinfo=timezone(timedelta(hours=8)))
 
 GRID = Location(
     method="grid_code",
@@ -35,19 +33,6 @@ COUNTY = Location(method="region_code", region_code="371503", level=Level.COUNTY
 TOWNSHIP_ONLY = Location(method="region_code", region_code="371502004", level=Level.TOWNSHIP)
 
 
-def ev(source: Source = Source.GRID, **fields: Any) -> Event:
-    return Event(
-        event_id=f"{source.value}:X",
-        source=source,
-        source_id="X",
-        occurred_at=T0,
-        reported_at=T0,
-        **fields,
-    )
-
-
-def cls(category: str) -> Classification:
-    return Classification(category=category, name="", confidence=0.9, rule="test")
 
 
 TABLE = [
@@ -225,15 +210,6 @@ def test_every_dispatched_routing_has_exactly_one_known_lead(
 # --------------------------------------------------------------------------- loader
 
 
-def _broken(tmp_path: Path, name: str, old: str, new: str) -> Path:
-    target = tmp_path / "rules"
-    shutil.copytree(RULES_DIR, target)
-    text = (target / name).read_text(encoding="utf-8")
-    assert old in text, f"fixture text not found in {name}: {old!r}"
-    (target / name).write_text(text.replace(old, new, 1), encoding="utf-8")
-    return target
-
-
 @pytest.mark.parametrize(
     ("name", "old", "new", "expected"),
     [
@@ -297,7 +273,7 @@ def test_loader_names_file_and_entry(
     tmp_path: Path, name: str, old: str, new: str, expected: str
 ) -> None:
     with pytest.raises(RulesError) as err:
-        load_triage_rules(_broken(tmp_path, name, old, new))
+        load_triage_rules(rules_with(tmp_path, name, old, new))
     assert name in str(err.value) and expected in str(err.value)
 
 
