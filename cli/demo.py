@@ -65,7 +65,7 @@ def _interrupt(signum, frame) -> None:
     raise KeyboardInterrupt
 
 
-def run(settings: Settings, local_kafka, create_topics) -> None:
+def run(settings: Settings, local_kafka, create_topics, *, rate: float = 2.0) -> None:
     signal.signal(signal.SIGTERM, _interrupt)  # stop the children on SIGTERM too
     logs = Path("data") / "demo"
     click.echo("1/4 Starting the local Kafka broker …")
@@ -79,9 +79,14 @@ def run(settings: Settings, local_kafka, create_topics) -> None:
         _wait_for(logs / "api.log", "Uvicorn running", children[1], timeout=60)
         click.echo("4/4 Feeding the sample events …")
         sent = feed_samples(settings)
+        if rate > 0:
+            children.append(_spawn(["simulate", "--rate", str(rate), "--duration", "86400",
+                                    "--out", str(logs / "simulated.jsonl"), "--quiet"],
+                                   logs / "simulate.log"))
         base = f"http://{settings.api_host}:{settings.api_port}"
         click.echo(f"""
-GridLink demo is running. {sent} sample events were sent.
+GridLink demo is running. {sent} sample events were sent, and simulated traffic
+follows at {rate:g} messages a second (what was sent: {logs}/simulated.jsonl).
   API:               {base}/docs
   metrics:           {base}/metrics
   department queue:  kcat -b {settings.kafka_bootstrap} -C -t {settings.topic('dept.chengguan')} -e

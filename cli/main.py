@@ -148,14 +148,17 @@ def replay(force: bool) -> None:
 
 
 @main.command()
-def demo() -> None:
+@click.option("--rate", default=2.0, show_default=True,
+              help="Simulated messages a second after the samples (0: samples only).")
+def demo(rate: float) -> None:
     """Everything on embedded defaults: broker, topics, worker, API and sample traffic."""
     from cli import demo as demo_module
     from cli.kafka_local import LocalKafkaError
 
     settings = _settings()
     try:
-        demo_module.run(settings, _local_kafka(settings), lambda: _create_topics(settings))
+        demo_module.run(settings, _local_kafka(settings), lambda: _create_topics(settings),
+                        rate=rate)
     except LocalKafkaError as exc:
         raise click.ClickException(str(exc)) from None
 
