@@ -35,6 +35,14 @@ def ancestor_at(code: str, level: Level) -> str | None:
     return code[: {Level.COUNTY: 6, Level.TOWNSHIP: 9, Level.COMMUNITY: 12, Level.GRID: 15}[level]]
 
 
+def ancestor_or_none(code: str, level: Level) -> str | None:
+    """Like :func:`ancestor_at`, but None for a code that is not a jurisdiction code."""
+    try:
+        return ancestor_at(code, level)
+    except ValueError:
+        return None
+
+
 def parent_of(code: str) -> str | None:
     """One level up; None for a city."""
     own = level_of(code)

@@ -12,7 +12,13 @@ from collections.abc import Callable, Iterable
 from msgspec.structs import replace
 
 from streams.cases import events as ev
-from streams.cases.state import RECENT_COMMANDS, AssignmentStatus, CaseState, CaseStatus
+from streams.cases.state import (
+    RECENT_COMMANDS,
+    SUMMARY_CHARS,
+    AssignmentStatus,
+    CaseState,
+    CaseStatus,
+)
 from streams.records import Role
 
 A = AssignmentStatus
@@ -77,6 +83,12 @@ def _opened(e: ev.CaseOpened) -> CaseState:
         terms=e.terms,
         esc=e.escalation_terms,
         title=(e.event.title or e.event.text)[:60],
+        category_name=e.classification.name,
+        summary=e.event.text[:SUMMARY_CHARS],
+        grid=e.location.grid_code,
+        lon=e.location.lon,
+        lat=e.location.lat,
+        address=(e.event.address or "")[:SUMMARY_CHARS] or None,
         event_ids=(e.event.event_id,),
         routing=e.routing,
         hot_spot=e.hot_spot,

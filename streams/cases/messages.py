@@ -14,6 +14,8 @@ import msgspec
 
 from streams.cases import events as ev
 from streams.cases.state import AssignmentStatus, CaseState
+from streams.jurisdiction import ancestor_or_none
+from streams.records import Level
 
 Payload = dict[str, Any]
 
@@ -25,9 +27,21 @@ def _case(state: CaseState, event: ev.CaseEvent) -> Payload:
         "at": event.at,
         "priority": state.priority.label,
         "category": state.category,
+        "category_name": state.category_name,
         "title": state.title,
         "region": state.region,
         "level": state.level.name.lower(),
+        "level_code": state.region_code,
+    }
+
+
+def _place(state: CaseState) -> Payload:
+    """Where the case is: grid, the jurisdictions above it, coordinates, address."""
+    return {
+        "grid": state.grid,
+        "township": ancestor_or_none(state.region, Level.TOWNSHIP),
+        "county": ancestor_or_none(state.region, Level.COUNTY),
+        "location": {"lon": state.lon, "lat": state.lat, "address": state.address},
     }
 
 
@@ -66,11 +80,16 @@ def department_messages(
                 [a.department],
                 "assignment",
                 e,
+                department=a.department,
                 assignment_id=a.id,
                 role=a.role,
                 ruled=a.ruled,
+                dispatched_at=a.dispatched_at,
                 return_by=a.return_by,
                 deadlines=_deadlines(e, a.id),
+                summary=state.summary,
+                source_event_ids=state.event_ids,
+                **_place(state),
             )
         elif isinstance(e, ev.AssignmentCancelled):
             send([e.department], "cancelled", e, assignment_id=e.assignment_id, reason=e.reason)

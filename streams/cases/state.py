@@ -20,6 +20,7 @@ from streams.records import Level, Priority, Role, Routing
 from streams.sla import Budget, Clock, Stage, Step, Terms
 
 RECENT_COMMANDS = 16  # command ids remembered per case for idempotency
+SUMMARY_CHARS = 140  # of the first event's text, kept for department queues
 
 
 class CaseStatus(StrEnum):
@@ -90,6 +91,12 @@ class CaseState(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     terms: Terms  # SLA budgets frozen on the case
     esc: EscalationTerms  # escalation rules frozen on the case
     title: str = ""
+    category_name: str = ""
+    summary: str = ""  # the first event's text, cut to SUMMARY_CHARS, for department queues
+    grid: str | None = None  # the grid of the first event, when known
+    lon: float | None = None
+    lat: float | None = None
+    address: str | None = None
     event_ids: tuple[str, ...] = ()  # linked inbound events
     routing: Routing | None = None  # routing waiting for dispatch (before 交办)
     assignments: tuple[Assignment, ...] = ()

@@ -67,7 +67,15 @@ def test_valid_samples_open_the_expected_cases_and_reach_their_lead_departments(
             registry.department_topic(expected["lead"]), count=1, timeout=20, settle=1)]
         leads = [m for m in messages if m["case_id"] == case_of[source] and m.get("role") == "lead"]
         assert leads, f"{source}: no lead assignment on dept.{expected['lead']}"
-        assert leads[0]["assignment_id"]
+        lead = leads[0]
+        assert lead["assignment_id"] and lead["department"] == expected["lead"]
+        assert lead["category"] == opened[case_of[source]]["classification"]["category"]
+        assert lead["category_name"] and lead["summary"] and lead["dispatched_at"]
+        assert lead["priority"] in ("P1", "P2", "P3", "P4") and lead["level"]
+        assert opened[case_of[source]]["event"]["event_id"] in lead["source_event_ids"]
+        assert lead["deadlines"]["accept"] and lead["return_by"]
+        if "grid" in expected:
+            assert lead["grid"] == expected["grid"]
 
     # a report settled on the spot is recorded, closed at grid level, never dispatched
     settled = case_of["GR-20261126-000105"]
