@@ -67,6 +67,10 @@ class Settings(BaseSettings):
     # HTTP
     api_host: str = Field("127.0.0.1", description="address the REST API binds")
     api_port: int = Field(8000, ge=1, le=65535, description="REST API, live board and /metrics")
+    users_file: Path | None = Field(
+        None, description="TOML file of the API's users (role, scope, SHA-256 of the API key); "
+        "unset: the API refuses every request but /health and /metrics"
+    )
     worker_metrics_port: int = Field(
         0, ge=0, le=65535, description="a worker's /metrics port (0 = off)"
     )

@@ -44,24 +44,15 @@ from streams.errors import TransitionRejected
 from streams.timers import DeadlineIndex
 from topics import codecs, registry
 from topics.deadletter import dead_letter
+from topics.replies import CaseReply
 
 log = logging.getLogger(__name__)
 
 TIMER_TICK_SECONDS = 0.02  # longest sleep of the timer task when nothing is due sooner
-REBUILD_CHUNK = 10_000  # cases decoded between yields to the event loop while rebuilding
+REBUILD_CHUNK = 1_000  # cases decoded between yields to the event loop while rebuilding
+FIRE_CHUNK = 200  # deadlines sent between yields, so a burst never starves the agents
 AUDIT_SECONDS = 5.0  # how often the auditor counts overdue, unfired deadlines
 AUDIT_GRACE_SECONDS = 5.0  # a deadline later than this counts as missed
-
-
-class CaseReply(msgspec.Struct, frozen=True, kw_only=True):
-    """The answer to one command on ``cases.replies``."""
-
-    case_id: str
-    command_id: str
-    accepted: bool
-    reason: str = ""
-    seqs: tuple[int, ...] = ()  # sequence numbers of the events it caused
-    status: str | None = None  # the case's status afterwards
 
 
 @dataclass
@@ -160,7 +151,9 @@ def register(app: faust.App, topics: Topics, settings: Settings, policy: CasePol
         """Send ``FireDeadline`` for every deadline that has fallen due."""
         while not app.should_stop:
             now = wall_clock()
-            for due in timers.index.pop_due(now):
+            for n, due in enumerate(timers.index.pop_due(now), 1):
+                if n % FIRE_CHUNK == 0:
+                    await asyncio.sleep(0)
                 stored = cases.get(due.case_id.encode())
                 state = codecs.unpack(stored, CaseState) if stored else None
                 for deadline in pending_deadlines(state):

@@ -23,12 +23,24 @@ SAMPLE_FILES = {
 }
 
 
-def _spawn(args: list[str], log: Path) -> subprocess.Popen:
+def _spawn(args: list[str], log: Path, env: dict[str, str] | None = None) -> subprocess.Popen:
     log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("ab") as out:
         return subprocess.Popen([sys.executable, "-m", "cli.main", *args], stdout=out,
                                 stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                env={**os.environ, "PYTHONUNBUFFERED": "1"})
+                                env={**os.environ, "PYTHONUNBUFFERED": "1", **(env or {})})
+
+
+def demo_users(settings: Settings, path: Path) -> dict[str, str]:
+    """A users file for the demo's API: an administrator, a city operator and
+    one desk per department, with fresh keys (returned, shown once)."""
+    from api.auth import write_demo_users
+    from streams.reference import load_city
+
+    city = load_city(settings.reference_dir)
+    return write_demo_users(path, departments=sorted(city.departments),
+                            operator_regions={"op-city": next(
+                                code for code, r in city.regions.items() if r.parent is None)})
 
 
 def _wait_for(log: Path, text: str, proc: subprocess.Popen, timeout: float) -> None:
@@ -73,12 +85,16 @@ def run(settings: Settings, local_kafka, create_topics, *, rate: float = 2.0) ->
     click.echo("2/4 Creating the contract topics …")
     create_topics()
     click.echo("3/4 Starting a worker and the API …")
-    children = [_spawn(["worker"], logs / "worker.log"), _spawn(["api"], logs / "api.log")]
+    users_file = settings.users_file or logs / "users.toml"
+    keys = demo_users(settings, users_file) if settings.users_file is None else {}
+    children = [_spawn(["worker"], logs / "worker.log"),
+                _spawn(["api"], logs / "api.log", {"GRIDLINK_USERS_FILE": str(users_file)})]
     try:
         _wait_for(logs / "worker.log", "Worker]: Ready", children[0], timeout=120)
         _wait_for(logs / "api.log", "Uvicorn running", children[1], timeout=60)
         click.echo("4/4 Feeding the sample events …")
         sent = feed_samples(settings)
+        (logs / "keys.txt").write_text("".join(f"{n} {k}\n" for n, k in keys.items()))
         if rate > 0:
             children.append(_spawn(["simulate", "--rate", str(rate), "--duration", "86400",
                                     "--out", str(logs / "simulated.jsonl"), "--quiet"],
@@ -93,6 +109,9 @@ follows at {rate:g} messages a second (what was sent: {logs}/simulated.jsonl).
   case log:          kcat -b {settings.kafka_bootstrap} -C -t {settings.topic('cases.events')} -e
   dead letters:      kcat -b {settings.kafka_bootstrap} -C -t {settings.topic('ingest.dead-letter')} -e
   logs:              {logs}/worker.log, {logs}/api.log
+  API keys (X-API-Key header; written to {users_file} as digests):
+{chr(10).join(f"    {name:18} {key}" for name, key in list(keys.items())[:4])}
+    … and one "<department>-desk" key per department (all printed to {logs}/keys.txt)
 Press Ctrl-C to stop the worker and the API (the broker keeps running:
 `gridlink kafka down` stops it).""")
         while all(child.poll() is None for child in children):

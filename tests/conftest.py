@@ -2,9 +2,15 @@
 
 from __future__ import annotations
 
+import socket
+import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
+from cli.kafka_local import LocalKafka
+from settings import Settings
 
 TESTS_DIR = Path(__file__).resolve().parent
 CONTRACT_DIR = TESTS_DIR / "data" / "contract"
@@ -20,3 +26,31 @@ def samples_dir() -> Path:
 @pytest.fixture(scope="session")
 def contract_reference_dir() -> Path:
     return CONTRACT_DIR / "reference"
+
+
+# One real Apache Kafka broker for the whole test session, started only when a
+# test asks for it: the same broker `gridlink kafka up` runs (Maven-fetched
+# jars, KRaft, loopback), on free ports in a temporary directory.
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def kafka_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalKafka]:
+    defaults = Settings()
+    broker = LocalKafka(
+        data_dir=tmp_path_factory.mktemp("kafka"),
+        cache_dir=defaults.kafka_cache_dir,
+        port=_free_port(),
+        controller_port=_free_port(),
+        heap="768m",
+    )
+    broker.up(timeout_seconds=120, echo=lambda msg: print(msg, file=sys.stderr))
+    yield broker
+    broker.down(echo=lambda *_: None)
+
+

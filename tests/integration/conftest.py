@@ -9,7 +9,6 @@ never see each other's messages.
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -24,27 +23,6 @@ from settings import Settings
 from tests.integration.kafka_client import KafkaTestClient
 
 pytestmark = pytest.mark.integration
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture(scope="session")
-def kafka_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalKafka]:
-    defaults = Settings()
-    broker = LocalKafka(
-        data_dir=tmp_path_factory.mktemp("kafka"),
-        cache_dir=defaults.kafka_cache_dir,
-        port=_free_port(),
-        controller_port=_free_port(),
-        heap="768m",
-    )
-    broker.up(timeout_seconds=120, echo=lambda msg: print(msg, file=sys.stderr))
-    yield broker
-    broker.down(echo=lambda *_: None)
 
 
 @pytest.fixture

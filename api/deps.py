@@ -1,0 +1,80 @@
+"""Dependencies the routers share: a store session, the caller's scope, and the case or
+assignment a route names, loaded and checked against who is asking (404, then 403)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Annotated
+
+from fastapi import Depends, Path, Query, Request
+from pydantic import Field
+from sqlalchemy.orm import Session
+
+from api import queries
+from api.auth import (
+    CommandCenterUser,
+    CurrentUser,
+    DepartmentUser,
+    Role,
+    User,
+    require_department,
+    require_region,
+)
+from api.errors import Forbidden
+from store.models import AssignmentRow, Case
+
+CaseId = Annotated[str, Path(max_length=64, examples=["C-371502004-20261126-0001"])]
+AssignmentId = Annotated[str, Path(max_length=16, examples=["A1"])]
+Priorities = Annotated[list[Annotated[int, Field(ge=1, le=4)]] | None,
+                       Query(description="priorities, 1 = P1 特急 … 4 = P4 (repeatable)")]
+Limit = Annotated[int, Query(ge=1, le=200, description="page size")]
+Offset = Annotated[int, Query(ge=0, description="rows skipped")]
+
+
+def _session(request: Request) -> Iterator[Session]:
+    with request.app.state.store.sessions() as session:
+        yield session
+
+
+Db = Annotated[Session, Depends(_session)]
+
+
+def scope_of(user: User) -> queries.Scope:
+    if user.role is Role.OPERATOR:
+        return queries.Scope(region=user.region)
+    if user.role is Role.DEPARTMENT:
+        return queries.Scope(department=user.department)
+    return queries.Scope()
+
+
+def _readable_case(case_id: CaseId, user: CurrentUser, db: Db) -> Case:
+    case = queries.get_case(db, case_id)
+    if user.role is Role.DEPARTMENT:
+        if user.department not in queries.case_departments(db, case_id):
+            raise Forbidden(f"case {case_id} has no assignment for department "
+                            f"{user.department}; {user.actor} cannot see it")
+    else:
+        require_region(user, case.region_code, f"case {case_id}")
+    return case
+
+
+def _command_center_case(case_id: CaseId, user: CommandCenterUser, db: Db) -> Case:
+    case = queries.get_case(db, case_id)
+    require_region(user, case.region_code, f"case {case_id}")
+    return case
+
+
+def _department_assignment(case_id: CaseId, assignment_id: AssignmentId, user: DepartmentUser,
+                           db: Db) -> AssignmentRow:
+    assignment = queries.get_assignment(db, case_id, assignment_id)
+    require_department(user, assignment.department,
+                       f"assignment {assignment_id} of case {case_id}")
+    return assignment
+
+
+ReadableCase = Annotated[Case, Depends(_readable_case)]
+CommandCenterCase = Annotated[Case, Depends(_command_center_case)]
+DepartmentAssignment = Annotated[AssignmentRow, Depends(_department_assignment)]
+
+__all__ = ["CommandCenterCase", "Db", "DepartmentAssignment", "Limit", "Offset", "Priorities",
+           "ReadableCase", "scope_of"]
