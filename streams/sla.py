@@ -54,6 +54,9 @@ class Stage(IntFlag):
     OVER = 4  # after the deadline: take-over (吹哨) or the ladder's climb
 
 
+_YELLOW_BIT, _RED_BIT, _OVER_BIT = int(Stage.YELLOW), int(Stage.RED), int(Stage.OVER)
+
+
 class Budget(msgspec.Struct, frozen=True, array_like=True):
     """An amount of time on one clock; ``seconds`` of working time when ``working``."""
 
@@ -161,13 +164,14 @@ class Clock(msgspec.Struct, frozen=True, array_like=True):
         """The stages still to fire, in order; none while paused."""
         if self.paused is not None:
             return []
+        fired = int(self.fired)  # plain int bits: IntFlag arithmetic is ~25x slower here
         out = []
-        for stage, at in (
-            (Stage.YELLOW, self.warn),
-            (Stage.RED, self.due),
-            (Stage.OVER, self.over),
+        for stage, bit, at in (
+            (Stage.YELLOW, _YELLOW_BIT, self.warn),
+            (Stage.RED, _RED_BIT, self.due),
+            (Stage.OVER, _OVER_BIT, self.over),
         ):
-            if at is not None and not self.fired & stage:
+            if at is not None and not fired & bit:
                 out.append((stage, at))
         return out
 
