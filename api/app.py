@@ -16,7 +16,9 @@ from fastapi import FastAPI
 from fastapi.responses import PlainTextResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from api import auth, cases, command_center, departments, errors, intake
+from api import auth, cases, command_center, departments, errors, intake, open311, statistics
+from api.board import BoardFeed
+from api.board import router as board_router
 from api.commands import CommandGateway
 from settings import Settings
 from store.service import Store
@@ -26,13 +28,16 @@ def create_app(settings: Settings, *, gateway: CommandGateway | None = None) -> 
     users = auth.Directory.load(settings.users_file)
     store = Store.open(settings.database_url)
     gateway = gateway or CommandGateway(settings)
+    board_feed = BoardFeed(settings, store)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await gateway.start()
+        await board_feed.start()
         try:
             yield
         finally:
+            await board_feed.stop()
             await gateway.stop()
             store.close()
 
@@ -48,9 +53,13 @@ def create_app(settings: Settings, *, gateway: CommandGateway | None = None) -> 
     app.state.users = users
     app.state.store = store
     app.state.gateway = gateway
+    app.state.board = board_feed
     errors.install(app)
     for module in (departments, command_center, cases, intake):
         app.include_router(module.router)
+    app.include_router(statistics.router)
+    app.include_router(open311.router)
+    app.include_router(board_router)
 
     @app.get("/health", tags=["operations"])
     def health() -> dict[str, str]:
@@ -68,5 +77,12 @@ def create_app(settings: Settings, *, gateway: CommandGateway | None = None) -> 
 def run(settings: Settings) -> None:
     import uvicorn
 
+    from observability import logging as log_setup
+    from observability import tracing
+
+    log_setup.configure(settings)
+    tracing.configure(settings, service="gridlink-api")
+    # JSON mode: uvicorn's loggers propagate to the root handler configured above
+    uvicorn_logging = {"log_config": None} if settings.log_json else {}
     uvicorn.run(create_app(settings), host=settings.api_host, port=settings.api_port,
-                log_level=settings.log_level)
+                log_level=settings.log_level, **uvicorn_logging)

@@ -28,7 +28,7 @@ AssignmentId = Annotated[str, Path(max_length=16, examples=["A1"])]
 Priorities = Annotated[list[Annotated[int, Field(ge=1, le=4)]] | None,
                        Query(description="priorities, 1 = P1 特急 … 4 = P4 (repeatable)")]
 Limit = Annotated[int, Query(ge=1, le=200, description="page size")]
-Offset = Annotated[int, Query(ge=0, description="rows skipped")]
+Offset = Annotated[int, Query(ge=0, le=2**31 - 1, description="rows skipped")]
 
 
 def _session(request: Request) -> Iterator[Session]:

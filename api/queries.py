@@ -32,7 +32,9 @@ from store.models import (
     Case,
     CaseEventRow,
     DeadlineRow,
+    Department,
     EvaluationRow,
+    Region,
     within_region,
 )
 from streams.cases import CaseStatus
@@ -176,3 +178,112 @@ def verification_queue(session: Session, *, scope: Scope, limit: int,
     total, rows = _page(session, query, limit=limit, offset=offset)
     return Page[CaseSummary](items=[CaseSummary.model_validate(row[0]) for row in rows],
                              total=total, limit=limit, offset=offset)
+
+
+# -- reports and their cases (Open311) --------------------------------------------------------
+
+#: the events that carry an inbound report: the first one, and every one linked later
+_REPORT_EVENTS = ("case_opened", "event_linked")
+
+
+def case_of_report(session: Session, report_id: str) -> Case | None:
+    """The case an inbound report (its source id, e.g. a grid report's ``report_id``)
+    opened or was linked to; None while no case holds it."""
+    source_id = CaseEventRow.payload[("event", "source_id")].as_string()
+    return session.scalar(
+        select(Case).join(CaseEventRow, CaseEventRow.case_id == Case.case_id)
+        .where(CaseEventRow.type.in_(_REPORT_EVENTS), source_id == report_id)
+        .order_by(CaseEventRow.seq).limit(1))
+
+
+def list_cases(session: Session, *, scope: Scope, case_ids: Sequence[str] | None = None,
+               categories: Sequence[str] = (), statuses: Sequence[str] = (),
+               opened_from: datetime | None = None, opened_to: datetime | None = None,
+               limit: int) -> list[Case]:
+    """Cases in ``scope``, newest first, by exact case ids and categories if given."""
+    query = select(Case).where(*scope.clauses())
+    if case_ids is not None:
+        query = query.where(Case.case_id.in_(case_ids))
+    if categories:
+        query = query.where(Case.category.in_(categories))
+    if statuses:
+        query = query.where(Case.status.in_(statuses))
+    if opened_from is not None:
+        query = query.where(Case.opened_at >= opened_from)
+    if opened_to is not None:
+        query = query.where(Case.opened_at < opened_to)
+    return list(session.scalars(query.order_by(Case.opened_at.desc(), Case.case_id)
+                                .limit(limit)))
+
+
+@dataclass(frozen=True)
+class CaseFacts:
+    """What the case row does not hold: its first report and place, its lead's name and
+    resolve deadline."""
+
+    first_report: dict[str, Any]  # the ``event`` of ``case_opened``
+    location: dict[str, Any]  # the ``location`` of ``case_opened``
+    lead_department_name: str | None
+    lead_resolve_due_at: datetime | None
+
+
+def case_facts(session: Session, cases: Sequence[Case]) -> dict[str, CaseFacts]:
+    ids = [case.case_id for case in cases]
+    opened = {case_id: payload for case_id, payload in session.execute(
+        select(CaseEventRow.case_id, CaseEventRow.payload)
+        .where(CaseEventRow.case_id.in_(ids), CaseEventRow.type == "case_opened"))}
+    a, d = AssignmentRow, DeadlineRow
+    due = {case_id: due_at for case_id, due_at in session.execute(
+        select(a.case_id, d.due_at)
+        .join(d, and_(d.case_id == a.case_id, d.assignment_id == a.assignment_id))
+        .where(a.case_id.in_(ids), a.role == "lead", a.status != CANCELLED, d.step == "resolve"))}
+    leads = {case.lead_department for case in cases if case.lead_department}
+    names = {code: name for code, name in session.execute(
+        select(Department.code, Department.name_zh).where(Department.code.in_(leads)))}
+    return {case.case_id: CaseFacts(
+        first_report=opened.get(case.case_id, {}).get("event", {}),
+        location=opened.get(case.case_id, {}).get("location", {}),
+        lead_department_name=names.get(case.lead_department or "", case.lead_department),
+        lead_resolve_due_at=due.get(case.case_id)) for case in cases}
+
+
+# -- the live board (api.board) ------------------------------------------------------------
+
+BOARD_CLOSED = (CaseStatus.CLOSED, CaseStatus.EVALUATED, CaseStatus.REJECTED)
+
+
+def board_regions(session: Session, *, scope: Scope, levels: Sequence[int]) -> list[Region]:
+    """Regions of ``levels`` in the caller's jurisdiction (grids carry their centroid)."""
+    query = select(Region).where(Region.level.in_(levels))
+    if scope.region is not None:
+        query = query.where(within_region(Region.code, scope.region))
+    return list(session.scalars(query.order_by(Region.code)))
+
+
+def board_open_cases(session: Session, *, scope: Scope, limit: int) -> list[Case]:
+    """Cases not yet closed, rejected or evaluated, most urgent and oldest first."""
+    query = (select(Case).where(Case.status.not_in(BOARD_CLOSED), *scope.clauses())
+             .order_by(Case.priority, Case.opened_at, Case.case_id).limit(limit))
+    return list(session.scalars(query))
+
+
+def board_department_load(session: Session, *, scope: Scope, now: datetime
+                          ) -> list[tuple[Department, int, int]]:
+    """(department, open assignments, overdue ones) for every department, in the
+    caller's jurisdiction; open = dispatched, accepted or in progress."""
+    a = AssignmentRow
+    late = or_(a.accept_due_at < now, a.resolve_due_at < now)
+    counts = (select(a.department, func.count().label("open"),
+                     func.count().filter(late).label("overdue"))
+              .join(Case, Case.case_id == a.case_id)
+              .where(a.status.in_(("dispatched", "accepted", "in_progress")), *scope.clauses())
+              .group_by(a.department).subquery())
+    rows = session.execute(select(Department, counts.c.open, counts.c.overdue)
+                           .outerjoin(counts, counts.c.department == Department.code)
+                           .order_by(Department.code))
+    return [(department, open_ or 0, overdue or 0) for department, open_, overdue in rows]
+
+
+def case_region(session: Session, case_id: str) -> str | None:
+    """The deepest jurisdiction code of a case, if the projection has it."""
+    return session.scalar(select(Case.region_code).where(Case.case_id == case_id))
