@@ -10,7 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import faust
+from faust.contrib.opentelemetry import setup_opentelemetry
 
+from observability import tracing
 from settings import Settings
 from topics import registry
 
@@ -42,10 +44,11 @@ class Topics:
 
 
 def create_app(settings: Settings) -> faust.App:
-    """A Faust app wired to the broker and tuned for prompt recovery."""
+    """A Faust app wired to the broker and tuned for prompt recovery; with tracing on
+    (:mod:`observability.tracing`), each event an agent processes is a span."""
     brokers = [f"kafka://{server.strip()}" for server in settings.kafka_bootstrap.split(",")]
     session_timeout = settings.session_timeout_seconds
-    return faust.App(
+    app = faust.App(
         settings.app_id,
         broker=brokers,
         store="memory://",
@@ -61,3 +64,6 @@ def create_app(settings: Settings) -> faust.App:
         web_enabled=False,
         autodiscover=False,
     )
+    if tracing.enabled():
+        setup_opentelemetry(app)  # "<topic> process" spans, parented by ``traceparent``
+    return app

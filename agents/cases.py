@@ -26,7 +26,7 @@ import msgspec
 
 from agents.app import Topics
 from agents.clock import wall_clock
-from observability import metrics
+from observability import metrics, tracing
 from settings import Settings
 from streams.calendar import WorkCalendar
 from streams.cases import (
@@ -80,21 +80,22 @@ def register(app: faust.App, topics: Topics, settings: Settings, policy: CasePol
     dead_letters = topics(registry.DEAD_LETTER)
     timers = Timers()
 
-    async def reply(key: bytes, answer: CaseReply) -> None:
-        await replies.send(key=key, value=codecs.encode(answer))
+    async def reply(key: bytes, answer: CaseReply, headers: tracing.KafkaHeaders | None) -> None:
+        await replies.send(key=key, value=codecs.encode(answer), headers=headers)
 
     @app.agent(commands_topic, name="cases")
     async def case_agent(stream: faust.StreamT) -> None:
         async for message_event in stream.events():
             message = message_event.message
             key: bytes = message.key or b""
+            headers = tracing.outgoing_headers()  # every message this command causes joins its trace
             try:
                 command = command_decoder.decode(message.value or b"")
                 if command.case_id.encode() != key:
                     raise ValueError(f"the record key {key!r} must be the case id "
                                      f"{command.case_id!r}")
             except (msgspec.DecodeError, ValueError) as error:
-                await dead_letters.send(key=key, value=dead_letter(
+                await dead_letters.send(key=key, headers=headers, value=dead_letter(
                     raw=message.value or b"", key=message.key, topic=message.topic,
                     partition=message.partition, offset=message.offset,
                     code="invalid_command", reason=str(error), field=None,
@@ -108,7 +109,7 @@ def register(app: faust.App, topics: Topics, settings: Settings, policy: CasePol
                 metrics.CASE_COMMANDS.labels(command.__struct_config__.tag, "rejected").inc()
                 await reply(key, CaseReply(case_id=command.case_id, command_id=command.command_id,
                                            accepted=False, reason=rejected.reason,
-                                           status=state.status if state else None))
+                                           status=state.status if state else None), headers)
                 timers.track(key, message.partition, state)
                 continue
             metrics.CASE_COMMANDS.labels(command.__struct_config__.tag, "applied").inc()
@@ -118,16 +119,17 @@ def register(app: faust.App, topics: Topics, settings: Settings, policy: CasePol
             if events:
                 cases[key] = codecs.pack(state)
                 for event in events:
-                    await events_topic.send(key=key, value=codecs.encode(event))
+                    await events_topic.send(key=key, value=codecs.encode(event), headers=headers)
                 for department, payload in department_messages(state, events):
-                    await topics.department(department).send(key=key,
+                    await topics.department(department).send(key=key, headers=headers,
                                                               value=codecs.encode(payload))
                 for payload in alert_messages(state, events):
-                    await alerts.send(key=key, value=codecs.encode(payload))
+                    await alerts.send(key=key, value=codecs.encode(payload), headers=headers)
             timers.track(key, message.partition, state)
             await reply(key, CaseReply(
                 case_id=command.case_id, command_id=command.command_id, accepted=True,
-                seqs=tuple(e.seq for e in events), status=state.status if state else None))
+                seqs=tuple(e.seq for e in events), status=state.status if state else None),
+                headers)
 
     @cases.on_recover
     async def rebuild_deadline_index() -> None:

@@ -15,7 +15,7 @@ import faust
 
 from agents.app import Topics
 from agents.clock import SHANGHAI, wall_clock
-from observability import metrics
+from observability import metrics, tracing
 from settings import Settings
 from streams.errors import GridLinkError
 from streams.locate import locate
@@ -49,6 +49,7 @@ def register(app: faust.App, topics: Topics, settings: Settings, city: City) -> 
             raw: bytes = message.value if message.value is not None else b""
             ingested_at = datetime.fromtimestamp(message.timestamp, tz=SHANGHAI)
             source = sources[message.topic]
+            headers = tracing.outgoing_headers()
             metrics.EVENTS_IN.labels(source).inc()
             try:
                 located = admit(raw, source, city,
@@ -58,7 +59,7 @@ def register(app: faust.App, topics: Topics, settings: Settings, city: City) -> 
                 metrics.DEAD_LETTERS.labels(source, error.code).inc()
                 log.info("dead letter from %s[%d]@%d: %s %s", message.topic,
                          message.partition, message.offset, error.code, error.reason)
-                await dead_letters.send(key=message.key, value=dead_letter(
+                await dead_letters.send(key=message.key, headers=headers, value=dead_letter(
                     raw=raw, key=message.key, topic=message.topic,
                     partition=message.partition, offset=message.offset,
                     code=error.code, reason=error.reason, field=error.field,
@@ -66,4 +67,4 @@ def register(app: faust.App, topics: Topics, settings: Settings, city: City) -> 
                 ))
                 continue
             await triage_events.send(key=located.partition_key.encode(),
-                                     value=codecs.encode(located))
+                                     value=codecs.encode(located), headers=headers)

@@ -14,7 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 import faust
 
 from agents.app import Topics
-from observability import metrics
+from observability import metrics, tracing
 from store.projector import ProjectionError
 from store.service import Store
 from streams.cases import event_decoder
@@ -31,11 +31,13 @@ def register(app: faust.App, topics: Topics, store: Store) -> None:
 
     @app.agent(topics(registry.CASE_EVENTS), name="projection")
     async def projection(stream: faust.StreamT) -> None:
-        async for values in stream.take(BATCH_SIZE, within=BATCH_SECONDS):
-            events = [event_decoder.decode(value) for value in values]
+        async for batch in stream.take_events(BATCH_SIZE, within=BATCH_SECONDS):
+            events = [event_decoder.decode(event.value) for event in batch]
             try:
-                applied = await asyncio.get_running_loop().run_in_executor(
-                    writer, store.project, events)
+                # traced events get one "projection" span per trace, around the write
+                with tracing.spans_per_trace("projection", (e.headers for e in batch)):
+                    applied = await asyncio.get_running_loop().run_in_executor(
+                        writer, store.project, events)
                 metrics.PROJECTED_EVENTS.inc(applied)
             except ProjectionError as error:
                 log.error("projection skipped a batch of %d events: %s", len(events),

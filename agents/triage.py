@@ -14,7 +14,7 @@ import faust
 
 from agents.app import Topics
 from agents.clock import wall_clock
-from observability import metrics
+from observability import metrics, tracing
 from settings import Settings
 from streams.correlate import TownshipState
 from streams.opening import case_command
@@ -56,7 +56,9 @@ def register(app: faust.App, topics: Topics, settings: Settings, rules: TriageRu
             if decision.classification is not None and decision.action == "open":
                 metrics.CLASSIFICATIONS.labels(decision.classification.category,
                                                decision.classification.rule.split(":")[0]).inc()
-            log.debug("triage %s → %s %s", decision.event_id, decision.action, decision.case_id)
+            log.debug("triage %s → %s %s", decision.event_id, decision.action, decision.case_id,
+                      extra={"case_id": decision.case_id})
             command = case_command(decision, located, now)
             if command is not None:
-                await commands.send(key=command.case_id.encode(), value=codecs.encode(command))
+                await commands.send(key=command.case_id.encode(), value=codecs.encode(command),
+                                    headers=tracing.outgoing_headers())

@@ -9,7 +9,8 @@ from faust.worker import Worker
 
 from agents import cases, intake, projection, triage
 from agents.app import Topics, create_app
-from observability import metrics
+from observability import logging as log_setup
+from observability import metrics, tracing
 from settings import Settings
 from store.service import Store
 from streams.calendar import CalendarGap, load_calendar
@@ -44,7 +45,13 @@ def build(settings: Settings) -> faust.App:
 
 def run(settings: Settings) -> None:
     """Run one worker until SIGINT/SIGTERM; several workers share the partitions."""
+    log_setup.configure(settings)
+    tracing.configure(settings, service="gridlink-worker")  # before build: agents read it
     app = build(settings)
     metrics.serve(settings.worker_metrics_port)
-    worker = Worker(app, loglevel=settings.log_level, redirect_stdouts=False)
+    # Faust sets logging up again when it starts: in JSON mode, hand it ours (and keep its
+    # banner off stdout, so every line stays JSON); in text mode its own format stays.
+    json_logs = {"logging_config": log_setup.logging_config(settings), "quiet": True}
+    worker = Worker(app, loglevel=settings.log_level, redirect_stdouts=False,
+                    **(json_logs if settings.log_json else {}))
     worker.execute_from_commandline()

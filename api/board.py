@@ -1,0 +1,362 @@
+"""The live board (实时态势大屏): open cases on the city's grids, department queues,
+P1 banners and red cards, updated as the case log moves.
+
+- ``GET /board`` — the page (``api/static/board.html``: no external assets; grids
+  drawn as SVG from their centroids).
+- ``GET /board/snapshot?key=…`` — open cases per grid and each department's open
+  and overdue assignments, from the SQL projection.
+- ``GET /board/events?key=…`` — server-sent events: ``case`` (a case opened),
+  ``status`` (a case event, with the status when the event decides it) and
+  ``alert`` (``command.alerts``: serious cases, red cards, supervision, escalation).
+
+The snapshot and the stream show case titles, so they need an operator's or an
+administrator's key; browsers' ``EventSource`` cannot set headers, hence the
+``key`` query parameter (``X-API-Key`` works too). An operator sees its
+jurisdiction only.
+
+One :class:`BoardFeed` per API process reads ``cases.events`` and
+``command.alerts`` from their end (no consumer group) and fans small JSON
+updates out to the connected boards. A board that falls too far behind is
+disconnected; ``EventSource`` reconnects and the page reloads the snapshot.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from importlib import resources
+from typing import Annotated, Any
+
+import msgspec
+from aiokafka import AIOKafkaConsumer
+from aiokafka.errors import KafkaError
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.responses import HTMLResponse, StreamingResponse
+from pydantic import BaseModel, Field
+
+from api import queries
+from api.auth import Role, User, operator_or_admin
+from api.commands import wall_clock
+from api.deps import Db, scope_of
+from api.errors import EngineUnavailable, problem_responses
+from settings import Settings
+from store.service import Store
+from streams.cases import AssignmentDispatched, CaseOpened, PriorityChanged, apply, event_decoder
+from streams.records import Level
+from streams.records import Role as AssignmentRole
+from topics import registry
+
+log = logging.getLogger(__name__)
+
+READY_TIMEOUT_SECONDS = 30.0  # how long a new board waits for the feed to reach the topics' end
+HEARTBEAT_SECONDS = 15.0  # an SSE comment this often keeps proxies from closing the stream
+SUBSCRIBER_BACKLOG = 1_000  # updates queued for one board before it is disconnected
+REGION_CACHE = 20_000  # case id → region, for scoping updates that do not carry it
+SNAPSHOT_CASES = 2_000  # open cases in one snapshot, most urgent first
+RETRY_SECONDS = 2.0
+
+#: statuses an event decides on its own (others depend on the case: ``status`` is null)
+EVENT_STATUS = {
+    "case_registered": "registered",
+    "case_rejected": "rejected",
+    "case_handled": "handled",
+    "check_started": "checking",
+    "case_closed": "closed",
+    "rework_ordered": "rework",
+    "case_evaluated": "evaluated",
+    "case_reopened": "reopened",
+}
+ALERT_FIELDS = ("kind", "case_id", "seq", "at", "priority", "category", "category_name",
+                "title", "region", "level", "department", "step", "due", "reason",
+                "to_level", "from_level", "by_level")
+
+
+# -- updates ------------------------------------------------------------------------------
+
+
+def case_update(value: bytes) -> tuple[str, dict[str, Any]] | None:
+    """The board's view of one ``cases.events`` record: ``("case", …)`` for a case
+    opened, ``("status", …)`` otherwise; ``None`` if undecodable."""
+    try:
+        event = event_decoder.decode(value)
+    except msgspec.DecodeError:
+        return None
+    tag = event.__struct_config__.tag
+    if isinstance(event, CaseOpened):
+        state = apply(None, event)
+        return "case", {
+            "case_id": state.case_id, "seq": event.seq, "at": event.at.isoformat(),
+            "status": str(state.status), "priority": int(state.priority),
+            "category": state.category, "category_name": state.category_name,
+            "title": state.title, "grid": state.grid, "region": state.region,
+            "department": event.routing.lead, "supports": list(event.routing.supports),
+            "lon": state.lon, "lat": state.lat}
+    update: dict[str, Any] = {"case_id": event.case_id, "seq": event.seq,
+                              "at": event.at.isoformat(), "event": tag,
+                              "status": EVENT_STATUS.get(str(tag))}
+    if isinstance(event, AssignmentDispatched):
+        update["department"] = event.assignment.department
+        if event.assignment.role is AssignmentRole.LEAD:
+            update["status"] = "dispatched"
+    elif isinstance(event, PriorityChanged):
+        update["priority"] = int(event.new)
+    elif getattr(event, "department", ""):  # claimed, returned, handled, cards …
+        update["department"] = event.department  # type: ignore[attr-defined]
+    return "status", update
+
+
+def alert_update(value: bytes) -> tuple[str, dict[str, Any]] | None:
+    """The board's view of one ``command.alerts`` record (a P1 case, a red card…)."""
+    try:
+        payload = json.loads(value)
+    except ValueError:
+        return None
+    if not isinstance(payload, dict):
+        return None
+    return "alert", {k: payload[k] for k in ALERT_FIELDS if payload.get(k) not in (None, "")}
+
+
+@dataclass(eq=False)
+class Subscriber:
+    """One connected board: its queue and whose jurisdiction it shows."""
+
+    user: User
+    queue: asyncio.Queue[tuple[str, dict[str, Any]] | None] = field(
+        default_factory=lambda: asyncio.Queue(SUBSCRIBER_BACKLOG))
+
+    def sees(self, region: str | None) -> bool:
+        if self.user.role is Role.ADMINISTRATOR:
+            return True
+        return region is not None and self.user.covers_region(region)
+
+
+class BoardFeed:
+    """Reads ``cases.events`` and ``command.alerts`` from their end and fans out."""
+
+    def __init__(self, settings: Settings, store: Store) -> None:
+        self.settings = settings
+        self.store = store
+        self.ready = asyncio.Event()
+        self._subscribers: set[Subscriber] = set()
+        self._regions: OrderedDict[str, str] = OrderedDict()
+        self._task: asyncio.Task[None] | None = None
+        self._decoders: dict[str, Callable[[bytes], tuple[str, dict[str, Any]] | None]] = {
+            settings.topic(registry.CASE_EVENTS): case_update,
+            settings.topic(registry.COMMAND_ALERTS): alert_update,
+        }
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="board feed")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+        for subscriber in list(self._subscribers):
+            self._disconnect(subscriber)
+
+    def subscribe(self, user: User) -> Subscriber:
+        subscriber = Subscriber(user)
+        self._subscribers.add(subscriber)
+        return subscriber
+
+    def unsubscribe(self, subscriber: Subscriber) -> None:
+        self._subscribers.discard(subscriber)
+
+    async def _run(self) -> None:
+        while True:
+            # subscribed without a group: every partition, positioned at the end
+            consumer = AIOKafkaConsumer(*self._decoders, group_id=None, enable_auto_commit=False,
+                                        auto_offset_reset="latest",
+                                        bootstrap_servers=self.settings.kafka_bootstrap)
+            try:
+                await consumer.start()
+                await self._at_end(consumer)
+                self.ready.set()
+                async for record in consumer:
+                    await self._publish(record.topic, record.value or b"")
+            except KafkaError as error:
+                log.warning("board feed: %s; retrying in %.0f s", error, RETRY_SECONDS)
+            finally:
+                self.ready.clear()
+                await consumer.stop()
+            await asyncio.sleep(RETRY_SECONDS)
+
+    async def _at_end(self, consumer: AIOKafkaConsumer) -> None:
+        """Wait until both topics are assigned, then resolve their end offsets, so that
+        nothing published after ``ready`` is skipped."""
+        while {tp.topic for tp in consumer.assignment()} != set(self._decoders):
+            await asyncio.sleep(0.1)
+        tps = sorted(consumer.assignment())
+        await consumer.seek_to_end(*tps)
+        for tp in tps:
+            await consumer.position(tp)
+
+    async def _publish(self, topic: str, value: bytes) -> None:
+        update = self._decoders[topic](value)
+        if update is None or not self._subscribers:
+            return
+        _, body = update
+        region = await self._region_of(body)
+        for subscriber in list(self._subscribers):
+            if subscriber.sees(region):
+                try:
+                    subscriber.queue.put_nowait(update)
+                except asyncio.QueueFull:  # too far behind: it reconnects and reloads
+                    self._disconnect(subscriber)
+
+    def _disconnect(self, subscriber: Subscriber) -> None:
+        self._subscribers.discard(subscriber)
+        while not subscriber.queue.empty():
+            subscriber.queue.get_nowait()
+        subscriber.queue.put_nowait(None)
+
+    async def _region_of(self, body: dict[str, Any]) -> str | None:
+        case_id = body.get("case_id")
+        region = body.get("region")
+        if case_id is None:
+            return region  # type: ignore[no-any-return]
+        if region is None:
+            region = self._regions.get(case_id)
+        if region is None and any(s.user.role is not Role.ADMINISTRATOR
+                                  for s in self._subscribers):
+            region = await asyncio.to_thread(self._stored_region, case_id)
+        if region is not None:
+            self._regions[case_id] = region
+            self._regions.move_to_end(case_id)
+            if len(self._regions) > REGION_CACHE:
+                self._regions.popitem(last=False)
+        return region  # type: ignore[no-any-return]
+
+    def _stored_region(self, case_id: str) -> str | None:
+        with self.store.sessions() as session:
+            return queries.case_region(session, case_id)
+
+
+# -- routes -------------------------------------------------------------------------------
+
+router = APIRouter(tags=["live board"])
+RESPONSES = problem_responses(401, 403)
+
+
+def board_user(request: Request, key: Annotated[str | None, Query(
+        description="an operator's or administrator's API key (EventSource cannot set "
+                    "headers); X-API-Key works too")] = None) -> User:
+    user = request.app.state.users.authenticate(key or request.headers.get("X-API-Key"))
+    return operator_or_admin(user)
+
+
+BoardUser = Annotated[User, Depends(board_user)]
+
+
+class GridCases(BaseModel):
+    code: str = Field(examples=["371502004001002"])
+    name: str = Field(examples=["化机小区社区第2网格"])
+    lon: float | None
+    lat: float | None
+    open_cases: list[dict[str, Any]] = Field(default_factory=list, description="case_id, title, priority, category, "
+                                             "category_name, status, department, overdue")
+
+
+class DepartmentLoad(BaseModel):
+    code: str = Field(examples=["chengguan"])
+    name_zh: str = Field(examples=["城管/综合执法"])
+    name_en: str = Field(examples=["urban management"])
+    open: int = Field(description="assignments dispatched, accepted or in progress")
+    overdue: int = Field(description="of those, past their accept or resolve deadline")
+
+
+class BoardSnapshot(BaseModel):
+    generated_at: datetime
+    counties: list[dict[str, str]] = Field(description="code and name of each county shown")
+    grids: list[GridCases]
+    other_cases: list[dict[str, Any]] = Field(description="open cases not located to a grid")
+    departments: list[DepartmentLoad]
+
+
+def _case_item(case: Any) -> dict[str, Any]:
+    return {"case_id": case.case_id, "title": case.title, "priority": case.priority,
+            "category": case.category, "category_name": case.category_name,
+            "status": case.status, "department": case.lead_department,
+            "region": case.region_code, "overdue": case.overdue}
+
+
+@router.get("/board", response_class=HTMLResponse, include_in_schema=False)
+def board_page() -> HTMLResponse:
+    """The live board page."""
+    page = resources.files("api").joinpath("static/board.html").read_text(encoding="utf-8")
+    return HTMLResponse(page, headers={"Cache-Control": "no-cache"})
+
+
+@router.get("/board/snapshot", responses=RESPONSES)
+def board_snapshot(user: BoardUser, db: Db) -> BoardSnapshot:
+    """Open cases per grid and each department's open and overdue assignments.
+
+    The board loads this, then follows `GET /board/events?key=…`: server-sent events
+    (`text/event-stream`) named `ready`, `case` (a case opened: case_id, grid, region,
+    priority, category, title, department), `status` (case_id, event, status when the
+    event decides it, department) and `alert` (from `command.alerts`: kind, case_id,
+    priority, title, region, department, step, due), each one JSON object."""
+    scope = scope_of(user)
+    grids = {g.code: GridCases(code=g.code, name=g.name, lon=g.lon, lat=g.lat)
+             for g in queries.board_regions(db, scope=scope, levels=[Level.GRID])}
+    others = []
+    for case in queries.board_open_cases(db, scope=scope, limit=SNAPSHOT_CASES):
+        cell = grids.get(case.grid_code or "")
+        (cell.open_cases if cell is not None else others).append(_case_item(case))
+    counties = [{"code": r.code, "name": r.name}
+                for r in queries.board_regions(db, scope=queries.Scope(), levels=[Level.COUNTY])
+                if any(code.startswith(r.code) for code in grids)]
+    departments = [DepartmentLoad(code=d.code, name_zh=d.name_zh, name_en=d.name_en,
+                                  open=n_open, overdue=n_overdue)
+                   for d, n_open, n_overdue in queries.board_department_load(
+                       db, scope=scope, now=wall_clock())]
+    return BoardSnapshot(generated_at=wall_clock(), counties=counties, grids=list(grids.values()),
+                         other_cases=others, departments=departments)
+
+
+def _sse(kind: str, data: dict[str, Any]) -> str:
+    return f"event: {kind}\ndata: {json.dumps(data, ensure_ascii=False, default=str)}\n\n"
+
+
+# Left out of the OpenAPI document on purpose: an endless text/event-stream is nothing
+# OpenAPI 3.0 can describe, and schema-driven clients and fuzzers would hang reading it.
+@router.get("/board/events", include_in_schema=False)
+async def board_events(request: Request, user: BoardUser) -> StreamingResponse:
+    """Server-sent events for the board (``text/event-stream``): ``ready``, then
+    ``case``, ``status`` and ``alert`` events, each one JSON object."""
+    feed: BoardFeed = request.app.state.board
+    try:
+        await asyncio.wait_for(feed.ready.wait(), READY_TIMEOUT_SECONDS)
+    except TimeoutError:
+        raise EngineUnavailable("the board cannot read cases.events and command.alerts "
+                                "yet") from None
+    subscriber = feed.subscribe(user)
+
+    async def stream() -> AsyncIterator[str]:
+        try:
+            yield "retry: 3000\n" + _sse("ready", {"user": user.actor})
+            while True:
+                try:
+                    update = await asyncio.wait_for(subscriber.queue.get(), HEARTBEAT_SECONDS)
+                except TimeoutError:
+                    yield ": keep-alive\n\n"
+                    continue
+                if update is None:
+                    return
+                yield _sse(*update)
+        finally:
+            feed.unsubscribe(subscriber)
+
+    return StreamingResponse(stream(), media_type="text/event-stream",
+                             headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
+
+
+__all__ = ["BoardFeed", "alert_update", "case_update", "router"]

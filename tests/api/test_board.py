@@ -1,0 +1,203 @@
+"""The live board on a real worker and broker: the page, the snapshot from the store,
+and server-sent events that show a new case within seconds of its report.
+
+The API runs under uvicorn on a free port (server-sent events are an endless
+response, so the in-process test client cannot read them as they come)."""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import socket
+import subprocess
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+import uvicorn
+
+from api.app import create_app
+from settings import Settings
+from tests.api.conftest import eventually
+
+pytestmark = pytest.mark.integration
+
+ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts"
+DONGCHANGFU_GRID = "371502004001003"  # op-dongchangfu's jurisdiction (371502)
+CHIPING_GRID = "371503001001002"  # op-chiping's jurisdiction (371503)
+CASE_WITHIN_SECONDS = 15.0
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def base_url(api_worker, api_settings: Settings, keys: dict[str, str]) -> Iterator[str]:
+    port = _free_port()
+    server = uvicorn.Server(uvicorn.Config(create_app(api_settings), host="127.0.0.1", port=port,
+                                           log_level="warning", lifespan="on"))
+    thread = threading.Thread(target=server.run, name="board api", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 60
+    while not server.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "the API did not start"
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(15)
+
+
+@pytest.fixture(scope="module")
+def http(base_url: str) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=base_url, timeout=30) as client:
+        yield client
+
+
+def _report(sample: str, grid_code: str) -> dict:
+    report = json.loads(sample)
+    report.pop("location", None)
+    report.update(report_id=f"GR-BOARD-{uuid.uuid4().hex[:12]}", grid_code=grid_code)
+    return report
+
+
+def _post_report(http: httpx.Client, key: str, sample: str, grid_code: str) -> None:
+    answer = http.post("/intake/grid-reports", json=_report(sample, grid_code),
+                       headers={"X-API-Key": key})
+    assert answer.status_code == 202, answer.text
+
+
+class EventStream:
+    """Reads one server-sent-events response, event by event."""
+
+    def __init__(self, response: httpx.Response) -> None:
+        self.response = response
+        self._lines = response.iter_lines()
+
+    def next(self) -> tuple[str, dict]:
+        kind, data = "message", []
+        for line in self._lines:
+            if line.startswith("event:"):
+                kind = line.removeprefix("event:").strip()
+            elif line.startswith("data:"):
+                data.append(line.removeprefix("data:").strip())
+            elif not line and data:
+                return kind, json.loads("\n".join(data))
+        raise AssertionError("the event stream ended")
+
+    def first(self, kind: str, match, within: float) -> dict:
+        deadline = time.monotonic() + within
+        while time.monotonic() < deadline:
+            got, data = self.next()
+            if got == kind and match(data):
+                return data
+        raise AssertionError(f"no {kind} event within {within} s")
+
+
+def _open_stream(http: httpx.Client, key: str):
+    return http.stream("GET", "/board/events", params={"key": key},
+                       timeout=httpx.Timeout(30, read=CASE_WITHIN_SECONDS + 5))
+
+
+def test_a_new_case_arrives_on_the_event_stream_within_seconds(http, keys, grid_report_sample):
+    with _open_stream(http, keys["admin"]) as response:
+        assert response.status_code == 200
+        assert response.headers["content-type"].startswith("text/event-stream")
+        events = EventStream(response)
+        assert events.next() == ("ready", {"user": "administrator:admin"})
+
+        started = time.monotonic()
+        _post_report(http, keys["op-dongchangfu"], grid_report_sample, DONGCHANGFU_GRID)
+        case = events.first("case", lambda c: c["grid"] == DONGCHANGFU_GRID,
+                            within=CASE_WITHIN_SECONDS)
+        assert time.monotonic() - started < CASE_WITHIN_SECONDS
+        assert case["department"] == "chengguan"
+        assert case["category"] == "05.03" and case["priority"] in (1, 2, 3, 4)
+        assert case["title"] and case["region"] == DONGCHANGFU_GRID
+        assert case["lon"] and case["lat"]
+
+        dispatched = events.first("status", lambda u: u["case_id"] == case["case_id"]
+                                  and u["event"] == "assignment_dispatched", within=10)
+        assert dispatched["department"] == "chengguan"
+        assert dispatched["status"] == "dispatched"
+
+
+def test_the_snapshot_shows_open_cases_per_grid_and_department_queues(http, keys,
+                                                                     grid_report_sample):
+    admin = {"key": keys["admin"]}
+    _post_report(http, keys["op-dongchangfu"], grid_report_sample, "371502004001004")
+
+    def grid_with_case() -> dict | None:
+        snapshot = http.get("/board/snapshot", params=admin).json()
+        grid = next(g for g in snapshot["grids"] if g["code"] == "371502004001004")
+        return snapshot if any(c["department"] for c in grid["open_cases"]) else None
+
+    snapshot = eventually(grid_with_case, what="the dispatched case in the board snapshot")
+    grid = next(g for g in snapshot["grids"] if g["code"] == "371502004001004")
+    assert grid["name"] and grid["lon"] and grid["lat"]
+    [case] = grid["open_cases"]
+    assert case["department"] == "chengguan" and case["category"] == "05.03"
+    assert {"case_id", "title", "priority", "status", "overdue"} <= set(case)
+    departments = {d["code"]: d for d in snapshot["departments"]}
+    assert departments["chengguan"]["open"] >= 1
+    assert departments["chengguan"]["name_zh"] and departments["chengguan"]["name_en"]
+    assert all(d["overdue"] <= d["open"] for d in departments.values())
+    assert {c["code"] for c in snapshot["counties"]} >= {"371502", "371503"}
+
+    chiping = http.get("/board/snapshot", params={"key": keys["op-chiping"]}).json()
+    assert chiping["grids"] and all(g["code"].startswith("371503") for g in chiping["grids"])
+    assert [c["code"] for c in chiping["counties"]] == ["371503"]
+
+
+def test_an_operator_s_stream_shows_its_jurisdiction_only(http, keys, grid_report_sample):
+    with _open_stream(http, keys["op-chiping"]) as response:
+        events = EventStream(response)
+        assert events.next()[0] == "ready"
+        _post_report(http, keys["admin"], grid_report_sample, "371502004001001")  # not theirs
+        time.sleep(1.0)
+        _post_report(http, keys["admin"], grid_report_sample, CHIPING_GRID)
+        case = events.first("case", lambda c: True, within=CASE_WITHIN_SECONDS)
+        assert case["grid"] == CHIPING_GRID  # the 371502 case, earlier, was not sent
+
+
+def test_the_board_needs_an_operator_or_administrator_key(http, keys):
+    assert http.get("/board/snapshot").status_code == 401
+    assert http.get("/board/snapshot", params={"key": "wrong"}).status_code == 401
+    assert http.get("/board/events", params={"key": keys["chengguan-desk"]}).status_code == 403
+    assert http.get("/board/snapshot",
+                    headers={"X-API-Key": keys["op-dongchangfu"]}).status_code == 200
+
+
+def test_the_page_is_self_contained(http):
+    page = http.get("/board")
+    assert page.status_code == 200
+    assert page.headers["content-type"].startswith("text/html")
+    html = page.text
+    assert "综治中心" in html and "Live Board" in html
+    assert "/board/events" in html and "/board/snapshot" in html
+    # no CDN, no map tiles: nothing is fetched from another origin
+    assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//""", html)
+    assert not re.search(r"""(fetch|EventSource|url)\(\s*["'](https?:)?//""", html)
+
+
+def test_screenshot_of_the_board(http, base_url, keys, grid_report_sample):
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium is None:
+        pytest.skip("Debian's chromium is not installed (apt-get install chromium): "
+                    "no headless screenshot of the board")
+    _post_report(http, keys["op-dongchangfu"], grid_report_sample, "371502004001002")
+    ARTIFACTS.mkdir(exist_ok=True)
+    target = ARTIFACTS / "board.png"
+    target.unlink(missing_ok=True)
+    subprocess.run([chromium, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
+                    "--window-size=1600,1000", "--virtual-time-budget=8000",
+                    f"--screenshot={target}", f"{base_url}/board?key={keys['admin']}"],
+                   check=True, capture_output=True, timeout=120)
+    assert target.exists() and target.stat().st_size > 10_000
