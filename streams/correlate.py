@@ -41,9 +41,16 @@ LOCAL = timezone(timedelta(hours=8))  # case ids carry the local (+08:00) date
 SWEEP_SECONDS = 600  # record() sweeps the whole history at most this often
 HISTORY_PER_KEY = 32  # newest occurrences kept per grid and category (counts saturate here)
 
+_NONE: frozenset[str] = frozenset()
 
-class OpenCase(msgspec.Struct, frozen=True, array_like=True):
-    """What correlation needs to know of one open case (a few dozen bytes encoded)."""
+
+class OpenCase(msgspec.Struct, frozen=True, array_like=True, gc=False):
+    """What correlation needs to know of one open case (a few dozen bytes encoded).
+
+    ``gc=False``: hundreds are decoded per event and none can be part of a
+    reference cycle (strings, numbers, a tuple of strings, a dict of ints), so
+    the garbage collector need not track them. The encoding is unchanged.
+    """
 
     case_id: str
     category: str
@@ -57,8 +64,11 @@ class OpenCase(msgspec.Struct, frozen=True, array_like=True):
     alarms: dict[str, int] = {}  # "device|alarm type" → epoch seconds of the last alarm
 
 
-class TownshipState(msgspec.Struct, frozen=True):
-    """Correlation state of one township (乡镇/街道), persisted by the caller."""
+class TownshipState(msgspec.Struct, frozen=True, gc=False):
+    """Correlation state of one township (乡镇/街道), persisted by the caller.
+
+    (Not tracked by the garbage collector, as ``OpenCase``: it holds no cycles.)
+    """
 
     open_cases: tuple[OpenCase, ...] = ()
     history: dict[str, tuple[int, ...]] = {}  # "grid|category" → event times of new cases
@@ -123,27 +133,45 @@ def correlate(
         return Match(kind="duplicate", case_id=seen[1], reason="seen")
     c = rules.correlation
     t = _epoch(event.occurred_at)
+    cases = state.open_cases
     key = alarm_key(event)
     if key is not None:
-        for case in state.open_cases:
-            last = case.alarms.get(key)
-            if last is not None and abs(t - last) <= c.repeat_alarm_window_seconds:
-                return Match(kind="repeat", case_id=case.case_id, reason=f"alarm:{key}")
+        repeat_window = c.repeat_alarm_window_seconds
+        for case in cases:
+            if case.alarms:
+                last = case.alarms.get(key)
+                if last is not None and abs(t - last) <= repeat_window:
+                    return Match(kind="repeat", case_id=case.case_id, reason=f"alarm:{key}")
     if event.linked_call_no:
-        for case in state.open_cases:
+        for case in cases:
             if event.linked_call_no in case.call_nos:
                 return Match(
                     kind="linked", case_id=case.case_id, reason=f"gljjdbh:{event.linked_call_no}"
                 )
+    category = classification.category
+    # Only cases of a compatible category, in their order (so the ranking and
+    # its ties are as over all cases): one set lookup in the precomputed table
+    # per case; a case whose category is outside the taxonomy (rules changed
+    # since it opened) is checked by the definition below.
+    row = c.compatible_with.get(category)
+    known = c.categories if row is not None else _NONE
+    row = row or _NONE
+    candidates = [x for x in cases if x.category in row or x.category not in known]
+    # the join window by case priority, for this event's priority
+    p = priority.priority
+    windows = {q: c.window_seconds.get(min(q, p)) for q in c.window_seconds}
+    grid = location.grid_code
     lon, lat = _coordinates(event, location)
     best: tuple[tuple[int, float, int, int], OpenCase, str] | None = None
-    for case in state.open_cases:
-        if not c.compatible_categories(case.category, classification.category):
+    for case in candidates:
+        if case.category not in known and not c.compatible_categories(case.category, category):
             continue
-        window = c.window_seconds[min(case.priority, priority.priority)]
+        window = windows.get(case.priority)
+        if window is None:  # a priority outside window_seconds: looked up directly
+            window = c.window_seconds[min(case.priority, p)]
         if not case.opened_at - window <= t <= case.last_event_at + window:
             continue
-        if location.grid_code is not None and location.grid_code == case.grid_code:
+        if grid is not None and grid == case.grid_code:
             rank, reason = (0, 0.0, case.priority, -case.last_event_at), "same_grid"
         else:
             metres = _distance_m(lon, lat, case.lon, case.lat)
@@ -189,7 +217,7 @@ def record(
         raise ValueError("record: a new case needs its case_id")
     c = rules.correlation
     n, t = _epoch(now), _epoch(event.occurred_at)
-    cases = list(state.open_cases)
+    cases = state.open_cases
     history = state.history
     if match.kind == "new":
         if location.grid_code is not None:
@@ -199,7 +227,8 @@ def record(
             history = {**history, key: (*kept, t)}
         if joinable:
             lon, lat = _coordinates(event, location)
-            cases.append(
+            cases = (
+                *cases,
                 _add_event(
                     OpenCase(
                         case_id=target,
@@ -214,19 +243,24 @@ def record(
                     event,
                     priority,
                     t,
-                )
+                ),
             )
     else:
-        cases = [_add_event(x, event, priority, t) if x.case_id == target else x for x in cases]
+        cases = tuple(
+            [_add_event(x, event, priority, t) if x.case_id == target else x for x in cases]
+        )
     seen = _remember(state.seen, event.event_id, (n, target), c.dedup_max_ids)
-    updated = TownshipState(
-        open_cases=tuple(cases), history=history, seen=seen, swept_at=state.swept_at
-    )
     if n - state.swept_at >= SWEEP_SECONDS:
+        updated = TownshipState(
+            open_cases=cases, history=history, seen=seen, swept_at=state.swept_at
+        )
         return prune(updated, rules, now)
     # between sweeps only the cheap parts: open cases, and ids from the old end
-    return msgspec.structs.replace(
-        updated, open_cases=_live_cases(updated.open_cases, rules, n), seen=_expire(seen, c, n)
+    return TownshipState(
+        open_cases=_live_cases(cases, rules, n),
+        history=history,
+        seen=_expire(seen, c, n),
+        swept_at=state.swept_at,
     )
 
 
@@ -243,11 +277,15 @@ def prune(state: TownshipState, rules: TriageRules, now: datetime) -> TownshipSt
     since = n - c.recurrence_window_seconds
     history = {}
     for key, times in state.history.items():
-        kept = tuple(t for t in times if t > since)
+        if times and min(times) > since:  # all kept: the same tuple
+            history[key] = tuple(times)
+            continue
+        kept = tuple([t for t in times if t > since])
         if kept:
             history[key] = kept
-    seen = {k: v for k, v in state.seen.items() if n - v[0] <= c.dedup_retention_seconds}
-    seen = dict(islice(seen.items(), max(0, len(seen) - c.dedup_max_ids), None))
+    seen = _unexpired(state.seen, c, n)
+    if len(seen) > c.dedup_max_ids:
+        seen = dict(islice(seen.items(), len(seen) - c.dedup_max_ids, None))
     return TownshipState(
         open_cases=_live_cases(state.open_cases, rules, n),
         history=history,
@@ -258,9 +296,17 @@ def prune(state: TownshipState, rules: TriageRules, now: datetime) -> TownshipSt
 
 def _live_cases(cases: Iterable[OpenCase], rules: TriageRules, n: int) -> tuple[OpenCase, ...]:
     """Open cases an event at ``n`` or a late one (up to ``lateness_seconds``
-    earlier) may still join."""
-    lateness = rules.correlation.lateness_seconds
-    return tuple(x for x in cases if n - x.last_event_at <= _horizon(x, rules) + lateness)
+    earlier) may still join: those whose latest event is within their horizon
+    (the window of their priority; at least the repeat-alarm window for a case
+    with camera alarms) plus the lateness allowance of ``n``."""
+    c = rules.correlation
+    lateness, repeat_window = c.lateness_seconds, c.repeat_alarm_window_seconds
+    # horizon + lateness by priority, without and with camera alarms
+    plain = {q: w + lateness for q, w in c.window_seconds.items()}
+    alarmed = {q: max(w, repeat_window) + lateness for q, w in c.window_seconds.items()}
+    return tuple(
+        [x for x in cases if n - x.last_event_at <= (alarmed if x.alarms else plain)[x.priority]]
+    )
 
 
 def _remember(
@@ -281,14 +327,16 @@ def _expire(
 ) -> dict[str, tuple[int, str]]:
     """``seen`` without expired ids; O(1) when the oldest has not expired."""
     if seen and n - next(iter(seen.values()))[0] > c.dedup_retention_seconds:
-        return {k: v for k, v in seen.items() if n - v[0] <= c.dedup_retention_seconds}
+        return _unexpired(seen, c, n)
     return seen
 
 
-def _horizon(case: OpenCase, rules: TriageRules) -> int:
-    c = rules.correlation
-    window = c.window_seconds[case.priority]
-    return max(window, c.repeat_alarm_window_seconds) if case.alarms else window
+def _unexpired(
+    seen: dict[str, tuple[int, str]], c: CorrelationRules, n: int
+) -> dict[str, tuple[int, str]]:
+    """The ids of ``seen`` (in order) with ``n - seen_at <= dedup_retention_seconds``."""
+    retention = c.dedup_retention_seconds
+    return {k: v for k, v in seen.items() if n - v[0] <= retention}
 
 
 def _add_event(case: OpenCase, event: Event, priority: PriorityDecision, t: int) -> OpenCase:

@@ -21,6 +21,7 @@ from __future__ import annotations
 import re
 import tomllib
 from collections.abc import Iterable, Mapping
+from functools import cached_property
 from itertools import pairwise
 from pathlib import Path
 from typing import Any, NoReturn
@@ -160,7 +161,7 @@ class EscalationRules(msgspec.Struct, frozen=True, kw_only=True):
     township_from_persons: int
 
 
-class CorrelationRules(msgspec.Struct, frozen=True, kw_only=True):
+class CorrelationRules(msgspec.Struct, frozen=True, kw_only=True, dict=True):
     radius_m: float
     window_seconds: dict[int, int]  # priority value (1 = P1) → join window
     join_within_family: frozenset[str]
@@ -171,15 +172,59 @@ class CorrelationRules(msgspec.Struct, frozen=True, kw_only=True):
     recurrence_threshold: int
     dedup_retention_seconds: int
     dedup_max_ids: int
+    # the taxonomy's category codes: compatibility among them is expanded once
+    # (``compatible_with``); codes outside it are checked by the definition
+    categories: frozenset[str] = frozenset()
+
+    def __post_init__(self) -> None:
+        # expand at load (and on every replace/decode, so it never goes stale)
+        self.compatible_with  # noqa: B018
+
+    @cached_property
+    def compatible_with(self) -> dict[str, frozenset[str]]:
+        """Category → the categories of the taxonomy compatible with it (itself included).
+
+        Derived from ``join_within_family`` and ``compatible`` over ``categories``;
+        not a field (not encoded, not compared)."""
+        return expand_compatibility(self.categories, self.join_within_family, self.compatible)
 
     def compatible_categories(self, a: str, b: str) -> bool:
         """True when events of categories ``a`` and ``b`` may be one incident."""
-        if a == b or (a[:2] == b[:2] and a[:2] in self.join_within_family):
-            return True
-        for x, y in self.compatible:
-            if (_covers(x, a) and _covers(y, b)) or (_covers(x, b) and _covers(y, a)):
+        row = self.compatible_with.get(a)
+        if row is not None:
+            if b in row:
                 return True
-        return False
+            if b in self.categories:
+                return False
+        return compatible_by_definition(a, b, self.join_within_family, self.compatible)
+
+
+def compatible_by_definition(
+    a: str, b: str, join_within_family: frozenset[str], compatible: Iterable[tuple[str, str]]
+) -> bool:
+    """Compatibility of two category codes as ``triage.toml`` [correlation] defines it:
+    the same category; the same family, for families in ``join_within_family``; or
+    a listed pair, either way round, each side a category or a whole family."""
+    if a == b or (a[:2] == b[:2] and a[:2] in join_within_family):
+        return True
+    for x, y in compatible:
+        if (_covers(x, a) and _covers(y, b)) or (_covers(x, b) and _covers(y, a)):
+            return True
+    return False
+
+
+def expand_compatibility(
+    categories: Iterable[str],
+    join_within_family: frozenset[str],
+    compatible: Iterable[tuple[str, str]],
+) -> dict[str, frozenset[str]]:
+    """Every category → the frozenset of ``categories`` compatible with it."""
+    codes = sorted(set(categories))
+    pairs = tuple(compatible)
+    return {
+        a: frozenset(b for b in codes if compatible_by_definition(a, b, join_within_family, pairs))
+        for a in codes
+    }
 
 
 class TriageRules(msgspec.Struct, frozen=True, kw_only=True):
@@ -679,4 +724,5 @@ def _load_correlation(
             dedup.get("retention_seconds"), "dedup.retention_seconds"
         ),
         dedup_max_ids=f.integer(dedup.get("max_ids"), "dedup.max_ids"),
+        categories=frozenset(categories),
     )

@@ -15,7 +15,9 @@ from hypothesis import strategies as st
 from streams.correlate import (
     HISTORY_PER_KEY,
     Match,
+    OpenCase,
     TownshipState,
+    _distance_m,
     correlate,
     forget_case,
     new_case_id,
@@ -409,3 +411,183 @@ def test_a_late_event_still_joins_the_case_of_a_later_one() -> None:
                        Priority.P3)
     match = correlate(ev("CAM", T0), loc(), cls("03.05"), pr(Priority.P1), state, RULES, T0)
     assert match.kind == "join" and match.case_id == state.open_cases[0].case_id
+
+
+def _reference_join(
+    event: Event,
+    location: Location,
+    category: str,
+    priority: Priority,
+    state: TownshipState,
+) -> tuple[str | None, str]:
+    """The join step as first written: every open case, category by the definition."""
+    c = RULES.correlation
+
+    def covers(pattern: str, code: str) -> bool:
+        return code == pattern or (len(pattern) == 2 and code[:2] == pattern)
+
+    def compatible(a: str, b: str) -> bool:
+        if a == b or (a[:2] == b[:2] and a[:2] in c.join_within_family):
+            return True
+        return any(
+            (covers(x, a) and covers(y, b)) or (covers(x, b) and covers(y, a))
+            for x, y in c.compatible
+        )
+
+    t = int(event.occurred_at.timestamp())
+    lon, lat = location.lon, location.lat
+    best: tuple[tuple[int, float, int, int], str, str] | None = None
+    for case in state.open_cases:
+        if not compatible(case.category, category):
+            continue
+        window = c.window_seconds[min(case.priority, priority)]
+        if not case.opened_at - window <= t <= case.last_event_at + window:
+            continue
+        if location.grid_code is not None and location.grid_code == case.grid_code:
+            rank, reason = (0, 0.0, case.priority, -case.last_event_at), "same_grid"
+        else:
+            metres = _distance_m(lon, lat, case.lon, case.lat)
+            if metres is None or metres > c.radius_m:
+                continue
+            rank, reason = (
+                (1, metres, case.priority, -case.last_event_at),
+                f"distance:{metres:.0f}m",
+            )
+        if best is None or rank < best[0]:
+            best = (rank, case.case_id, reason)
+    return (best[1], best[2]) if best is not None else (None, "")
+
+
+_CASE_CATEGORIES = [
+    "03.05",
+    "03.01",
+    "02.01",
+    "01.05",
+    "01.99",
+    "01.02",
+    "05.03",
+    "05.01",
+    "07.01",
+    "05.09",
+    "06.02",
+    "05.77",
+    "99.01",
+]  # the last two: not in taxonomy
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    cases=st.lists(
+        st.tuples(
+            st.sampled_from(_CASE_CATEGORIES),
+            st.sampled_from(list(Priority)),
+            st.sampled_from([GRID_A, GRID_B, None]),
+            st.integers(-40, 40),  # metres east of the event, in 10 m steps
+            st.integers(-2 * 86400, 3600),  # opened, seconds from T0
+            st.integers(0, 2 * 86400),  # then active for
+        ),
+        max_size=40,
+    ),
+    category=st.sampled_from(_CASE_CATEGORIES),
+    priority=st.sampled_from(list(Priority)),
+    grid=st.sampled_from([GRID_A, GRID_B, None]),
+)
+def test_join_matches_a_scan_of_every_case_by_the_definition(
+    cases: list[tuple[str, Priority, str | None, int, int, int]],
+    category: str,
+    priority: Priority,
+    grid: str | None,
+) -> None:
+    """The join over the precomputed compatibility and the pre-filtered cases picks
+    the very case (and reason) a scan of every case by the definition picks."""
+    t0 = int(T0.timestamp())
+    state = TownshipState(
+        open_cases=tuple(
+            OpenCase(
+                case_id=f"C{i}",
+                category=cat,
+                priority=int(prio),
+                grid_code=case_grid,
+                lon=115.9915 + east * 10 / 89_500,  # ≈ 89.5 km per degree at 36.5° N
+                lat=36.456,
+                opened_at=t0 + opened,
+                last_event_at=t0 + opened + active,
+            )
+            for i, (cat, prio, case_grid, east, opened, active) in enumerate(cases)
+        )
+    )
+    where = Location(
+        method="grid_code" if grid else "nearest_grid",
+        region_code=grid or "371502004",
+        level=Level.GRID if grid else Level.TOWNSHIP,
+        grid_code=grid,
+        lon=115.9915,
+        lat=36.456,
+    )
+    event = ev("J")
+    match = correlate(event, where, cls(category), pr(priority), state, RULES, T0)
+    expected = _reference_join(event, where, category, priority, state)
+    assert (match.case_id, match.reason) == expected
+    assert match.kind == ("join" if expected[0] is not None else "new")
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    cases=st.lists(
+        st.tuples(
+            st.sampled_from(list(Priority)),
+            st.one_of(  # last event, seconds before now: anywhere, or at a limit
+                st.integers(0, 3 * 86400),
+                st.builds(
+                    lambda limit, off: limit + off,
+                    st.sampled_from([1800, 3600, 86400]).map(lambda h: h + 86400),
+                    st.integers(-2, 2),
+                ),
+            ),
+            st.booleans(),  # has camera alarms
+        ),
+        max_size=30,
+    ),
+)
+def test_open_cases_are_kept_for_their_horizon_plus_lateness(
+    cases: list[tuple[Priority, int, bool]],
+) -> None:
+    c = RULES.correlation
+    n = int(T0.timestamp())
+    state = TownshipState(
+        open_cases=tuple(
+            OpenCase(
+                case_id=f"C{i}",
+                category="05.03",
+                priority=int(prio),
+                grid_code=GRID_A,
+                lon=None,
+                lat=None,
+                opened_at=n - ago,
+                last_event_at=n - ago,
+                alarms={"cam|smoke": n - ago} if alarmed else {},
+            )
+            for i, (prio, ago, alarmed) in enumerate(cases)
+        ),
+        swept_at=n,  # no full sweep: the per-event pruning
+    )
+    after = record(
+        state,
+        ev("K"),
+        loc(),
+        cls("05.03"),
+        pr(Priority.P3),
+        Match(kind="new"),
+        RULES,
+        T0,
+        case_id="C-new",
+        joinable=False,
+    )
+
+    def horizon(case: OpenCase) -> int:
+        window = c.window_seconds[case.priority]
+        return max(window, c.repeat_alarm_window_seconds) if case.alarms else window
+
+    assert after.open_cases == tuple(
+        x for x in state.open_cases if n - x.last_event_at <= horizon(x) + c.lateness_seconds
+    )
