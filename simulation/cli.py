@@ -157,41 +157,15 @@ def simulate(
     source = f"replaying {replay}" if replay else f"mix {mix}, seed {seed}"
     click.echo(f"simulate: {source}, {_pace(rate)} {where}; outcomes → {out}")
     try:
+        def send(progress):  # type: ignore[no-untyped-def]
+            return _run(settings, rate, duration, count, mix, seed, malformed, duplicates,
+                        oversize, start, out, replay, dry_run, progress)
+
         if quiet:
-            summary = _run(
-                settings,
-                rate,
-                duration,
-                count,
-                mix,
-                seed,
-                malformed,
-                duplicates,
-                oversize,
-                start,
-                out,
-                replay,
-                dry_run,
-                None,
-            )
+            summary = send(None)
         else:
             summary = _with_progress(
-                lambda progress: _run(
-                    settings,
-                    rate,
-                    duration,
-                    count,
-                    mix,
-                    seed,
-                    malformed,
-                    duplicates,
-                    oversize,
-                    start,
-                    out,
-                    replay,
-                    dry_run,
-                    progress,
-                ),
+                send,
                 expected_total=count or (int(duration * rate) if duration and rate else None),
             )
     except (ReplayError, VocabularyError, GridLinkError, ValueError) as exc:
