@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import sys
 
 import click
@@ -36,12 +35,15 @@ def _local_kafka(settings: Settings):
 
 
 def _department_codes(settings: Settings) -> list[str]:
-    path = settings.reference_dir / "departments.csv"
+    """The department codes of the reference city (one ``dept.<code>`` topic each)."""
+    from streams.errors import RulesError
+    from streams.reference import load_city
+
     try:
-        with path.open(encoding="utf-8", newline="") as f:
-            return [row["code"] for row in csv.DictReader(f)]
-    except (OSError, KeyError) as exc:
-        raise click.ClickException(f"cannot read department codes from {path}: {exc}") from None
+        return sorted(load_city(settings.reference_dir).departments)
+    except RulesError as exc:
+        raise click.ClickException(f"reference data in {settings.reference_dir}: "
+                                   f"{exc.reason}") from None
 
 
 @click.group()

@@ -8,7 +8,6 @@ tests' reports ever join one case.
 
 from __future__ import annotations
 
-import csv
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -21,15 +20,11 @@ from fastapi.testclient import TestClient
 from api.app import create_app
 from api.auth import write_demo_users
 from settings import Settings
+from streams.reference import load_city
 from tests.integration.conftest import GridlinkProcess
 from tests.integration.kafka_client import KafkaTestClient
 
 OPERATORS = {"op-dongchangfu": "371502", "op-chiping": "371503"}
-
-
-def _department_codes(settings: Settings) -> list[str]:
-    with (settings.reference_dir / "departments.csv").open(encoding="utf-8") as f:
-        return [row["code"] for row in csv.DictReader(f)]
 
 
 @pytest.fixture(scope="module")
@@ -56,7 +51,7 @@ def api_settings(api_env: dict[str, str]) -> Settings:
 def keys(api_settings: Settings) -> dict[str, str]:
     """user name → API key: ``admin``, the operators of OPERATORS, ``<code>-desk``."""
     assert api_settings.users_file is not None
-    return write_demo_users(api_settings.users_file, departments=_department_codes(api_settings),
+    return write_demo_users(api_settings.users_file, departments=sorted(load_city(api_settings.reference_dir).departments),
                             operator_regions=OPERATORS)
 
 

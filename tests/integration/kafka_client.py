@@ -7,6 +7,7 @@ import time
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
 from settings import Settings
+from streams.reference import load_city
 from topics.admin import create_topics
 from topics.registry import contract_topics
 
@@ -25,7 +26,7 @@ class KafkaTestClient:
         return self._producer
 
     def create_topics(self) -> None:
-        codes = _department_codes(self.settings)
+        codes = load_city(self.settings.reference_dir).departments
         create_topics(self.settings, contract_topics(self.settings, codes))
 
     def produce(self, topic: str, value: bytes, key: bytes | None = None,
@@ -90,10 +91,3 @@ class KafkaTestClient:
     def close(self) -> None:
         if self._producer is not None:
             self._producer.close()
-
-
-def _department_codes(settings: Settings) -> list[str]:
-    import csv
-
-    with (settings.reference_dir / "departments.csv").open(encoding="utf-8") as f:
-        return [row["code"] for row in csv.DictReader(f)]
