@@ -8,17 +8,21 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field
 
 from api import queries
 from api.auth import CommandCenterUser, Role, User, require_region
-from api.commands import CommandResult, Gateway
-from api.deps import CommandCenterCase, Db, Limit, Offset, scope_of
+from api.commands import CommandResult, Gateway, result_of
+from api.deps import CommandCenterCase, Db, Limit, Offset, scope_of, triage_reference
 from api.errors import InvalidRequest, problem_responses
-from api.schemas import CaseSummary, Page
+from api.schemas import CASE_ID_EXAMPLE, CaseSummary, Page
+from store.models import Case
+from store.projector import decode_state
 from streams.cases import (
+    AbsorbCase,
     ApproveExtension,
+    CaseStatus,
     Check,
     Close,
     Deescalate,
@@ -31,10 +35,14 @@ from streams.cases import (
     Rework,
     Rule,
     Satisfaction,
+    SplitCase,
     Supervise,
     Suspend,
 )
-from streams.records import Level, Priority, Routing
+from streams.cases.follow_ups import MERGE, OPEN, case_location
+from streams.errors import TransitionRejected
+from streams.records import Classification, Level, Priority, Routing
+from streams.route import route
 
 router = APIRouter(tags=["command center"])
 ACTION_ERRORS = problem_responses(401, 403, 404, 409, 422, 504)
@@ -101,6 +109,40 @@ class ApproveExtensionBody(BaseModel):
 class EvaluateBody(BaseModel):
     result: Satisfaction = Field(examples=["satisfied"])
     note: Text = ""
+
+
+class MergeBody(BaseModel):
+    into: str = Field(min_length=1, max_length=64, examples=["C20261126-371502004-1a2b3c4d"],
+                      description="the case that takes this one's events and goes on (合并目标)")
+    reason: Reason
+
+
+class SplitBody(BaseModel):
+    event_ids: list[Annotated[str, Field(min_length=1, max_length=128)]] = Field(
+        min_length=1, max_length=200, examples=[["grid:GR-20261126-0002"]],
+        description="events of the case (its `event_ids`) to move to a new case; not all")
+    reason: Reason
+    category: str | None = Field(None, max_length=32, examples=["05.01"],
+                                 description="the new case's category (default: this "
+                                 "case's); its departments then follow the routing table")
+
+
+class MergeResult(CommandResult):
+    """The merged case, now ``merged``, and the case that took its events."""
+
+    into: CommandResult = Field(description="the target case (合并目标): it holds the events now")
+
+
+class SplitResult(CommandResult):
+    """The case the events left, and the new case they opened."""
+
+    new_case: CommandResult = Field(description="the case opened with the events split off "
+                                    "(拆分), e.g. `" + CASE_ID_EXAMPLE + "-S1`")
+
+
+#: statuses a case cannot be merged from (the engine refuses them too)
+_UNMERGEABLE = frozenset({CaseStatus.CLOSED, CaseStatus.REJECTED, CaseStatus.EVALUATED,
+                          CaseStatus.MERGED})
 
 
 def _deciding_region(user: User, given: str | None) -> str:
@@ -228,3 +270,77 @@ async def deescalate(case: CommandCenterCase, user: CommandCenterUser, gateway: 
     """Move coordination down, by the dispatcher of the current level."""
     return await gateway.run(Deescalate, case.case_id, user, level=body.level,
                              reason=body.reason, by_region=_deciding_region(user, body.by_region))
+
+
+@router.post("/cases/{case_id}/merge", responses=ACTION_ERRORS)
+async def merge(case: CommandCenterCase, user: CommandCenterUser, gateway: Gateway, db: Db,
+                body: MergeBody) -> MergeResult:
+    """合并: merge this case into case ``into``, which takes its events (as if linked to
+    it) and goes on; this case ends ``merged``: its open assignments are cancelled (the
+    departments are told) and its deadlines stop. Both cases must lie in the operator's
+    jurisdiction.
+
+    The target decides first (it may refuse: closed, merged, the same case), then this
+    case (it may refuse: closed or merged meanwhile, or an event linked since the
+    operator looked — merge again); if it refuses, the target gives the events back.
+    Either way no event is lost and nothing is left half merged: 409 says why."""
+    if body.into == case.case_id:
+        raise InvalidRequest(f"case {case.case_id} cannot be merged into itself", field="into")
+    target = db.get(Case, body.into)
+    if target is None:
+        raise InvalidRequest(f"no case {body.into} to merge into", field="into")
+    require_region(user, target.region_code, f"case {body.into}")
+    status = CaseStatus(case.status)
+    if status in _UNMERGEABLE:
+        where = f" into case {case.merged_into}" if case.merged_into else ""
+        raise TransitionRejected(f"case {case.case_id} is {status}{where}: it cannot be merged")
+    state = decode_state(case.state)
+    into, then = await gateway.run_chain(
+        AbsorbCase, body.into, user, follow_up=MERGE, source=case.case_id,
+        event_ids=state.event_ids, priority=state.priority, reason=body.reason)
+    if then is None:
+        raise TransitionRejected(f"case {body.into} took nothing of case {case.case_id}")
+    if not then.accepted:
+        raise TransitionRejected(f"case {case.case_id} refused the merge: {then.reason}; case "
+                                 f"{body.into} gives its events back")
+    return MergeResult(**result_of(then).model_dump(), into=into)
+
+
+@router.post("/cases/{case_id}/split", responses=ACTION_ERRORS)
+async def split(case: CommandCenterCase, user: CommandCenterUser, gateway: Gateway, db: Db,
+                request: Request, body: SplitBody) -> SplitResult:
+    """拆分: move some of the case's events to a new case, opened at once with them at
+    the case's place, with its priority and its departments — or, given a ``category``,
+    that category's departments from the routing table. The new case waits for
+    verification (核实) if this one still does. At least one event stays (409 otherwise);
+    an event the case does not hold is a 422."""
+    state = decode_state(case.state)
+    wanted = list(dict.fromkeys(body.event_ids))
+    unknown = [i for i in wanted if i not in state.event_ids]
+    if unknown:
+        raise InvalidRequest(f"case {case.case_id} holds no event {', '.join(unknown)} "
+                             f"(its events: {', '.join(state.event_ids)})", field="event_ids")
+    records = queries.event_records(db, case.case_id, wanted)
+    if len(records) < len(wanted):
+        missing = ", ".join(i for i in wanted if i not in records)
+        raise TransitionRejected(f"events {missing} of case {case.case_id} are not readable yet; "
+                                 "try again in a moment")
+    events = tuple(records[i] for i in wanted)
+    classification = routing = None
+    if body.category is not None:
+        rules, _ = triage_reference(request)
+        category = rules.categories.get(body.category)
+        if category is None:
+            raise InvalidRequest(f"no category {body.category} in the taxonomy", field="category")
+        classification = Classification(category=category.code, name=category.name_zh,
+                                        confidence=1.0, rule=f"operator:{user.name}")
+        routing = route(classification, events[0], case_location(state), rules)
+    result, then = await gateway.run_chain(
+        SplitCase, case.case_id, user, follow_up=OPEN, events=events, reason=body.reason,
+        classification=classification, routing=routing)
+    if then is None:
+        raise TransitionRejected(f"case {case.case_id} split nothing off")
+    if not then.accepted:  # cannot happen: the new case's id is this case's alone
+        raise TransitionRejected(f"the events left case {case.case_id}, but the new case "
+                                 f"{then.case_id} did not open: {then.reason}")
+    return SplitResult(**result.model_dump(), new_case=result_of(then))

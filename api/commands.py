@@ -28,8 +28,9 @@ from pydantic import BaseModel, Field
 
 from api.auth import User
 from api.errors import EngineTimeout, EngineUnavailable
+from observability import tracing
 from settings import Settings
-from streams.cases import Command
+from streams.cases import Command, follow_up_id
 from streams.errors import TransitionRejected
 from topics import codecs, registry
 from topics.replies import CaseReply
@@ -131,7 +132,8 @@ class CommandGateway:
         if self._producer is None:
             raise EngineUnavailable("the command gateway is not started")
         try:
-            await self._producer.send_and_wait(self.settings.topic(topic), key=key, value=value)
+            await self._producer.send_and_wait(self.settings.topic(topic), key=key, value=value,
+                                               headers=tracing.outgoing_headers())
         except KafkaError as error:
             raise EngineUnavailable(f"cannot produce to {topic}: {error}") from None
 
@@ -144,7 +146,7 @@ class CommandGateway:
         try:
             await self._producer.send_and_wait(
                 self.settings.topic(registry.CASE_COMMANDS), key=command.case_id.encode(),
-                value=codecs.encode(command))
+                value=codecs.encode(command), headers=tracing.outgoing_headers())
             return await asyncio.wait_for(future, self.timeout_seconds)
         except TimeoutError:
             raise EngineTimeout(f"no answer to command {command.command_id} on case "
@@ -155,6 +157,56 @@ class CommandGateway:
         finally:
             self._waiting.pop(command.command_id, None)
 
+    async def send_chain(self, command: Command,
+                         follow_up: str) -> tuple[CaseReply, CaseReply | None]:
+        """Produce ``command``, whose application makes the engine send a follow-up
+        command to another case (merge, split: :mod:`streams.cases.follow_ups`), and
+        return the engine's reply to it and the other case's reply to the follow-up
+        — None when the command caused no events, so no follow-up was sent."""
+        if self._producer is None:
+            raise EngineUnavailable("the command gateway is not started")
+        loop = asyncio.get_running_loop()
+        then_id = follow_up_id(command.command_id, follow_up)
+        first: asyncio.Future[CaseReply] = loop.create_future()
+        second: asyncio.Future[CaseReply] = loop.create_future()
+        self._waiting[command.command_id] = first  # both before sending: no reply is missed
+        self._waiting[then_id] = second
+        try:
+            await self._producer.send_and_wait(
+                self.settings.topic(registry.CASE_COMMANDS), key=command.case_id.encode(),
+                value=codecs.encode(command), headers=tracing.outgoing_headers())
+            try:
+                reply = await asyncio.wait_for(first, self.timeout_seconds)
+            except TimeoutError:
+                raise EngineTimeout(f"no answer to command {command.command_id} on case "
+                                    f"{command.case_id} within {self.timeout_seconds:.0f} s; it "
+                                    "may still be applied — read the case to see") from None
+            if not reply.accepted or not reply.seqs:
+                return reply, None
+            try:
+                return reply, await asyncio.wait_for(second, self.timeout_seconds)
+            except TimeoutError:
+                raise EngineTimeout(f"case {command.case_id} applied command "
+                                    f"{command.command_id}, but its follow-up {then_id} got no "
+                                    f"answer within {self.timeout_seconds:.0f} s; it may still "
+                                    "be applied — read the cases to see") from None
+        except KafkaError as error:
+            raise EngineUnavailable(f"cannot send the command: {error}") from None
+        finally:
+            self._waiting.pop(command.command_id, None)
+            self._waiting.pop(then_id, None)
+
+    async def run_chain(self, kind: type[C], case_id: str, user: User, *, follow_up: str,
+                        **fields: Any) -> tuple[CommandResult, CaseReply | None]:
+        """:meth:`run` for a command with a follow-up (:meth:`send_chain`): the result of
+        the command, then the other case's reply to the follow-up, accepted or not."""
+        command = kind(case_id=case_id, command_id=uuid.uuid4().hex, actor=user.actor,
+                       at=self.clock(), **fields)
+        reply, then = await self.send_chain(command, follow_up)
+        if not reply.accepted:
+            raise TransitionRejected(reply.reason or "rejected by the case engine")
+        return result_of(reply), then
+
     async def run(self, kind: type[C], case_id: str, user: User, **fields: Any) -> CommandResult:
         """Issue a ``kind`` command on ``case_id`` as ``user``; an accepted one's result,
         or :class:`TransitionRejected` with the engine's reason."""
@@ -163,8 +215,13 @@ class CommandGateway:
         reply = await self.send(command)
         if not reply.accepted:
             raise TransitionRejected(reply.reason or "rejected by the case engine")
-        return CommandResult(case_id=reply.case_id, command_id=reply.command_id,
-                             status=reply.status, seqs=list(reply.seqs))
+        return result_of(reply)
+
+
+def result_of(reply: CaseReply) -> CommandResult:
+    """An accepted reply as the API answers it."""
+    return CommandResult(case_id=reply.case_id, command_id=reply.command_id,
+                         status=reply.status, seqs=list(reply.seqs))
 
 
 def _gateway(request: Request) -> CommandGateway:
@@ -173,4 +230,4 @@ def _gateway(request: Request) -> CommandGateway:
 
 Gateway = Annotated[CommandGateway, Depends(_gateway)]
 
-__all__ = ["CaseReply", "CommandGateway", "CommandResult", "Gateway", "wall_clock"]
+__all__ = ["CaseReply", "CommandGateway", "CommandResult", "Gateway", "result_of", "wall_clock"]

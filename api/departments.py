@@ -70,8 +70,10 @@ def queue(
     limit: Limit = 50,
     offset: Offset = 0,
 ) -> Page[QueueItem]:
-    """A department's assignments (待办), most urgent first; cancelled ones only when asked
-    for by ``status``. An operator sees those of cases in its jurisdiction."""
+    """A department's to-do list (待办): its dispatched, accepted and in-progress
+    assignments, most urgent first (the case's priority, then the running deadline).
+    Returned, handled and cancelled ones when asked for by ``status``. An operator sees
+    those of cases in its jurisdiction."""
     if user.role is Role.DEPARTMENT:
         require_department(user, code, f"the queue of {code}")
     return queries.department_queue(

@@ -21,7 +21,10 @@ from api.auth import (
     require_region,
 )
 from api.errors import Forbidden
+from settings import Settings
 from store.models import AssignmentRow, Case
+from streams.reference import City, load_city
+from streams.triage_rules import TriageRules, load_triage_rules
 
 CaseId = Annotated[str, Path(max_length=64, examples=["C-371502004-20261126-0001"])]
 AssignmentId = Annotated[str, Path(max_length=16, examples=["A1"])]
@@ -37,6 +40,18 @@ def _session(request: Request) -> Iterator[Session]:
 
 
 Db = Annotated[Session, Depends(_session)]
+
+
+def triage_reference(request: Request) -> tuple[TriageRules, City]:
+    """The rules (taxonomy, routing) and the reference city, loaded once per app."""
+    state = request.app.state
+    loaded = getattr(state, "triage_reference", None)
+    if loaded is None:
+        settings: Settings = state.settings
+        city = load_city(settings.reference_dir)
+        rules = load_triage_rules(settings.rules_dir, departments=city.departments)
+        state.triage_reference = loaded = (rules, city)
+    return loaded  # type: ignore[no-any-return]
 
 
 def scope_of(user: User) -> queries.Scope:
@@ -77,4 +92,4 @@ CommandCenterCase = Annotated[Case, Depends(_command_center_case)]
 DepartmentAssignment = Annotated[AssignmentRow, Depends(_department_assignment)]
 
 __all__ = ["CommandCenterCase", "Db", "DepartmentAssignment", "Limit", "Offset", "Priorities",
-           "ReadableCase", "scope_of"]
+           "ReadableCase", "scope_of", "triage_reference"]

@@ -30,7 +30,7 @@ from pydantic import BaseModel, Field, ValidationError, field_validator
 from api import queries
 from api.auth import CommandCenterUser, CurrentUser, Role, User, require_region
 from api.commands import Gateway, wall_clock
-from api.deps import Db, scope_of
+from api.deps import Db, scope_of, triage_reference
 from api.errors import Forbidden, InvalidRequest, NotFound, problem_responses
 from api.schemas import (
     Open311Attribute,
@@ -44,22 +44,23 @@ from store.models import Case
 from streams.cases import CaseStatus
 from streams.locate import nearest_grid
 from streams.parse import PARSERS
-from streams.reference import City, load_city
-from streams.triage_rules import TriageRules, load_triage_rules
+from streams.reference import City
+from streams.triage_rules import TriageRules
 from topics import registry
 
 router = APIRouter(prefix="/open311/v2", tags=["open311"])
 ServiceCode = Annotated[str, Path(max_length=32, examples=["05.03"])]
 RequestId = Annotated[str, Path(max_length=96, examples=["O311-20261126-3f9a1c2b7d"])]
 SHANGHAI = ZoneInfo("Asia/Shanghai")
-CLOSED = frozenset({CaseStatus.CLOSED, CaseStatus.EVALUATED, CaseStatus.REJECTED})
+CLOSED = frozenset({CaseStatus.CLOSED, CaseStatus.EVALUATED, CaseStatus.REJECTED,
+                    CaseStatus.MERGED})
 STATUS_NOTES = {
     CaseStatus.REPORTED: "已上报", CaseStatus.VERIFYING: "待核实", CaseStatus.REGISTERED: "已立案",
     CaseStatus.REJECTED: "不予立案", CaseStatus.DISPATCHED: "已交办",
     CaseStatus.ACCEPTED: "已签收", CaseStatus.RETURNED: "已退单，待重新交办",
     CaseStatus.IN_PROGRESS: "处置中", CaseStatus.HANDLED: "已办结，待核查",
     CaseStatus.CHECKING: "核查中", CaseStatus.REWORK: "返工", CaseStatus.CLOSED: "已结案",
-    CaseStatus.REOPENED: "重办", CaseStatus.EVALUATED: "已评价",
+    CaseStatus.REOPENED: "重办", CaseStatus.EVALUATED: "已评价", CaseStatus.MERGED: "已合并",
 }
 GRID_ATTRIBUTE = Open311Attribute(
     code="grid_code", datatype="string", required=False,
@@ -71,14 +72,7 @@ GRID_ATTRIBUTE = Open311Attribute(
 
 
 def _reference(request: Request) -> tuple[TriageRules, City]:
-    state = request.app.state
-    loaded = getattr(state, "open311_reference", None)
-    if loaded is None:
-        settings: Settings = state.settings
-        city = load_city(settings.reference_dir)
-        rules = load_triage_rules(settings.rules_dir, departments=city.departments)
-        state.open311_reference = loaded = (rules, city)
-    return loaded  # type: ignore[no-any-return]
+    return triage_reference(request)
 
 
 def _services(rules: TriageRules) -> list[Open311Service]:

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import msgspec
 from sqlalchemy import Select, and_, exists, func, or_, select
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
@@ -37,7 +38,9 @@ from store.models import (
     Region,
     within_region,
 )
+from store.projector import decode_state
 from streams.cases import CaseStatus
+from streams.records import Event
 
 _EVENT_ENVELOPE = {"case_id", "seq", "at", "actor", "command_id", "type"}
 
@@ -88,6 +91,7 @@ def case_departments(session: Session, case_id: str) -> set[str]:
 
 
 def case_detail(session: Session, case: Case) -> CaseDetail:
+    state = decode_state(case.state)
     def rows(model: Any, *order: Any) -> Sequence[Any]:
         return session.scalars(select(model).where(model.case_id == case.case_id)
                                .order_by(*order)).all()
@@ -103,6 +107,8 @@ def case_detail(session: Session, case: Case) -> CaseDetail:
         "classification_confidence": case.classification_confidence,
         "base_level": case.base_level, "redo": case.redo, "satisfaction": case.satisfaction,
         "ruling_region": case.ruling_region,
+        "merged_into": case.merged_into, "split_from": case.split_from,
+        "event_ids": list(state.event_ids), "absorbed": list(state.absorbed),
         "assignments": [AssignmentOut.model_validate(a)
                         for a in rows(AssignmentRow, AssignmentRow.assignment_id)],
         "deadlines": [DeadlineOut.model_validate(d)
@@ -140,22 +146,34 @@ def search_cases(session: Session, *, scope: Scope, region: str | None = None,
                              total=total, limit=limit, offset=offset)
 
 
+#: a department's to-do list (待办) when no status is asked for
+QUEUE_STATUSES = ("dispatched", "accepted", "in_progress")
+
+
 def department_queue(session: Session, *, department: str, scope: Scope, now: datetime,
                      statuses: Sequence[str] = (), priorities: Sequence[int] = (),
                      overdue: bool | None = None, limit: int, offset: int) -> Page[QueueItem]:
+    """A department's assignments, most urgent first: by the case's priority, then the
+    running deadline. Read off the assignments' own (department, status, priority,
+    due_at) index; the cases are joined only to check a jurisdiction and to fill the page."""
     a = AssignmentRow
-    late = or_(a.accept_due_at < now, a.resolve_due_at < now)
-    query = (select(a, Case).join(Case, Case.case_id == a.case_id)
-             .where(a.department == department, *scope.clauses()))
-    query = query.where(a.status.in_(statuses)) if statuses else query.where(a.status != CANCELLED)
+    query = select(a).where(a.department == department,
+                            a.status.in_(statuses or QUEUE_STATUSES))
+    scoped = scope.clauses()
+    if scoped:
+        query = query.join(Case, Case.case_id == a.case_id).where(*scoped)
     if priorities:
-        query = query.where(Case.priority.in_(priorities))
+        query = query.where(a.priority.in_(priorities))
     if overdue is not None:
-        query = query.where(late if overdue else ~func.coalesce(late, False))
-    due = func.coalesce(a.accept_due_at, a.resolve_due_at)
-    query = query.order_by(Case.priority, due.is_(None), due, a.dispatched_at, a.case_id)
+        query = query.where(a.due_at < now if overdue else or_(a.due_at.is_(None),
+                                                                a.due_at >= now))
+    query = query.order_by(a.priority, a.due_at.is_(None), a.due_at, a.dispatched_at, a.case_id,
+                           a.assignment_id)
     total, rows = _page(session, query, limit=limit, offset=offset)
-    items = [_queue_item(assignment, case, now) for assignment, case in rows]
+    assignments = [row[0] for row in rows]
+    cases = {case.case_id: case for case in session.scalars(
+        select(Case).where(Case.case_id.in_({x.case_id for x in assignments})))}
+    items = [_queue_item(x, cases[x.case_id], now) for x in assignments]
     return Page[QueueItem](items=items, total=total, limit=limit, offset=offset)
 
 
@@ -180,20 +198,56 @@ def verification_queue(session: Session, *, scope: Scope, limit: int,
                              total=total, limit=limit, offset=offset)
 
 
-# -- reports and their cases (Open311) --------------------------------------------------------
+# -- merge and split (合并 / 拆分) --------------------------------------------------------------
 
-#: the events that carry an inbound report: the first one, and every one linked later
-_REPORT_EVENTS = ("case_opened", "event_linked")
+#: timeline rows that bring inbound events into a case
+_BRINGS_EVENTS = ("case_opened", "event_linked", "case_absorbed")
+
+
+def event_records(session: Session, case_id: str, event_ids: Sequence[str]) -> dict[str, Event]:
+    """The inbound events ``event_ids`` of a case, as its log carries them: the report
+    that opened it and those linked later, or — for events it absorbed (合并) — as the
+    log of the case merged into it carries them (followed as deep as need be)."""
+    wanted = set(event_ids)
+    found: dict[str, Event] = {}
+    todo, seen = [case_id], set()
+    while todo and wanted - found.keys():
+        current = todo.pop()
+        if current in seen:
+            continue
+        seen.add(current)
+        rows = session.execute(
+            select(CaseEventRow.type, CaseEventRow.payload)
+            .where(CaseEventRow.case_id == current, CaseEventRow.type.in_(_BRINGS_EVENTS))
+            .order_by(CaseEventRow.seq))
+        for kind, payload in rows:
+            if kind == "case_absorbed":
+                if wanted & set(payload.get("event_ids", ())):
+                    todo.append(payload["source"])
+                continue
+            report = payload.get("event") or {}
+            if report.get("event_id") in wanted:
+                found.setdefault(report["event_id"], msgspec.convert(report, Event))
+    return found
+
+
+# -- reports and their cases (Open311) --------------------------------------------------------
 
 
 def case_of_report(session: Session, report_id: str) -> Case | None:
     """The case an inbound report (its source id, e.g. a grid report's ``report_id``)
-    opened or was linked to; None while no case holds it."""
-    source_id = CaseEventRow.payload[("event", "source_id")].as_string()
-    return session.scalar(
+    opened or was linked to; None while no case holds it. The case holding it now: the
+    last one it came to (a split 拆分 moves it to a new case), followed to the case that
+    one was merged into (合并)."""
+    case = session.scalar(
         select(Case).join(CaseEventRow, CaseEventRow.case_id == Case.case_id)
-        .where(CaseEventRow.type.in_(_REPORT_EVENTS), source_id == report_id)
-        .order_by(CaseEventRow.seq).limit(1))
+        .where(CaseEventRow.source_id == report_id)
+        .order_by(CaseEventRow.at.desc(), CaseEventRow.seq.desc()).limit(1))
+    seen: set[str] = set()
+    while case is not None and case.merged_into is not None and case.case_id not in seen:
+        seen.add(case.case_id)
+        case = session.get(Case, case.merged_into) or case
+    return case
 
 
 def list_cases(session: Session, *, scope: Scope, case_ids: Sequence[str] | None = None,
@@ -249,7 +303,8 @@ def case_facts(session: Session, cases: Sequence[Case]) -> dict[str, CaseFacts]:
 
 # -- the live board (api.board) ------------------------------------------------------------
 
-BOARD_CLOSED = (CaseStatus.CLOSED, CaseStatus.EVALUATED, CaseStatus.REJECTED)
+BOARD_CLOSED = (CaseStatus.CLOSED, CaseStatus.EVALUATED, CaseStatus.REJECTED,
+                CaseStatus.MERGED)
 
 
 def board_regions(session: Session, *, scope: Scope, levels: Sequence[int]) -> list[Region]:

@@ -107,6 +107,15 @@ class CaseDetail(CaseSummary):
     redo: int
     satisfaction: str | None
     ruling_region: str | None
+    event_ids: list[str] = Field(examples=[["grid:GR-20261126-0001"]], description="the "
+                                 "inbound events the case holds now (关联事件): what a split "
+                                 "(拆分) may move to a new case; a merged case's, as it had "
+                                 "them when merged")
+    merged_into: str | None = Field(examples=[None], description="the case it was merged "
+                                    "into (合并, status `merged`)")
+    absorbed: list[str] = Field(examples=[[]], description="the cases merged into this one")
+    split_from: str | None = Field(examples=[None], description="the case its events were "
+                                   "split off (拆分)")
     assignments: list[AssignmentOut]
     deadlines: list[DeadlineOut]
     evaluations: list[EvaluationOut]

@@ -10,7 +10,9 @@ table               one row per
 ==================  ====================================================================
 ``cases``           case: the columns the API filters and shows, plus ``state`` — the
                     engine's own :class:`~streams.cases.CaseState`, msgspec JSON, so the
-                    projector applies the next event with :func:`streams.cases.apply`
+                    projector applies the next event with :func:`streams.cases.apply`;
+                    a merged case (合并) names the case it went into, a split one (拆分)
+                    the case it came from
 ``case_events``     event of a case, keyed (case_id, seq): the append-only timeline (办理过程)
 ``assignments``     assignment (交办单) of a case, keyed (case_id, assignment_id); a cancelled
                     one (改派, 裁定) stays with status ``cancelled``
@@ -155,6 +157,10 @@ class Case(Base):
     closed_at: Mapped[datetime | None]
     evaluated_at: Mapped[datetime | None]
     rejected_at: Mapped[datetime | None]
+    merged_at: Mapped[datetime | None]
+    # 合并 / 拆分: the case this one was merged into, the case it was split off
+    merged_into: Mapped[str | None] = mapped_column(String(CASE_ID), index=True)
+    split_from: Mapped[str | None] = mapped_column(String(CASE_ID), index=True)
     updated_at: Mapped[datetime]  # ``at`` of the last event
     next_due_at: Mapped[datetime | None]  # the earliest running deadline
     last_seq: Mapped[int] = mapped_column(Integer)
@@ -187,8 +193,11 @@ class CaseEventRow(Base):
     actor: Mapped[str] = mapped_column(String(128))
     command_id: Mapped[str | None] = mapped_column(String(256))
     payload: Mapped[dict[str, Any]] = mapped_column(Json)  # the whole event, as on the topic
+    # the inbound report an event brought in (its source id, e.g. a grid report's
+    # report_id), so Open311 finds a report's case by index
+    source_id: Mapped[str | None] = mapped_column(String(128))
 
-    __table_args__ = (Index(None, "at"), Index(None, "type"))
+    __table_args__ = (Index(None, "at"), Index(None, "type"), Index(None, "source_id"))
 
 
 class AssignmentRow(Base):
@@ -212,6 +221,10 @@ class AssignmentRow(Base):
     return_by: Mapped[datetime]  # end of the return window (退单时限)
     accept_due_at: Mapped[datetime | None]  # running deadlines of the assignment
     resolve_due_at: Mapped[datetime | None]
+    # the queue's order, kept on the row so a department's queue is one index scan:
+    # the case's priority, then the earliest running deadline (overdue once it passed)
+    priority: Mapped[int] = mapped_column(SmallInteger)
+    due_at: Mapped[datetime | None]
     # the last time the assignment entered each status (None: never)
     claimed_at: Mapped[datetime | None]
     returned_at: Mapped[datetime | None]
@@ -220,7 +233,9 @@ class AssignmentRow(Base):
     updated_at: Mapped[datetime]
 
     __table_args__ = (
-        Index(None, "department", "status"),
+        # a department's queue: filtered and ordered from the index alone
+        Index("ix_assignments_queue", "department", "status", "priority", "due_at",
+              "dispatched_at", "case_id", "assignment_id"),
         Index(None, "status"),
     )
 

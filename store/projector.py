@@ -8,8 +8,8 @@ changed in bulk: upserts of ``cases``, ``assignments`` and ``deadlines``,
 inserts of ``case_events`` and ``evaluations``. The rows hold no rule of
 their own: each column is read off the state after an event, or off the
 event's envelope (when it happened, its type), or — for the few facts the
-state does not keep (category name, first report, callback verdict) — off
-the event that carries them.
+state does not keep (category name, first report, the case it was split off,
+callback verdict) — off the event that carries them.
 
 Idempotent on (case_id, seq): projecting the same events again, overlapping
 batches, or a whole log twice leaves the tables as they were. The caller owns
@@ -39,7 +39,7 @@ from store.models import (
     Region,
 )
 from streams.cases import Assignment, CaseEvent, CaseState, apply, next_wakeup
-from streams.cases.events import CaseEvaluated
+from streams.cases.events import CaseEvaluated, CaseOpened
 from streams.errors import GridLinkError
 from streams.reference import City
 from streams.sla import Clock, Stage, Step
@@ -65,6 +65,7 @@ _CASE_STATUS_AT = {
     "closed": "closed_at",
     "evaluated": "evaluated_at",
     "rejected": "rejected_at",
+    "merged": "merged_at",
 }
 _ASSIGNMENT_STATUS_AT = {
     "accepted": "claimed_at",
@@ -76,7 +77,7 @@ _ASSIGNMENT_STATUS_AT = {
 _CASE_STICKY = frozenset(
     {
         "category_name", "classification_rule", "classification_confidence", "grid_code",
-        "summary", "source", "satisfaction", *_CASE_STATUS_AT.values(),
+        "summary", "source", "satisfaction", "split_from", *_CASE_STATUS_AT.values(),
     }
 )  # fmt: skip
 _ASSIGNMENT_STICKY = frozenset(_ASSIGNMENT_STATUS_AT.values())
@@ -199,6 +200,7 @@ class _Batch:
             before is None
             or before.clocks != after.clocks
             or before.assignments != after.assignments
+            or before.priority != after.priority
         ):
             dues_before = self._dues.get(case_id) or _dues(before)
             dues_after = self._dues[case_id] = _dues(after)
@@ -253,6 +255,7 @@ def _case_row(state: CaseState, event: CaseEvent) -> Row:
         "suspended": state.suspended_at is not None,
         "ruling_region": state.ruling,
         "redo": state.redo,
+        "merged_into": state.merged_into,
         "opened_at": state.opened_at,
         "updated_at": event.at,
         "next_due_at": next_wakeup(state),
@@ -280,6 +283,8 @@ def _case_facts(before: CaseState | None, after: CaseState, event: CaseEvent) ->
     if before is None and report is not None:  # the report that opened the case
         facts["summary"] = report.text or report.title
         facts["source"] = str(report.source)
+    if isinstance(event, CaseOpened):
+        facts["split_from"] = event.split_from
     if isinstance(event, CaseEvaluated):
         facts["satisfaction"] = str(event.result)
     return facts
@@ -297,12 +302,12 @@ def _assignment_rows(
     for a in after.assignments:
         old = previous.pop(a.id, None)
         dues = dues_after[a.id]
-        if old == a and dues_before.get(a.id) == dues:
+        if old == a and dues_before.get(a.id) == dues and before.priority == after.priority:
             continue
         entered = old is None or old.status is not a.status
-        rows.append(_assignment_row(after.case_id, a, str(a.status), event.at, dues, entered))
+        rows.append(_assignment_row(after, a, str(a.status), event.at, dues, entered))
     for gone in previous.values():  # no longer held by the case: cancelled (改派, 裁定)
-        rows.append(_assignment_row(after.case_id, gone, CANCELLED, event.at, (None, None), True))
+        rows.append(_assignment_row(after, gone, CANCELLED, event.at, (None, None), True))
     return rows
 
 
@@ -322,7 +327,7 @@ def _dues(state: CaseState | None) -> _Dues:
 
 
 def _assignment_row(
-    case_id: str,
+    state: CaseState,
     a: Assignment,
     status: str,
     at: datetime,
@@ -330,7 +335,7 @@ def _assignment_row(
     entered: bool,
 ) -> Row:
     row: Row = {
-        "case_id": case_id,
+        "case_id": state.case_id,
         "assignment_id": a.id,
         "department": a.department,
         "role": str(a.role),
@@ -344,6 +349,8 @@ def _assignment_row(
         "return_by": a.return_by,
         "accept_due_at": dues[0],
         "resolve_due_at": dues[1],
+        "priority": int(state.priority),
+        "due_at": min((d for d in dues if d is not None), default=None),
         **dict.fromkeys(_ASSIGNMENT_STICKY),
         "updated_at": at,
     }
@@ -401,6 +408,7 @@ def _timeline_row(event: CaseEvent) -> Row:
         "actor": event.actor,
         "command_id": event.command_id or None,
         "payload": msgspec.to_builtins(event),
+        "source_id": report.source_id if (report := getattr(event, "event", None)) else None,
     }
 
 

@@ -4,6 +4,7 @@
 - :func:`apply` ``(state, event) -> CaseState`` — the state is the fold of the events
 - :func:`pending_deadlines` / :func:`next_wakeup` — the timers a case needs
 - :func:`department_messages` / :func:`alert_messages` — what the outside must see
+- :func:`follow_ups` / :func:`compensations` — commands for other cases (merge, split)
 """
 
 from streams.cases.commands import *  # noqa: F403
@@ -11,6 +12,7 @@ from streams.cases.commands import AnyCommand, Command, Satisfaction, command_de
 from streams.cases.events import *  # noqa: F403
 from streams.cases.events import AnyEvent, CaseEvent, event_decoder
 from streams.cases.evolve import apply, fold
+from streams.cases.follow_ups import compensations, follow_up_id, follow_ups
 from streams.cases.machine import CasePolicy, decide, load_case_policy, when
 from streams.cases.messages import alert_messages, department_messages
 from streams.cases.state import (
@@ -38,10 +40,13 @@ __all__ = [
     "alert_messages",
     "apply",
     "command_decoder",
+    "compensations",
     "decide",
     "department_messages",
     "event_decoder",
     "fold",
+    "follow_up_id",
+    "follow_ups",
     "load_case_policy",
     "next_wakeup",
     "pending_deadlines",

@@ -60,6 +60,8 @@ class OpenCase(Command, frozen=True, kw_only=True, tag="open_case"):
     closed_at_grid: bool = False
     recurrences: int = 0
     hot_spot: bool = False
+    more_events: tuple[Event, ...] = ()  # further events of the case (a split: 拆分)
+    split_from: str | None = None  # the case these events were split off
 
 
 class LinkEvent(Command, frozen=True, kw_only=True, tag="link_event"):
@@ -84,6 +86,57 @@ class Reject(Command, frozen=True, kw_only=True, tag="reject"):
     """不予立案."""
 
     reason: str
+
+
+# -- merge and split (合并 / 拆分), across two cases -------------------------------------------
+#
+# A merge of case B into case A is three commands at most, each applied by the one
+# writer of its case (see streams.cases.follow_ups):
+#
+# 1. ``AbsorbCase`` to A (the operator's): A checks itself and takes B's events;
+# 2. ``MarkMerged`` to B (sent by the engine once A absorbed): B checks that A took
+#    exactly its events and ends, status ``merged``;
+# 3. ``ReleaseCase`` to A, only if B refused: A gives B's events back.
+
+
+class AbsorbCase(Command, frozen=True, kw_only=True, tag="absorb_case"):
+    """合并, step 1, to the target: take the events of case ``source`` (all of them,
+    as the operator saw them), which is then marked merged into this one.
+    ``priority``: the source's, which may raise this case's."""
+
+    source: str
+    event_ids: tuple[str, ...]
+    priority: Priority | None = None
+    reason: str
+
+
+class MarkMerged(Command, frozen=True, kw_only=True, tag="mark_merged"):
+    """合并, step 2, to the absorbed case: case ``into`` took ``event_ids``; end
+    this case as merged into it, or refuse (then ``into`` releases them)."""
+
+    into: str
+    event_ids: tuple[str, ...]
+    reason: str
+
+
+class ReleaseCase(Command, frozen=True, kw_only=True, tag="release_case"):
+    """合并, compensation, to the target: case ``source`` refused the merge; give
+    back the ``event_ids`` taken from it."""
+
+    source: str
+    event_ids: tuple[str, ...]
+    reason: str
+
+
+class SplitCase(Command, frozen=True, kw_only=True, tag="split_case"):
+    """拆分: move ``events`` (some of the case's own, not all) to a new case, which
+    the engine opens with them. The new case takes this case's place, category,
+    priority and departments unless ``classification`` / ``routing`` say otherwise."""
+
+    events: tuple[Event, ...]
+    reason: str
+    classification: Classification | None = None
+    routing: Routing | None = None
 
 
 # -- step 3: route and assign (分流交办) ---------------------------------------------------
@@ -266,6 +319,10 @@ AnyCommand = (
     | LinkEvent
     | Register
     | Reject
+    | AbsorbCase
+    | MarkMerged
+    | ReleaseCase
+    | SplitCase
     | Dispatch
     | Reroute
     | Rule

@@ -17,7 +17,16 @@ import msgspec
 from streams.cases.commands import Satisfaction
 from streams.cases.state import Assignment
 from streams.escalation import EscalationTerms, FanOut, Rung
-from streams.records import Classification, Event, Level, Location, Priority, Role, Routing
+from streams.records import (
+    Classification,
+    Event,
+    Level,
+    Location,
+    Priority,
+    PriorityDecision,
+    Role,
+    Routing,
+)
 from streams.sla import Budget, Clock, Step, Terms
 
 
@@ -49,6 +58,7 @@ class CaseOpened(CaseEvent, **_event("case_opened")):
     escalation_terms: EscalationTerms
     ladder: tuple[Rung, ...] = ()
     fan_out: FanOut | None = None
+    split_from: str | None = None  # the case its events were split off (拆分)
 
 
 class EventLinked(CaseEvent, **_event("event_linked")):
@@ -73,6 +83,47 @@ class CaseRegistered(CaseEvent, **_event("case_registered")):
 
 
 class CaseRejected(CaseEvent, **_event("case_rejected")):
+    reason: str
+
+
+class CaseAbsorbed(CaseEvent, **_event("case_absorbed")):
+    """合并: this case took the events of case ``source`` (its timeline: "absorbed case B")."""
+
+    source: str
+    event_ids: tuple[str, ...]
+    reason: str
+
+
+class AbsorbReleased(CaseEvent, **_event("absorb_released")):
+    """Case ``source`` refused the merge: its events are no longer this case's."""
+
+    source: str
+    event_ids: tuple[str, ...]
+    reason: str
+
+
+class CaseMerged(CaseEvent, **_event("case_merged")):
+    """合并: this case ended, its events (``event_ids``) now held by case ``into``.
+    Its open assignments were cancelled just before, its clocks stop here."""
+
+    into: str
+    event_ids: tuple[str, ...]
+    reason: str
+
+
+class EventForwarded(CaseEvent, **_event("event_forwarded")):
+    """An event sent to this merged case after the merge, passed on to ``into``."""
+
+    event: Event
+    into: str
+    priority: PriorityDecision | None = None
+
+
+class EventsSplit(CaseEvent, **_event("events_split")):
+    """拆分: ``event_ids`` left this case for the new case ``new_case_id``."""
+
+    event_ids: tuple[str, ...]
+    new_case_id: str
     reason: str
 
 
@@ -237,6 +288,11 @@ AnyEvent = (
     | PriorityChanged
     | CaseRegistered
     | CaseRejected
+    | CaseAbsorbed
+    | AbsorbReleased
+    | CaseMerged
+    | EventForwarded
+    | EventsSplit
     | AssignmentDispatched
     | AssignmentCancelled
     | AssignmentClaimed

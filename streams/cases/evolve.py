@@ -109,6 +109,28 @@ def _linked(s: CaseState, e: ev.EventLinked) -> CaseState:
     return replace(s, event_ids=s.event_ids + (e.event.event_id,))
 
 
+def _absorbed(s: CaseState, e: ev.CaseAbsorbed) -> CaseState:
+    return replace(s, event_ids=s.event_ids + e.event_ids, absorbed=(*s.absorbed, e.source))
+
+
+def _released(s: CaseState, e: ev.AbsorbReleased) -> CaseState:
+    gone = set(e.event_ids)
+    return replace(
+        s,
+        event_ids=tuple(i for i in s.event_ids if i not in gone),
+        absorbed=tuple(c for c in s.absorbed if c != e.source),
+    )
+
+
+def _merged(s: CaseState, e: ev.CaseMerged) -> CaseState:
+    return replace(s, status=CaseStatus.MERGED, merged_into=e.into, suspended_at=None)
+
+
+def _split(s: CaseState, e: ev.EventsSplit) -> CaseState:
+    gone = set(e.event_ids)
+    return replace(s, event_ids=tuple(i for i in s.event_ids if i not in gone), splits=s.splits + 1)
+
+
 def _priority(s: CaseState, e: ev.PriorityChanged) -> CaseState:
     return replace(
         s, priority=e.new, terms=e.terms, esc=e.escalation_terms, hot_spot=s.hot_spot or e.hot_spot
@@ -248,6 +270,10 @@ _HANDLERS: dict[type, Callable[[CaseState, ev.CaseEvent], CaseState]] = {  # typ
     ev.PriorityChanged: _priority,
     ev.CaseRegistered: _registered,
     ev.CaseRejected: _status(CaseStatus.REJECTED),
+    ev.CaseAbsorbed: _absorbed,
+    ev.AbsorbReleased: _released,
+    ev.CaseMerged: _merged,
+    ev.EventsSplit: _split,
     ev.AssignmentDispatched: _dispatched,
     ev.AssignmentCancelled: _cancelled,
     ev.AssignmentClaimed: _claimed,

@@ -6,6 +6,10 @@ act on when the command does not fit the case; a command whose id the case has
 seen recently, or a timer that is stale or already fired, yields no events.
 Each event is applied as it is emitted, so later events of one command see the
 effect of earlier ones and the returned list folds to the new state.
+
+Merge and split (合并 / 拆分) concern two cases; each decides only its own part,
+and the other part reaches the other case as a follow-up command (see the
+section "merge and split" below, and :mod:`streams.cases.follow_ups`).
 """
 
 from __future__ import annotations
@@ -154,9 +158,13 @@ def _reject(reason: str) -> TransitionRejected:
 
 _ANY_OPEN = frozenset(S) - FINAL
 _ALLOWED: dict[type, frozenset[CaseStatus]] = {
-    cmd.LinkEvent: _ANY_OPEN - {S.CLOSED},
+    cmd.LinkEvent: _ANY_OPEN - {S.CLOSED} | {S.MERGED},  # a merged case forwards it
     cmd.Register: frozenset({S.VERIFYING}),
     cmd.Reject: frozenset({S.VERIFYING}),
+    cmd.AbsorbCase: _ANY_OPEN - {S.CLOSED},
+    cmd.MarkMerged: _ANY_OPEN - {S.CLOSED} | {S.MERGED},  # merged into the same case: a repeat
+    cmd.ReleaseCase: frozenset(S),  # the compensation applies whatever became of the case
+    cmd.SplitCase: _ANY_OPEN - {S.CLOSED},
     cmd.Dispatch: frozenset({S.REGISTERED}),
     cmd.Reroute: WORKING,
     cmd.Rule: frozenset({S.RETURNED}),
@@ -209,6 +217,11 @@ def decide(
     allowed = _ALLOWED[type(command)]
     if state.status not in allowed:
         name = type(command).__name__
+        if state.merged_into is not None:
+            raise _reject(
+                f"case {state.case_id} was merged into case {state.merged_into} (final): "
+                f"{name} is not allowed; act on case {state.merged_into}"
+            )
         if state.status in FINAL:
             raise _reject(f"case {state.case_id} is {state.status} (final): {name} is not allowed")
         raise _reject(
@@ -256,7 +269,11 @@ def _open(ctx: _Ctx, c: cmd.OpenCase) -> None:
         ladder=ladder,
         fan_out=fan_out(esc_policy, priority, category, c.location.region_code),
         clocks=clocks,
+        split_from=c.split_from,
     )
+    for more in c.more_events:  # a case split off another opens with all its events
+        if more.event_id not in ctx.s.event_ids:
+            ctx.emit(ev.EventLinked, event=more)
     if c.closed_at_grid:
         ctx.emit(ev.CaseRegistered, note="就地化解 settled at the grid")
         ctx.emit(ev.CaseClosed, note="self-resolved at the grid", self_resolved=True)
@@ -270,6 +287,9 @@ def _open(ctx: _Ctx, c: cmd.OpenCase) -> None:
 
 def _link(ctx: _Ctx, c: cmd.LinkEvent) -> None:
     if c.event.event_id in ctx.s.event_ids:
+        return
+    if ctx.s.merged_into is not None:  # triage still saw this case open: pass it on
+        ctx.emit(ev.EventForwarded, event=c.event, into=ctx.s.merged_into, priority=c.priority)
         return
     ctx.emit(ev.EventLinked, event=c.event)
     if c.priority is not None and c.priority.priority < ctx.s.priority:
@@ -345,6 +365,135 @@ def _reject_case(ctx: _Ctx, c: cmd.Reject) -> None:
     if not c.reason.strip():
         raise _reject("rejecting a case (不予立案) needs a reason")
     ctx.emit(ev.CaseRejected, reason=c.reason, cleared=tuple(k.id for k in ctx.s.clocks))
+
+
+# -- merge and split (合并 / 拆分) ----------------------------------------------------------
+#
+# Merging case B into case A takes up to three commands, each decided by the one
+# writer of its own case; the engine sends the next one (streams.cases.follow_ups):
+#
+# 1. ``AbsorbCase`` on A (from the operator) — A refuses if it is B, is closed or
+#    final, already absorbed B, or already holds one of the events; otherwise
+#    ``CaseAbsorbed`` links B's events to A (and may raise A's priority).
+# 2. ``MarkMerged`` on B — B refuses if it is closed or final (merged elsewhere),
+#    or if A did not take exactly B's events (one linked to B meanwhile: merge
+#    again); otherwise its open assignments are cancelled (the departments get the
+#    usual "cancelled" message), its clocks stop and ``CaseMerged`` ends it.
+# 3. ``ReleaseCase`` on A, only when B refused — ``AbsorbReleased`` gives the
+#    events back, so each event ends up in exactly one live case either way.
+#
+# The target goes first because taking events is undone by a plain release,
+# while ending B (cancelled assignments, stopped clocks) cannot be undone: so no
+# outcome drops an event or leaves B half-merged. Every step is idempotent: a
+# redelivered command is a repeat id; ``MarkMerged`` on a case already merged into
+# the same target is a no-op (so it never triggers a release); a release of a case
+# not absorbed is a no-op. Later events triage still links to B are forwarded to A
+# (``EventForwarded``), and on from A if A was merged in turn; one reaching a closed
+# case is refused there, as any event joining a closed case. A priority the absorb
+# raised stays raised after a release. Known limit: should A itself be merged or
+# split within the instant between taking B's events and B's refusal, the events
+# A passed on stay where they went (and with B).
+#
+# Splitting is one command on A (``SplitCase``) and one the engine sends:
+# ``EventsSplit`` moves the events out of A and names the new case
+# ``<A>-S<n>`` (A's own counter: no other writer can take that id), which is
+# then opened by ``OpenCase`` with those events.
+
+
+def split_case_id(state: CaseState) -> str:
+    """The id of the next case split off ``state``: ``C…-S1``, ``C…-S2`` …"""
+    return f"{state.case_id}-S{state.splits + 1}"
+
+
+def _ids(ids: list[str] | tuple[str, ...], most: int = 10) -> str:
+    shown = ", ".join(ids[:most])
+    return shown + (f" and {len(ids) - most} more" if len(ids) > most else "")
+
+
+def _absorb(ctx: _Ctx, c: cmd.AbsorbCase) -> None:
+    s = ctx.s
+    if c.source == s.case_id:
+        raise _reject(f"case {s.case_id} cannot be merged into itself")
+    if c.source in s.absorbed:
+        raise _reject(f"case {c.source} is already merged into case {s.case_id}")
+    if not c.reason.strip():
+        raise _reject("merging (合并) needs a reason")
+    ids = tuple(dict.fromkeys(c.event_ids))
+    if not ids:
+        raise _reject(f"case {c.source} has no events to merge")
+    held = [i for i in ids if i in s.event_ids]
+    if held:
+        raise _reject(f"case {s.case_id} already holds event(s) {_ids(held)}")
+    ctx.emit(ev.CaseAbsorbed, source=c.source, event_ids=ids, reason=c.reason)
+    if c.priority is not None and c.priority < ctx.s.priority:
+        _change_priority(ctx, c.priority, f"raised by merging case {c.source}")
+
+
+def _mark_merged(ctx: _Ctx, c: cmd.MarkMerged) -> None:
+    s = ctx.s
+    if s.merged_into is not None:
+        if s.merged_into == c.into:
+            return  # already merged there: nothing to do, nothing to release
+        raise _reject(f"case {s.case_id} was already merged into case {s.merged_into}")
+    if c.into == s.case_id:
+        raise _reject(f"case {s.case_id} cannot be merged into itself")
+    taken = set(c.event_ids)
+    missing = [i for i in s.event_ids if i not in taken]
+    if missing:
+        raise _reject(
+            f"case {s.case_id} has event(s) the merge did not include ({_ids(missing)}): "
+            "merge it again"
+        )
+    foreign = [i for i in dict.fromkeys(c.event_ids) if i not in s.event_ids]
+    if foreign:
+        raise _reject(f"event(s) {_ids(foreign)} are not case {s.case_id}'s")
+    why = f"merged into case {c.into}"
+    for a in s.assignments:
+        if a.status not in (A.HANDLED, A.RETURNED):
+            ctx.emit(
+                ev.AssignmentCancelled,
+                assignment_id=a.id,
+                department=a.department,
+                reason=why,
+                cleared=_clock_ids(ctx.s, a.id),
+            )
+    ctx.emit(
+        ev.CaseMerged,
+        into=c.into,
+        event_ids=ctx.s.event_ids,
+        reason=c.reason,
+        cleared=tuple(k.id for k in ctx.s.clocks),
+    )
+
+
+def _release(ctx: _Ctx, c: cmd.ReleaseCase) -> None:
+    s = ctx.s
+    if c.source not in s.absorbed:
+        return  # never taken, or given back already
+    ids = tuple(i for i in dict.fromkeys(c.event_ids) if i in s.event_ids)
+    ctx.emit(ev.AbsorbReleased, source=c.source, event_ids=ids, reason=c.reason)
+
+
+def _split_case(ctx: _Ctx, c: cmd.SplitCase) -> None:
+    s = ctx.s
+    if not c.reason.strip():
+        raise _reject("splitting (拆分) needs a reason")
+    ids = tuple(dict.fromkeys(e.event_id for e in c.events))
+    if not ids:
+        raise _reject(f"name the events to split off case {s.case_id}")
+    unknown = [i for i in ids if i not in s.event_ids]
+    if unknown:
+        raise _reject(
+            f"case {s.case_id} holds no event {_ids(unknown)} (its events: {_ids(s.event_ids)})"
+        )
+    if len(ids) == len(s.event_ids):
+        raise _reject(
+            f"cannot split every event off case {s.case_id}: at least one must stay "
+            "(reject or re-route the case instead)"
+        )
+    if c.routing is None and s.lead is None and s.routing is None:
+        raise _reject(f"case {s.case_id} has no departments yet: give the new case a routing")
+    ctx.emit(ev.EventsSplit, event_ids=ids, new_case_id=split_case_id(s), reason=c.reason)
 
 
 # -- step 3: route and assign ----------------------------------------------------------
@@ -913,6 +1062,10 @@ _DECIDE: dict[type, Callable[[_Ctx, Any], None]] = {
     cmd.LinkEvent: _link,
     cmd.Register: _register,
     cmd.Reject: _reject_case,
+    cmd.AbsorbCase: _absorb,
+    cmd.MarkMerged: _mark_merged,
+    cmd.ReleaseCase: _release,
+    cmd.SplitCase: _split_case,
     cmd.Dispatch: _dispatch_cmd,
     cmd.Reroute: _reroute,
     cmd.Rule: _rule,

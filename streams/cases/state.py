@@ -38,9 +38,10 @@ class CaseStatus(StrEnum):
     CLOSED = "closed"  # 已结案
     REOPENED = "reopened"  # 重办
     EVALUATED = "evaluated"  # 已评价 (final)
+    MERGED = "merged"  # 已合并 (final): merged into another case, which holds its events now
 
 
-FINAL = frozenset({CaseStatus.REJECTED, CaseStatus.EVALUATED})
+FINAL = frozenset({CaseStatus.REJECTED, CaseStatus.EVALUATED, CaseStatus.MERGED})
 #: statuses in which departments work on their assignments
 WORKING = frozenset(
     {
@@ -110,6 +111,9 @@ class CaseState(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     overdue: bool = False  # a red card has fired
     redo: int = 0  # reopenings after dissatisfied callbacks (重办)
     ladder: tuple[Rung, ...] = ()  # 四级七天 rungs frozen at opening
+    merged_into: str | None = None  # the case it was merged into (合并), once MERGED
+    absorbed: tuple[str, ...] = ()  # cases merged into this one (合并来源)
+    splits: int = 0  # cases split off this one so far (拆分); names the next one
     recent: tuple[int, ...] = ()  # hashes of the last command ids
 
     @property

@@ -1,0 +1,104 @@
+"""The read side over a projected store: a department's queue and a report's case,
+checked against the rows themselves, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from collections import Counter
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from api.queries import QUEUE_STATUSES, Scope, case_of_report, department_queue
+from store.models import AssignmentRow, Case
+from store.projector import project
+from streams.cases.events import CaseOpened, EventLinked
+from tests.store.scenarios import START, case_logs, merged_log
+
+CASES = 80
+
+
+@pytest.fixture
+def projected(sessions: sessionmaker[Session]) -> list:
+    logs = case_logs(CASES)
+    with sessions.begin() as session:
+        project(session, merged_log(logs))
+    return logs
+
+
+def _queue(session: Session, department: str, now: datetime, **filters) -> list:
+    page = department_queue(session, department=department, now=now, limit=1000, offset=0,
+                            **{"scope": Scope(), **filters})
+    assert page.total == len(page.items)
+    return page.items
+
+
+def _busiest(session: Session) -> str:
+    rows = session.scalars(select(AssignmentRow.department).where(
+        AssignmentRow.status.in_(QUEUE_STATUSES)))
+    return Counter(rows).most_common(1)[0][0]
+
+
+def _order(item) -> tuple:
+    due = min((d for d in (item.accept_due_at, item.resolve_due_at) if d is not None),
+              default=None)
+    return (item.priority, due is None, due or START, item.dispatched_at, item.case_id,
+            item.assignment_id)
+
+
+def test_the_queue_is_the_to_do_list_most_urgent_first(
+        projected, sessions: sessionmaker[Session]):
+    with sessions() as session:
+        department = _busiest(session)
+        now = START + timedelta(days=3)
+        items = _queue(session, department, now)
+        rows = session.scalars(select(AssignmentRow).where(
+            AssignmentRow.department == department)).all()
+        cases = {c.case_id: c for c in session.scalars(select(Case))}
+
+    to_do = {(r.case_id, r.assignment_id) for r in rows if r.status in QUEUE_STATUSES}
+    assert len(items) >= 3, "the scenarios should leave several assignments to do"
+    assert {(i.case_id, i.assignment_id) for i in items} == to_do
+    assert all(i.priority == cases[i.case_id].priority for i in items)
+    assert [_order(i) for i in items] == sorted(_order(i) for i in items)
+    assert {r.status for r in rows} - set(QUEUE_STATUSES), "finished ones exist and are left out"
+
+
+def test_overdue_means_a_running_deadline_has_passed(projected, sessions: sessionmaker[Session]):
+    with sessions() as session:
+        department = _busiest(session)
+        items = _queue(session, department, START)
+        dues = sorted(d for i in items for d in (i.accept_due_at, i.resolve_due_at) if d)
+        now = dues[len(dues) // 2]  # some overdue, some not
+        late = _queue(session, department, now, overdue=True)
+        on_time = _queue(session, department, now, overdue=False)
+
+    assert late and on_time
+    assert all(i.overdue for i in late) and not any(i.overdue for i in on_time)
+    expected_late = {i.assignment_id + i.case_id for i in items
+                     if any(d < now for d in (i.accept_due_at, i.resolve_due_at) if d)}
+    assert {i.assignment_id + i.case_id for i in late} == expected_late
+    assert len(late) + len(on_time) == len(items)
+
+
+def test_finished_assignments_are_listed_when_asked_for(projected,
+                                                         sessions: sessionmaker[Session]):
+    with sessions() as session:
+        handled = {r.department for r in session.scalars(
+            select(AssignmentRow).where(AssignmentRow.status == "handled"))}
+        department = sorted(handled)[0]
+        items = _queue(session, department, datetime.now(UTC), statuses=["handled"])
+    assert items and {i.status for i in items} == {"handled"}
+
+
+def test_a_report_finds_the_case_that_opened_or_joined_it(projected,
+                                                          sessions: sessionmaker[Session]):
+    reports = [(e.event.source_id, e.case_id) for log in projected for e in log
+               if isinstance(e, CaseOpened | EventLinked)]
+    assert any(isinstance(e, EventLinked) for log in projected for e in log)
+    with sessions() as session:
+        for source_id, case_id in reports:
+            found = case_of_report(session, source_id)
+            assert found is not None and found.case_id == case_id, source_id
+        assert case_of_report(session, "GR-no-such-report") is None
