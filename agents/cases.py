@@ -32,11 +32,14 @@ from streams.calendar import WorkCalendar
 from streams.cases import (
     CasePolicy,
     CaseState,
+    Command,
     alert_messages,
     apply,
     command_decoder,
+    compensations,
     decide,
     department_messages,
+    follow_ups,
     next_wakeup,
     pending_deadlines,
 )
@@ -83,6 +86,12 @@ def register(app: faust.App, topics: Topics, settings: Settings, policy: CasePol
     async def reply(key: bytes, answer: CaseReply, headers: tracing.KafkaHeaders | None) -> None:
         await replies.send(key=key, value=codecs.encode(answer), headers=headers)
 
+    async def send_commands(commands: list[Command], headers: tracing.KafkaHeaders | None) -> None:
+        """Commands for other cases (merge, split): each to its own case's writer."""
+        for other in commands:
+            await commands_topic.send(key=other.case_id.encode(), value=codecs.encode(other),
+                                      headers=headers)
+
     @app.agent(commands_topic, name="cases")
     async def case_agent(stream: faust.StreamT) -> None:
         async for message_event in stream.events():
@@ -110,21 +119,26 @@ def register(app: faust.App, topics: Topics, settings: Settings, policy: CasePol
                 await reply(key, CaseReply(case_id=command.case_id, command_id=command.command_id,
                                            accepted=False, reason=rejected.reason,
                                            status=state.status if state else None), headers)
+                await send_commands(compensations(command, rejected.reason), headers)
                 timers.track(key, message.partition, state)
                 continue
             metrics.CASE_COMMANDS.labels(command.__struct_config__.tag, "applied").inc()
             for event in events:
-                state = apply(state, event)
-                metrics.CASE_EVENTS.labels(event.__struct_config__.tag).inc()
+                before, state = state, apply(state, event)
+                metrics.observe_case_event(before, event, state)
             if events:
                 cases[key] = codecs.pack(state)
                 for event in events:
                     await events_topic.send(key=key, value=codecs.encode(event), headers=headers)
-                for department, payload in department_messages(state, events):
+                to_departments = department_messages(state, events)
+                for department, payload in to_departments:
                     await topics.department(department).send(key=key, headers=headers,
                                                               value=codecs.encode(payload))
+                metrics.observe_department_messages(metrics.ingest_time(message.headers),
+                                                    to_departments, wall_clock())
                 for payload in alert_messages(state, events):
                     await alerts.send(key=key, value=codecs.encode(payload), headers=headers)
+                await send_commands(follow_ups(state, command, events), headers)
             timers.track(key, message.partition, state)
             await reply(key, CaseReply(
                 case_id=command.case_id, command_id=command.command_id, accepted=True,

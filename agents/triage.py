@@ -61,4 +61,5 @@ def register(app: faust.App, topics: Topics, settings: Settings, rules: TriageRu
             command = case_command(decision, located, now)
             if command is not None:
                 await commands.send(key=command.case_id.encode(), value=codecs.encode(command),
-                                    headers=tracing.outgoing_headers())
+                                    headers=metrics.with_ingest_time(tracing.outgoing_headers(),
+                                                                     located.ingested_at))

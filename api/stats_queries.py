@@ -214,13 +214,15 @@ def _names(session: Session, group_by: GroupBy, keys: Iterable[str]) -> dict[str
     return {code: name for code, name in rows}
 
 
-def statistics(session: Session, *, group_by: GroupBy, f: StatsFilter) -> Statistics:
+def statistics(session: Session, *, group_by: GroupBy, f: StatsFilter,
+               times: bool = True) -> Statistics:
     """The metrics of every group that has a case in the caller's scope, or one row when
-    not grouped."""
+    not grouped; ``times=False`` leaves the times to accept and resolve empty (they read
+    every assignment of the period)."""
     key = _case_key(group_by, f.region)
     cases = _case_counts(session, f, key)
     callbacks = _callback_counts(session, f, key)
-    durations = _durations(session, f, group_by)
+    durations = _durations(session, f, group_by) if times else {}
     keys = sorted(set(cases) | set(callbacks) | set(durations))
     if group_by is GroupBy.NONE:
         keys = [""]  # one row, zeros included

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import tomllib
 
@@ -59,3 +60,80 @@ def test_every_setting_is_documented_in_the_readme():
     readme = (PROJECT_DIR / "README.md").read_text(encoding="utf-8")
     for name in Settings.model_fields:
         assert f"GRIDLINK_{name.upper()}" in readme, f"GRIDLINK_{name.upper()} not in README"
+
+
+# -- Grafana: the provisioned dashboard may only chart metrics GridLink exposes --------------
+
+GRAFANA = PROJECT_DIR / "deploy" / "grafana"
+DASHBOARDS = sorted((GRAFANA / "dashboards").glob("*.json"))
+METRIC_NAME = re.compile(r"\bgridlink_[a-z0-9_]+\b")
+_SUFFIXES = {"counter": ("_total",), "histogram": ("_bucket", "_sum", "_count"),
+             "summary": ("", "_sum", "_count"), "gauge": ("",)}
+
+
+def _exposed_names() -> set[str]:
+    """Every sample name of the metrics declared in observability/metrics.py."""
+    from prometheus_client import REGISTRY
+
+    import observability.metrics  # noqa: F401  (declares and registers them)
+
+    return {family.name + suffix for family in REGISTRY.collect()
+            for suffix in _SUFFIXES.get(family.type, ("",))}
+
+
+def _exprs(dashboard: dict) -> list[tuple[str, str]]:
+    out = []
+    for panel in dashboard["panels"]:
+        for inner in [panel, *panel.get("panels", [])]:
+            out += [(inner["title"], t["expr"]) for t in inner.get("targets", [])]
+    return out
+
+
+def test_the_dashboard_charts_only_metrics_that_exist():
+    assert DASHBOARDS, "no dashboard JSON in deploy/grafana/dashboards"
+    exposed = _exposed_names()
+    for path in DASHBOARDS:
+        dashboard = json.loads(path.read_text(encoding="utf-8"))
+        exprs = _exprs(dashboard)
+        assert exprs, path.name
+        for title, expr in exprs:
+            used = set(METRIC_NAME.findall(expr))
+            assert used, f"{path.name} / {title}: {expr!r} charts no GridLink metric"
+            assert used <= exposed, (f"{path.name} / {title}: {sorted(used - exposed)} not in "
+                                     "observability/metrics.py")
+
+
+def test_the_dashboard_covers_what_the_command_center_watches():
+    used = {name for path in DASHBOARDS
+            for _, expr in _exprs(json.loads(path.read_text(encoding="utf-8")))
+            for name in METRIC_NAME.findall(expr)}
+    for name in ("gridlink_events_in_total", "gridlink_ingest_to_department_seconds_bucket",
+                 "gridlink_consumer_lag_messages", "gridlink_sla_cards_total",
+                 "gridlink_open_cases", "gridlink_stats_handling_ratio",
+                 "gridlink_stats_on_time_ratio", "gridlink_stats_satisfaction_ratio"):
+        assert name in used, name
+
+
+def test_grafana_provisions_the_dashboards_and_the_prometheus_datasource():
+    mounts = dict(volume.rsplit(":", 2)[:2] for volume in SERVICES["grafana"]["volumes"])
+    provider = yaml.safe_load((GRAFANA / "provisioning" / "dashboards" / "gridlink.yml")
+                              .read_text(encoding="utf-8"))
+    path = provider["providers"][0]["options"]["path"]
+    assert mounts["./deploy/grafana/dashboards"] == path
+    assert mounts["./deploy/grafana/provisioning"] == "/etc/grafana/provisioning"
+    datasources = yaml.safe_load((GRAFANA / "provisioning" / "datasources" / "prometheus.yml")
+                                 .read_text(encoding="utf-8"))["datasources"]
+    uids = {source["uid"] for source in datasources}
+    for dashboard in DASHBOARDS:
+        for panel in json.loads(dashboard.read_text(encoding="utf-8"))["panels"]:
+            if "datasource" in panel:
+                assert panel["datasource"]["uid"] in uids, panel["title"]
+
+
+def test_prometheus_scrapes_the_api_and_the_worker_metrics_port():
+    config = yaml.safe_load((PROJECT_DIR / "deploy" / "prometheus.yml").read_text(encoding="utf-8"))
+    targets = {job["job_name"]: target for job in config["scrape_configs"]
+               for static in job["static_configs"] for target in static["targets"]}
+    worker_port = SERVICES["worker"]["environment"]["GRIDLINK_WORKER_METRICS_PORT"]
+    assert targets["gridlink-worker"] == f"worker:{worker_port}"
+    assert targets["gridlink-api"] == f"api:{SERVICES['api']['environment']['GRIDLINK_API_PORT']}"
