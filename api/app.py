@@ -20,6 +20,7 @@ from api import auth, cases, command_center, departments, errors, intake, open31
 from api.board import BoardFeed
 from api.board import router as board_router
 from api.commands import CommandGateway
+from api.store_metrics import StoreGauges
 from settings import Settings
 from store.service import Store
 
@@ -29,14 +30,17 @@ def create_app(settings: Settings, *, gateway: CommandGateway | None = None) -> 
     store = Store.open(settings.database_url)
     gateway = gateway or CommandGateway(settings)
     board_feed = BoardFeed(settings, store)
+    store_gauges = StoreGauges(store)  # open cases and rates, for /metrics
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await gateway.start()
         await board_feed.start()
+        await store_gauges.start()
         try:
             yield
         finally:
+            await store_gauges.stop()
             await board_feed.stop()
             await gateway.stop()
             store.close()
@@ -48,6 +52,9 @@ def create_app(settings: Settings, *, gateway: CommandGateway | None = None) -> 
         "`Authorization: Bearer <key>`; errors are RFC 9457 problem details.",
         version="0.1.0",
         lifespan=lifespan,
+        # one server span per request, under the caller's traceparent, when tracing is
+        # on (observability.tracing); metrics come from prometheus-client instead
+        telemetry={"operation_spans": False, "metrics": False, "logs": False},
     )
     app.state.settings = settings
     app.state.users = users

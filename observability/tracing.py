@@ -8,6 +8,11 @@ A camera alert's way through GridLink is one trace::
               ├ dept.<code> message   ← carries the case agent's ``traceparent`` header
               └ projection            ← one span per case event written to the store
 
+A message that comes in over HTTP (intake, or a department's action) starts
+one hop earlier: FastAPI's own telemetry opens a server span per request
+(``POST /intake/camera-alerts``), the child of the caller's ``traceparent`` if
+any, and the API produces the message with that span's ``traceparent``.
+
 The hop spans (``<topic> process``, kind CONSUMER) come from Faust's own
 :mod:`faust.contrib.opentelemetry` sensor, which extracts the W3C
 ``traceparent`` from the incoming Kafka headers and keeps the span current
@@ -57,8 +62,6 @@ def configure(settings: Settings, *, service: str) -> bool:
     if settings.otel_exporter == "none":
         _enabled = False
         return False
-    from opentelemetry.sdk.resources import Resource
-    from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import (
         BatchSpanProcessor,
         ConsoleSpanExporter,
@@ -66,7 +69,6 @@ def configure(settings: Settings, *, service: str) -> bool:
         SpanProcessor,
     )
 
-    provider = TracerProvider(resource=Resource.create({"service.name": service}))
     processor: SpanProcessor
     if settings.otel_exporter == "console":
         # one line per span, written as it ends: easy to grep and to parse
@@ -74,10 +76,30 @@ def configure(settings: Settings, *, service: str) -> bool:
             out=sys.stdout, formatter=lambda span: span.to_json(indent=None) + "\n"))
     else:
         processor = BatchSpanProcessor(_otlp_exporter(settings.otel_endpoint))
-    provider.add_span_processor(processor)
-    trace.set_tracer_provider(provider)
-    _enabled = True
+    install(processor, service=service)
     return True
+
+
+def install(processor: Any, *, service: str) -> None:
+    """Record spans through ``processor`` (an SDK ``SpanProcessor``) from now on.
+    OpenTelemetry keeps the first tracer provider a process installs; later calls
+    add their processor to it."""
+    global _enabled
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import TracerProvider
+
+    provider = trace.get_tracer_provider()
+    if not isinstance(provider, TracerProvider):
+        provider = TracerProvider(resource=Resource.create({"service.name": service}))
+        trace.set_tracer_provider(provider)
+    provider.add_span_processor(processor)
+    _enabled = True
+
+
+def disable() -> None:
+    """Stop recording spans and sending ``traceparent`` (the provider stays installed)."""
+    global _enabled
+    _enabled = False
 
 
 def _otlp_exporter(endpoint: str) -> Any:
@@ -179,5 +201,6 @@ def span_json_lines(text: str) -> list[dict[str, Any]]:
     return spans
 
 
-__all__ = ["configure", "current_trace_id", "enabled", "extract", "inject", "outgoing_headers",
-           "span_json_lines", "spans_per_trace", "trace_id_of", "tracer"]
+__all__ = ["configure", "current_trace_id", "disable", "enabled", "extract",
+           "inject", "install", "outgoing_headers", "span_json_lines", "spans_per_trace",
+           "trace_id_of", "tracer"]
