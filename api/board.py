@@ -3,10 +3,12 @@ P1 banners and red cards, updated as the case log moves.
 
 - ``GET /board`` — the page (``api/static/board.html``: no external assets; grids
   drawn as SVG from their centroids).
-- ``GET /board/snapshot?key=…`` — open cases per grid and each department's open
-  and overdue assignments, from the SQL projection.
+- ``GET /board/snapshot?key=…`` — open cases per grid (with their running deadlines,
+  for the SLA countdowns) and each department's open and overdue assignments, from
+  the SQL projection.
 - ``GET /board/events?key=…`` — server-sent events: ``case`` (a case opened),
-  ``status`` (a case event, with the status when the event decides it) and
+  ``status`` (a case event, with the status when the event decides it and the
+  deadlines it starts, moves or stops) and
   ``alert`` (``command.alerts``: serious cases, red cards, supervision, escalation).
 
 The snapshot and the stream show case titles, so they need an operator's or an
@@ -47,9 +49,17 @@ from api.deps import Db, scope_of
 from api.errors import EngineUnavailable, problem_responses
 from settings import Settings
 from store.service import Store
-from streams.cases import AssignmentDispatched, CaseOpened, PriorityChanged, apply, event_decoder
+from streams.cases import (
+    AssignmentDispatched,
+    CaseOpened,
+    CaseState,
+    PriorityChanged,
+    apply,
+    event_decoder,
+)
 from streams.records import Level
 from streams.records import Role as AssignmentRole
+from streams.sla import Clock
 from topics import registry
 
 log = logging.getLogger(__name__)
@@ -70,6 +80,7 @@ EVENT_STATUS = {
     "case_closed": "closed",
     "rework_ordered": "rework",
     "case_evaluated": "evaluated",
+    "case_merged": "merged",
     "case_reopened": "reopened",
 }
 ALERT_FIELDS = ("kind", "case_id", "seq", "at", "priority", "category", "category_name",
@@ -78,6 +89,13 @@ ALERT_FIELDS = ("kind", "case_id", "seq", "at", "priority", "category", "categor
 
 
 # -- updates ------------------------------------------------------------------------------
+
+
+def clock_dues(clocks: tuple[Clock, ...]) -> dict[str, dict[str, str] | None]:
+    """Deadline id → its step and red-card instant (``due``), for the board's SLA
+    countdowns; ``None`` for a paused clock (挂起: it counts nothing down)."""
+    return {c.id: None if c.paused is not None else {"step": str(c.step), "due": c.due.isoformat()}
+            for c in clocks}
 
 
 def case_update(value: bytes) -> tuple[str, dict[str, Any]] | None:
@@ -96,18 +114,25 @@ def case_update(value: bytes) -> tuple[str, dict[str, Any]] | None:
             "category": state.category, "category_name": state.category_name,
             "title": state.title, "grid": state.grid, "region": state.region,
             "department": event.routing.lead, "supports": list(event.routing.supports),
-            "lon": state.lon, "lat": state.lat}
+            "lon": state.lon, "lat": state.lat, "clocks": clock_dues(state.clocks)}
     update: dict[str, Any] = {"case_id": event.case_id, "seq": event.seq,
                               "at": event.at.isoformat(), "event": tag,
                               "status": EVENT_STATUS.get(str(tag))}
     if isinstance(event, AssignmentDispatched):
         update["department"] = event.assignment.department
+        update["assignment"] = event.assignment.id
         if event.assignment.role is AssignmentRole.LEAD:
             update["status"] = "dispatched"
     elif isinstance(event, PriorityChanged):
         update["priority"] = int(event.new)
     elif getattr(event, "department", ""):  # claimed, returned, handled, cards …
         update["department"] = event.department  # type: ignore[attr-defined]
+        if getattr(event, "assignment_id", ""):
+            update["assignment"] = event.assignment_id  # type: ignore[attr-defined]
+    if event.clocks:  # deadlines started or moved, and the ones stopped
+        update["clocks"] = clock_dues(event.clocks)
+    if event.cleared:
+        update["cleared"] = list(event.cleared)
     return "status", update
 
 
@@ -261,8 +286,10 @@ class GridCases(BaseModel):
     name: str = Field(examples=["化机小区社区第2网格"])
     lon: float | None
     lat: float | None
-    open_cases: list[dict[str, Any]] = Field(default_factory=list, description="case_id, title, priority, category, "
-                                             "category_name, status, department, overdue")
+    open_cases: list[dict[str, Any]] = Field(
+        default_factory=list, description="case_id, title, priority, category, category_name, "
+        "status, department, overdue, opened_at, clocks (deadline id → step and due, for the "
+        "SLA countdowns) and assignments (assignment id → department)")
 
 
 class DepartmentLoad(BaseModel):
@@ -281,11 +308,21 @@ class BoardSnapshot(BaseModel):
     departments: list[DepartmentLoad]
 
 
+_state_decoder = msgspec.json.Decoder(CaseState)
+
+
 def _case_item(case: Any) -> dict[str, Any]:
+    try:
+        state: CaseState | None = _state_decoder.decode(case.state)
+    except msgspec.DecodeError:
+        state = None
     return {"case_id": case.case_id, "title": case.title, "priority": case.priority,
             "category": case.category, "category_name": case.category_name,
             "status": case.status, "department": case.lead_department,
-            "region": case.region_code, "overdue": case.overdue}
+            "region": case.region_code, "overdue": case.overdue, "opened_at": case.opened_at,
+            "clocks": clock_dues(state.clocks) if state is not None else {},
+            "assignments": {a.id: a.department for a in state.assignments}
+            if state is not None else {}}
 
 
 @router.get("/board", response_class=HTMLResponse, include_in_schema=False)
@@ -302,8 +339,9 @@ def board_snapshot(user: BoardUser, db: Db) -> BoardSnapshot:
     The board loads this, then follows `GET /board/events?key=…`: server-sent events
     (`text/event-stream`) named `ready`, `case` (a case opened: case_id, grid, region,
     priority, category, title, department), `status` (case_id, event, status when the
-    event decides it, department) and `alert` (from `command.alerts`: kind, case_id,
-    priority, title, region, department, step, due), each one JSON object."""
+    event decides it, department, assignment, and `clocks`/`cleared`: the deadlines it
+    starts, moves or stops) and `alert` (from `command.alerts`: kind, case_id, priority,
+    title, region, department, step, due), each one JSON object."""
     scope = scope_of(user)
     grids = {g.code: GridCases(code=g.code, name=g.name, lon=g.lon, lat=g.lat)
              for g in queries.board_regions(db, scope=scope, levels=[Level.GRID])}
