@@ -194,7 +194,9 @@ class LocalKafka:
 
     def _format(self, jars: Path) -> None:
         # KRaft wants the cluster id as a base64url-encoded UUID
-        cid = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+        cid = "-"
+        while cid.startswith("-"):  # a leading "-" would be read as an option
+            cid = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
         result = subprocess.run(
             [*self._java(jars), "kafka.tools.StorageTool", "format",
              "-t", cid, "-c", str(self.config_file)],

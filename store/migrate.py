@@ -8,16 +8,17 @@ migrates without a checkout.
 
 from __future__ import annotations
 
+import fcntl
 from importlib.resources import as_file, files
 
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import Connection
+from sqlalchemy import Connection, text
 from sqlalchemy.engine import URL
 
-from store.db import normalise_url
+from store.db import create_engine, normalise_url, sqlite_file
 
 HEAD = "head"
 
@@ -34,9 +35,45 @@ def config(url: str | URL | None = None, *, connection: Connection | None = None
     return cfg
 
 
+#: the PostgreSQL advisory lock that serialises migrations ("GLMIGRAT" in ASCII)
+ADVISORY_LOCK = 0x474C4D4947524154
+
+
 def upgrade(url: str | URL, *, revision: str = HEAD) -> None:
-    """Migrate the database at ``url`` to ``revision`` (the newest by default)."""
-    command.upgrade(config(url), revision)
+    """Migrate the database at ``url`` to ``revision`` (the newest by default).
+
+    Processes that start together on a fresh database (a worker and the API)
+    take turns: each holds a lock while it migrates — an advisory lock on
+    PostgreSQL, a lock file beside a SQLite database — so the first creates the
+    schema and the others find it current."""
+    parsed = normalise_url(url)
+    if parsed.get_backend_name() == "postgresql":
+        engine = create_engine(parsed)
+        try:
+            with engine.connect() as connection:
+                connection.execute(text("SELECT pg_advisory_lock(:key)"), {"key": ADVISORY_LOCK})
+                connection.commit()  # the lock belongs to the session, not the transaction
+                try:
+                    command.upgrade(config(connection=connection), revision)
+                    connection.commit()
+                finally:
+                    connection.execute(text("SELECT pg_advisory_unlock(:key)"),
+                                       {"key": ADVISORY_LOCK})
+                    connection.commit()
+        finally:
+            engine.dispose()
+        return
+    path = sqlite_file(parsed)
+    if path is None:  # in memory: no other process can see it
+        command.upgrade(config(parsed), revision)
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_name(path.name + ".migrating"), "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            command.upgrade(config(parsed), revision)
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 def downgrade(url: str | URL, *, revision: str) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import multiprocessing
 from pathlib import Path
 
 import pytest
@@ -93,3 +94,21 @@ def test_other_databases_are_refused():
 def test_in_memory_sqlite_has_no_file():
     assert sqlite_file(normalise_url("sqlite://")) is None
     assert sqlite_file(normalise_url("sqlite:///data/gridlink.db")) == Path("data/gridlink.db")
+
+
+def _upgrade_in_a_process(url: str) -> None:
+    upgrade(url)
+
+
+def test_processes_starting_together_on_a_fresh_database_all_migrate(database_url: str):
+    """A worker and the API start at once on an empty database: each upgrade
+    waits for the other's, and none fails on a table the other just created."""
+    context = multiprocessing.get_context("spawn")
+    processes = [context.Process(target=_upgrade_in_a_process, args=(database_url,))
+                 for _ in range(4)]
+    for process in processes:
+        process.start()
+    for process in processes:
+        process.join(120)
+    assert [p.exitcode for p in processes] == [0, 0, 0, 0]
+    assert _tables(database_url) == TABLES
