@@ -43,10 +43,17 @@ def demo_users(settings: Settings, path: Path) -> dict[str, str]:
                                 code for code, r in city.regions.items() if r.parent is None)})
 
 
-def _wait_for(log: Path, text: str, proc: subprocess.Popen, timeout: float) -> None:
+def _size(log: Path) -> int:
+    return log.stat().st_size if log.exists() else 0
+
+
+def _wait_for(log: Path, text: str, proc: subprocess.Popen, timeout: float,
+              since: int = 0) -> None:
+    """Until ``text`` appears in ``log`` after byte ``since`` (logs are appended to: an
+    earlier run's lines do not count)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if log.exists() and text in log.read_text(errors="replace"):
+        if log.exists() and text in log.read_bytes()[since:].decode(errors="replace"):
             return
         if proc.poll() is not None:
             raise click.ClickException(f"{proc.args[3:]} exited; see {log}")
@@ -77,7 +84,20 @@ def _interrupt(signum, frame) -> None:
     raise KeyboardInterrupt
 
 
-def run(settings: Settings, local_kafka, create_topics, *, rate: float = 2.0) -> None:
+def simulate_args(*, rate: float, departments: bool, logs: Path, api_url: str) -> list[str]:
+    """The ``gridlink simulate`` the demo runs: traffic at ``rate`` (none at 0) and, with
+    ``departments``, desks and the city operator working the cases through the API."""
+    args = ["simulate", "--duration", "86400", "--out", str(logs / "simulated.jsonl")]
+    args += ["--rate", str(rate)] if rate > 0 else ["--no-traffic"]
+    if departments:
+        args += ["--departments", "--keys-file", str(logs / "keys.txt"), "--api-url", api_url]
+    else:
+        args.append("--quiet")
+    return args
+
+
+def run(settings: Settings, local_kafka, create_topics, *, rate: float = 2.0,
+        departments: bool = True) -> None:
     signal.signal(signal.SIGTERM, _interrupt)  # stop the children on SIGTERM too
     logs = Path("data") / "demo"
     click.echo("1/4 Starting the local Kafka broker …")
@@ -87,22 +107,38 @@ def run(settings: Settings, local_kafka, create_topics, *, rate: float = 2.0) ->
     click.echo("3/4 Starting a worker and the API …")
     users_file = settings.users_file or logs / "users.toml"
     keys = demo_users(settings, users_file) if settings.users_file is None else {}
+    since = {name: _size(logs / name) for name in ("worker.log", "api.log")}
     children = [_spawn(["worker"], logs / "worker.log"),
                 _spawn(["api"], logs / "api.log", {"GRIDLINK_USERS_FILE": str(users_file)})]
     try:
-        _wait_for(logs / "worker.log", "Worker]: Ready", children[0], timeout=120)
-        _wait_for(logs / "api.log", "Uvicorn running", children[1], timeout=60)
+        _wait_for(logs / "worker.log", "Worker]: Ready", children[0], timeout=120,
+                  since=since["worker.log"])
+        _wait_for(logs / "api.log", "Uvicorn running", children[1], timeout=60,
+                  since=since["api.log"])
         click.echo("4/4 Feeding the sample events …")
         sent = feed_samples(settings)
         (logs / "keys.txt").write_text("".join(f"{n} {k}\n" for n, k in keys.items()))
-        if rate > 0:
-            children.append(_spawn(["simulate", "--rate", str(rate), "--duration", "86400",
-                                    "--out", str(logs / "simulated.jsonl"), "--quiet"],
-                                   logs / "simulate.log"))
         base = f"http://{settings.api_host}:{settings.api_port}"
+        acting = departments and bool(keys)
+        if rate > 0 or acting:
+            children.append(_spawn(simulate_args(rate=rate, departments=acting, logs=logs,
+                                                 api_url=base), logs / "simulate.log"))
+        traffic = (f"simulated traffic\nfollows at {rate:g} messages a second (what was sent: "
+                   f"{logs}/simulated.jsonl)" if rate > 0 else "no simulated traffic follows")
+        if acting:
+            people = f"""
+Department desks and the city operator work the cases through the API: they
+claim (some late: yellow and red cards, supervision, take-over), return,
+report progress, ask for extensions, handle; the operator registers, re-routes,
+rules, checks, closes and calls back. Progress: {logs}/simulate.log."""
+        elif departments:
+            people = "\nNo department actors: GRIDLINK_USERS_FILE is set, the demo has no keys."
+        else:
+            people = ""
+        board = f"{base}/board?key={keys['op-city']}" if "op-city" in keys else f"{base}/board"
         click.echo(f"""
-GridLink demo is running. {sent} sample events were sent, and simulated traffic
-follows at {rate:g} messages a second (what was sent: {logs}/simulated.jsonl).
+GridLink demo is running. {sent} sample events were sent, and {traffic}.{people}
+  board:             {board}
   API:               {base}/docs
   metrics:           {base}/metrics
   department queue:  kcat -b {settings.kafka_bootstrap} -C -t {settings.topic('dept.chengguan')} -e
@@ -112,7 +148,7 @@ follows at {rate:g} messages a second (what was sent: {logs}/simulated.jsonl).
   API keys (X-API-Key header; written to {users_file} as digests):
 {chr(10).join(f"    {name:18} {key}" for name, key in list(keys.items())[:4])}
     … and one "<department>-desk" key per department (all printed to {logs}/keys.txt)
-Press Ctrl-C to stop the worker and the API (the broker keeps running:
+Press Ctrl-C to stop the worker, the API and the simulator (the broker keeps running:
 `gridlink kafka down` stops it).""")
         while all(child.poll() is None for child in children):
             time.sleep(0.5)
@@ -120,11 +156,14 @@ Press Ctrl-C to stop the worker and the API (the broker keeps running:
     except KeyboardInterrupt:
         click.echo("\nStopping …")
     finally:
-        for child in children:
-            if child.poll() is None:
-                child.send_signal(signal.SIGTERM)
-        for child in children:
-            try:
-                child.wait(30)
-            except subprocess.TimeoutExpired:
-                child.kill()
+        # the simulator first (its actors finish their calls while the API still answers),
+        # then the worker and the API together
+        for group in (children[2:], children[:2]):
+            for child in group:
+                if child.poll() is None:
+                    child.send_signal(signal.SIGTERM)
+            for child in group:
+                try:
+                    child.wait(30)
+                except subprocess.TimeoutExpired:
+                    child.kill()

@@ -1,4 +1,5 @@
-"""Simulated traffic for the three inbound sources (模拟流量, ``gridlink simulate``).
+"""Simulated traffic for the three inbound sources (模拟流量, ``gridlink simulate``), and
+the departments and command center that work the cases.
 
 - :mod:`simulation.generator` — the pure, seeded generator: ``Generator``,
   ``generate``, ``Options``, ``Mix``, ``Message``;
@@ -6,6 +7,10 @@
 - :mod:`simulation.vocabulary` — templates and word lists (``simulation/data/*.toml``);
 - :mod:`simulation.malformed` — broken messages and their error codes;
 - :mod:`simulation.producer` — sending to Kafka, paced, and the outcome file; replay;
+- :mod:`simulation.behaviour` — what department desks and an operator do next, and when
+  (pure, seeded: claims, late ones, returns, extensions, handling, closing, callbacks);
+- :mod:`simulation.actors` — ``Actors``: those people acting through the REST API
+  (``simulate --departments``);
 - :mod:`simulation.cli` — the ``simulate`` click command.
 """
 

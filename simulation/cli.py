@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import signal
+import threading
+import time
 from datetime import datetime
 from pathlib import Path
 
@@ -9,12 +12,26 @@ import click
 from pydantic import ValidationError
 
 from settings import Settings
+from simulation.actors import (
+    Actors,
+    ActorsError,
+    Tally,
+    desks_of,
+    load_keys,
+    operator_of,
+    urllib_transport,
+)
+from simulation.behaviour import Pace, parse_satisfaction
 from simulation.generator import CST, Mix
 from simulation.producer import Progress, ReplayError, Summary, run
 from simulation.vocabulary import VocabularyError
 from streams.errors import GridLinkError
 
 DEFAULT_OUT = Path("data") / "simulate.jsonl"
+DEFAULT_KEYS = Path("data") / "demo" / "keys.txt"  # where `gridlink demo` writes its keys
+UNTIL_STOPPED_S = 365 * 86_400.0  # traffic beside the actors, without --duration/--count
+PROGRESS_EVERY_S = 5.0
+API_WAIT_S = 60.0  # for an API that is still starting (as in the demo)
 
 
 def _settings() -> Settings:
@@ -49,6 +66,24 @@ def _share(_ctx: click.Context, param: click.Parameter, value: float) -> float:
     if not 0 <= value <= 1:
         raise click.BadParameter(f"{param.name} must be within 0..1")
     return value
+
+
+def _seconds(_ctx: click.Context, param: click.Parameter, value: str) -> tuple[float, float]:
+    try:
+        lo, hi = (float(part) for part in value.split(","))
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not LO,HI (seconds)") from None
+    if not 0 <= lo <= hi:
+        raise click.BadParameter(f"{param.name} must be LO,HI with 0 <= LO <= HI")
+    return lo, hi
+
+
+def _satisfaction(_ctx: click.Context, _param: click.Parameter,
+                  value: str) -> tuple[tuple[str, float], ...]:
+    try:
+        return parse_satisfaction(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
 
 
 @click.command("simulate")
@@ -125,6 +160,60 @@ def _share(_ctx: click.Context, param: click.Parameter, value: float) -> float:
 )
 @click.option("--dry-run", is_flag=True, help="Write the outcome file only; send nothing.")
 @click.option("--quiet", is_flag=True, help="No progress, only the summary.")
+@click.option(
+    "--departments",
+    is_flag=True,
+    help="Also run department desks and a command-center operator that work the cases "
+    "through the REST API (claim, return, progress, extension, handle; register, re-route, "
+    "check, close, evaluate), some of them late; until Ctrl-C or --duration.",
+)
+@click.option(
+    "--traffic/--no-traffic",
+    default=True,
+    show_default=True,
+    help="Send traffic; --no-traffic with --departments only works the cases there are.",
+)
+@click.option(
+    "--api-url",
+    default=None,
+    help="The API the actors use [default: http://GRIDLINK_API_HOST:GRIDLINK_API_PORT].",
+)
+@click.option(
+    "--keys-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=DEFAULT_KEYS,
+    show_default=True,
+    help="API keys, a 'name key' line per user, as `gridlink demo` writes them: "
+    "'<department>-desk' users act for their department (the users file keeps only digests).",
+)
+@click.option(
+    "--operator",
+    default=None,
+    help="The command-center user among the keys [default: op-city, else admin].",
+)
+@click.option("--late", type=float, default=0.15, show_default=True, callback=_share,
+              help="Share of claims and on-site reports after their deadline (red card).")
+@click.option("--slow", type=float, default=0.15, show_default=True, callback=_share,
+              help="Share of claims and on-site reports after the yellow mark, in time.")
+@click.option("--returns", type=float, default=0.05, show_default=True, callback=_share,
+              help="Share of assignments returned (退单) within the return window.")
+@click.option("--extensions", type=float, default=0.10, show_default=True, callback=_share,
+              help="Share of assignments whose department asks for an extension (延期).")
+@click.option("--step-delay", default="5,60", show_default=True, callback=_seconds,
+              help="Seconds LO,HI between one step of a case and the next.")
+@click.option("--work-delay", default="30,300", show_default=True, callback=_seconds,
+              help="Seconds LO,HI of handling (办结) when its deadline is far off.")
+@click.option("--max-wait", type=click.FloatRange(min=0), default=3600.0, show_default=True,
+              help="Seconds: a late or slow step is planned only within this time; the engine "
+              "runs on the wall clock, so in a short run only short deadlines are missed "
+              "(P1 accept 5 min, on site 15 min; P2 accept 30 min).")
+@click.option(
+    "--satisfaction",
+    default="satisfied=0.75,basically_satisfied=0.17,dissatisfied=0.06,unreached=0.02",
+    show_default=True,
+    callback=_satisfaction,
+    help="Callback verdicts (回访评价) and their weights.",
+)
 def simulate(
     rate: float | None,
     duration: float | None,
@@ -139,6 +228,19 @@ def simulate(
     replay: Path | None,
     dry_run: bool,
     quiet: bool,
+    departments: bool,
+    traffic: bool,
+    api_url: str | None,
+    keys_file: Path,
+    operator: str | None,
+    late: float,
+    slow: float,
+    returns: float,
+    extensions: float,
+    step_delay: tuple[float, float],
+    work_delay: tuple[float, float],
+    max_wait: float,
+    satisfaction: tuple[tuple[str, float], ...],
 ) -> None:
     """Realistic traffic for the three sources over the reference city.
 
@@ -147,21 +249,43 @@ def simulate(
     incidents seen by several sources within minutes, recurring hot spots and
     a share of broken messages. Every message is written with its expected
     outcome to --out, for tests and benchmarks to check against.
+
+    With --departments, department desks and a command-center operator work
+    the cases through the API as people would, with delays drawn from --seed:
+    most steps on time, a share late, so yellow and red cards, supervision,
+    take-over, returns, rulings and callbacks all happen.
     """
     settings = _settings()
+    if not traffic and not departments:
+        raise click.UsageError("--no-traffic needs --departments (nothing to do otherwise)")
+    if departments and dry_run:
+        raise click.UsageError("--dry-run sends nothing: it cannot go with --departments")
+    until = duration  # the actors stop after it, or on Ctrl-C
     if replay is None and rate is None:
         rate = 100.0
     if duration is None and count is None and replay is None:
-        duration = 60.0
-    where = "(dry run: nothing sent)" if dry_run else f"to {settings.kafka_bootstrap}"
-    source = f"replaying {replay}" if replay else f"mix {mix}, seed {seed}"
-    click.echo(f"simulate: {source}, {_pace(rate)} {where}; outcomes → {out}")
+        duration = UNTIL_STOPPED_S if departments else 60.0
+    actors = None
+    if departments:
+        try:
+            pace = Pace(step_seconds=step_delay, work_seconds=work_delay,
+                        max_wait_seconds=max_wait, late=late, slow=slow, returns=returns,
+                        extensions=extensions, satisfaction=satisfaction)
+        except ValueError as exc:
+            raise click.UsageError(str(exc)) from None
+        actors = _actors(settings, api_url, keys_file, operator, pace, seed)
+    if traffic:
+        where = "(dry run: nothing sent)" if dry_run else f"to {settings.kafka_bootstrap}"
+        source = f"replaying {replay}" if replay else f"mix {mix}, seed {seed}"
+        click.echo(f"simulate: {source}, {_pace(rate)} {where}; outcomes → {out}")
     try:
         def send(progress):  # type: ignore[no-untyped-def]
             return _run(settings, rate, duration, count, mix, seed, malformed, duplicates,
                         oversize, start, out, replay, dry_run, progress)
 
-        if quiet:
+        if actors is not None:
+            summary = _with_departments(actors, send if traffic else None, until, quiet)
+        elif quiet:
             summary = send(None)
         else:
             summary = _with_progress(
@@ -177,7 +301,79 @@ def simulate(
                 "is it running (`gridlink kafka status`)?"
             ) from None
         raise
-    _report(summary, dry_run)
+    if summary is not None:
+        _report(summary, dry_run)
+
+
+def _actors(settings: Settings, api_url: str | None, keys_file: Path, operator: str | None,
+            pace: Pace, seed: int) -> Actors:
+    """The department desks and the operator, checked against the running API."""
+    url = api_url or f"http://{settings.api_host}:{settings.api_port}"
+    try:
+        keys = load_keys(keys_file)
+        desks = desks_of(keys)
+        name = operator_of(keys, operator)
+        if not desks:
+            raise ActorsError(f"{keys_file} has no '<department>-desk' user")
+        if name is None:
+            raise ActorsError(f"{keys_file} has no command-center user (op-city, admin, "
+                              "op-…): name one with --operator")
+        actors = Actors(urllib_transport(url), desks=desks, operator_key=keys[name], pace=pace,
+                        seed=seed)
+        actors.check(wait_seconds=API_WAIT_S)
+    except ActorsError as exc:
+        raise click.ClickException(f"--departments at {url}: {exc}") from None
+    click.echo(f"departments: {len(desks)} desks and {name} act through {url} "
+               f"(late {pace.late:.0%}, slow {pace.slow:.0%}, returns {pace.returns:.0%}, "
+               f"extensions {pace.extensions:.0%}); Ctrl-C stops")
+    return actors
+
+
+def _interrupt(_signum: int, _frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def _with_departments(actors: Actors, send, until: float | None,  # type: ignore[no-untyped-def]
+                      quiet: bool) -> Summary | None:
+    """Run the actors in a thread beside the traffic (``send``, None for none) until
+    ``until`` seconds have passed or Ctrl-C (or SIGTERM); a progress line every few
+    seconds; the traffic's summary when it finished."""
+    stop = threading.Event()
+    latest: dict[str, Progress] = {}  # the traffic's last progress
+
+    def report(tally: Tally) -> None:
+        if not quiet:
+            p = latest.get("traffic")
+            sent = f"{p.sent} sent, {p.failed} failed; " if p else ""
+            click.echo(f"  {sent}{tally.line()}")
+
+    ends = time.monotonic() + until if until else None
+    thread = threading.Thread(target=actors.run, args=(stop,), name="departments", daemon=True,
+                              kwargs={"on_progress": report,
+                                      "progress_seconds": PROGRESS_EVERY_S})
+    previous = signal.signal(signal.SIGTERM, _interrupt)
+    summary = None
+    thread.start()
+    try:
+        if send is not None:
+            summary = send(lambda p: latest.update(traffic=p))
+        while thread.is_alive() and (ends is None or time.monotonic() < ends):
+            thread.join(0.5)
+    except KeyboardInterrupt:
+        click.echo("\nstopping …")
+    finally:
+        crashed = not thread.is_alive()  # the thread's exception is printed above
+        stop.set()
+        thread.join()
+        signal.signal(signal.SIGTERM, previous)
+    if crashed:
+        raise click.ClickException("the department actors stopped (see the error above)")
+    click.echo(f"departments: {actors.tally.line()}")
+    for reason in actors.tally.reasons:
+        click.echo(f"  refused or failed: {reason}")
+    if send is not None and summary is None:
+        click.echo("traffic interrupted")
+    return summary
 
 
 def _run(
