@@ -11,6 +11,7 @@ COPY cli cli
 COPY rules rules
 COPY reference reference
 COPY simulation simulation
+COPY benchmarks benchmarks
 RUN pip install --no-cache-dir '.[postgres]'
 ENV GRIDLINK_KAFKA_BOOTSTRAP=kafka:9092
 CMD ["gridlink", "worker"]

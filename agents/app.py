@@ -7,7 +7,9 @@ no Faust ``Record`` classes duplicate the core's records.
 
 from __future__ import annotations
 
+import tempfile
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import faust
 from faust.contrib.opentelemetry import setup_opentelemetry
@@ -48,10 +50,15 @@ def create_app(settings: Settings) -> faust.App:
     (:mod:`observability.tracing`), each event an agent processes is a span."""
     brokers = [f"kafka://{server.strip()}" for server in settings.kafka_bootstrap.split(",")]
     session_timeout = settings.session_timeout_seconds
+    # Tables live in memory and recover from their changelogs; Faust still wants a
+    # directory, so keep it out of the working directory.
+    datadir = Path(tempfile.gettempdir()) / "gridlink" / settings.app_id
+    datadir.parent.mkdir(parents=True, exist_ok=True)
     app = faust.App(
         settings.app_id,
         broker=brokers,
         store="memory://",
+        datadir=str(datadir),
         topic_partitions=settings.partitions,
         topic_replication_factor=settings.replication,
         topic_allow_declare=True,

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 
 import faust
 from faust.worker import Worker
 
-from agents import cases, intake, projection, triage
+from agents import cases, intake, lag, projection, triage
 from agents.app import Topics, create_app
 from observability import logging as log_setup
 from observability import metrics, tracing
@@ -27,8 +28,12 @@ def _calendar_gap(gap: CalendarGap) -> None:
                 "file)", gap.reason)
 
 
-def build(settings: Settings) -> faust.App:
-    """The worker's Faust app with every agent; rule files are validated here,
+#: the agents a worker can run (``gridlink worker --agents``); all of them by default
+AGENTS = ("intake", "triage", "cases", "projection")
+
+
+def build(settings: Settings, agents: Sequence[str] = AGENTS) -> faust.App:
+    """The worker's Faust app with its agents; rule files are validated here,
     so a bad rule stops the worker at start with the file and entry named."""
     city = load_city(settings.reference_dir)
     triage_rules = load_triage_rules(settings.rules_dir, departments=city.departments)
@@ -36,18 +41,23 @@ def build(settings: Settings) -> faust.App:
     calendar = load_calendar(settings.rules_dir, on_gap=_calendar_gap)
     app = create_app(settings)
     topics = Topics(app, settings)
-    intake.register(app, topics, settings, city)
-    triage.register(app, topics, settings, triage_rules)
-    cases.register(app, topics, settings, policy, calendar)
-    projection.register(app, topics, Store.open(settings.database_url, city=city))
+    if "intake" in agents:
+        intake.register(app, topics, settings, city)
+    if "triage" in agents:
+        triage.register(app, topics, settings, triage_rules)
+    if "cases" in agents:
+        cases.register(app, topics, settings, policy, calendar)
+    if "projection" in agents:
+        projection.register(app, topics, Store.open(settings.database_url, city=city))
+    lag.register(app)
     return app
 
 
-def run(settings: Settings) -> None:
+def run(settings: Settings, agents: Sequence[str] = AGENTS) -> None:
     """Run one worker until SIGINT/SIGTERM; several workers share the partitions."""
     log_setup.configure(settings)
     tracing.configure(settings, service="gridlink-worker")  # before build: agents read it
-    app = build(settings)
+    app = build(settings, agents)
     metrics.serve(settings.worker_metrics_port)
     # Faust sets logging up again when it starts: in JSON mode, hand it ours (and keep its
     # banner off stdout, so every line stays JSON); in text mode its own format stays.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import click
 from pydantic import ValidationError
@@ -125,11 +126,19 @@ def _create_topics(settings: Settings) -> None:
 
 
 @main.command()
-def worker() -> None:
+@click.option("--agents", "only", default="intake,triage,cases,projection", show_default=True,
+              help="The agents this worker runs, comma-separated: run the SQL projection in "
+              "its own processes, for instance.")
+def worker(only: str) -> None:
     """Run the stream agents (start several for scale-out)."""
-    from agents.worker import run
+    from agents.worker import AGENTS, run
 
-    run(_settings())
+    chosen = [name.strip() for name in only.split(",") if name.strip()]
+    unknown = sorted(set(chosen) - set(AGENTS))
+    if unknown or not chosen:
+        raise click.BadParameter(f"{', '.join(unknown) or 'none given'}: choose among "
+                                 f"{', '.join(AGENTS)}", param_hint="--agents")
+    run(_settings(), agents=chosen)
 
 
 @main.command()
@@ -150,17 +159,52 @@ def replay(force: bool) -> None:
 
 
 @main.command()
+@click.option("--stages", default="lpipe,fbase,pipeline,latency,pipeline2,scale",
+              show_default=True,
+              help="Which stages to run, comma-separated.")
+@click.option("--events", default=20_000, show_default=True,
+              help="Inbound messages each throughput stage drains.")
+@click.option("--latency-seconds", default=30.0, show_default=True,
+              help="How long the latency stage sends at half the pipeline's rate.")
+@click.option("--open-cases", default=1_000_000, show_default=True,
+              help="Open cases (each with a running deadline) in the scale stage.")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path),
+              default=Path("bench-results.json"), show_default=True,
+              help="Where to write the figures as JSON.")
+@click.option("--bootstrap", default=None,
+              help="Use this running broker instead of starting a fresh one.")
+@click.option("--seed", default=7, show_default=True, help="Seed of the generated traffic.")
+def bench(stages: str, events: int, latency_seconds: float, open_cases: int, out: Path,
+          bootstrap: str | None, seed: int) -> None:
+    """Measure the pipeline against raw Kafka and bare Faust on this machine."""
+    from benchmarks.run import STAGES
+    from benchmarks.run import main as run_bench
+
+    chosen = [name.strip() for name in stages.split(",") if name.strip()]
+    unknown = sorted(set(chosen) - set(STAGES))
+    if unknown or not chosen:
+        raise click.BadParameter(f"{', '.join(unknown) or 'none given'}: choose among "
+                                 f"{', '.join(STAGES)}", param_hint="--stages")
+    run_bench(stages=chosen, events=events, latency_seconds=latency_seconds,
+              open_cases=open_cases, out=out, bootstrap=bootstrap, seed=seed)
+
+
+@main.command()
 @click.option("--rate", default=2.0, show_default=True,
               help="Simulated messages a second after the samples (0: samples only).")
-def demo(rate: float) -> None:
-    """Everything on embedded defaults: broker, topics, worker, API and sample traffic."""
+@click.option("--departments/--no-departments", default=True, show_default=True,
+              help="Department desks and the city operator work the cases through the API "
+              "(`gridlink simulate --departments`).")
+def demo(rate: float, departments: bool) -> None:
+    """Everything on embedded defaults: broker, topics, worker, API, sample traffic, and
+    departments that work the cases."""
     from cli import demo as demo_module
     from cli.kafka_local import LocalKafkaError
 
     settings = _settings()
     try:
         demo_module.run(settings, _local_kafka(settings), lambda: _create_topics(settings),
-                        rate=rate)
+                        rate=rate, departments=departments)
     except LocalKafkaError as exc:
         raise click.ClickException(str(exc)) from None
 

@@ -1,0 +1,266 @@
+"""What every stage of ``gridlink bench`` shares: one broker, fresh topics per
+stage, worker processes, a corpus of inbound messages, offset watching and
+percentiles.
+
+Each stage gets its own topic prefix, Faust app id and SQLite database, so no
+stage sees another's records or state; all of them run on the one broker of
+the run, so their figures compare.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Self
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+
+from settings import Settings
+from simulation.generator import Generator, Message, Mix, Options
+from streams.reference import load_city
+from streams.triage_rules import load_triage_rules
+from topics import registry
+from topics.admin import create_topics
+
+CST = datetime.now().astimezone().tzinfo
+
+
+def percentiles(values: Sequence[float], points: Iterable[float] = (50, 99, 99.9)
+                ) -> dict[str, float]:
+    """Nearest-rank percentiles of ``values`` (and the max), keyed ``p50``, ``p99``…"""
+    ordered = sorted(values)
+    if not ordered:
+        return {}
+    out = {}
+    for p in points:
+        rank = min(len(ordered) - 1, max(0, math.ceil(p / 100 * len(ordered)) - 1))
+        out[f"p{p:g}"] = ordered[rank]
+    out["max"] = ordered[-1]
+    return out
+
+
+def rss_bytes(pid: int) -> int:
+    """Resident memory of process ``pid`` (VmRSS)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    raise RuntimeError(f"no VmRSS for pid {pid}")
+
+
+@dataclass
+class Stage:
+    """The settings of one stage: its own prefix, app id and database."""
+
+    name: str
+    settings: Settings
+    env: dict[str, str]
+
+    def topic(self, name: str) -> str:
+        return self.settings.topic(name)
+
+
+@dataclass
+class Run:
+    """One benchmark run: the broker's address, a work directory, the corpus maker."""
+
+    bootstrap: str
+    workdir: Path
+    seed: int = 7
+    run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:6])
+    processes: list[Worker] = field(default_factory=list)
+
+    def stage(self, name: str, *, partitions: int = 4, **extra: str) -> Stage:
+        """Settings and environment of a fresh stage; its topics are created."""
+        prefix = f"bench{self.run_id}-{name}."
+        directory = self.workdir / name
+        directory.mkdir(parents=True, exist_ok=True)
+        env = {
+            "GRIDLINK_KAFKA_BOOTSTRAP": self.bootstrap,
+            "GRIDLINK_TOPIC_PREFIX": prefix,
+            "GRIDLINK_APP_ID": f"gridlink-bench-{self.run_id}-{name}",
+            "GRIDLINK_DATABASE_URL": f"sqlite:///{directory / 'gridlink.db'}",
+            "GRIDLINK_PARTITIONS": str(partitions),
+            "GRIDLINK_LOG_LEVEL": "warning",
+            "GRIDLINK_WORKER_METRICS_PORT": "0",
+            **extra,
+        }
+        settings = Settings(**{k.removeprefix("GRIDLINK_").lower(): v for k, v in env.items()})
+        city = load_city(settings.reference_dir)
+        create_topics(settings, registry.contract_topics(settings, city.departments))
+        return Stage(name, settings, env)
+
+    def start_worker(self, stage: Stage, *, label: str = "worker", module: str | None = None,
+                     args: Sequence[str] = ()) -> Worker:
+        """``gridlink worker args…`` of ``stage`` (or ``python -m module``), logging to a file."""
+        worker = Worker.start(stage, self.workdir / stage.name / f"{label}.log", module=module,
+                              args=args)
+        self.processes.append(worker)
+        return worker
+
+    def stop_all(self) -> None:
+        for worker in self.processes:
+            worker.stop()
+        self.processes.clear()
+
+
+@dataclass
+class Worker:
+    """A ``gridlink worker`` process of a stage."""
+
+    process: subprocess.Popen[bytes]
+    log_path: Path
+
+    @classmethod
+    def start(cls, stage: Stage, log_path: Path, *, module: str | None = None,
+              args: Sequence[str] = ()) -> Worker:
+        log = log_path.open("ab")
+        command = [sys.executable, "-m", module or "cli.main"]
+        if module is None:
+            command.append("worker")
+        command += args
+        process = subprocess.Popen(command, env={**os.environ, **stage.env,
+                                                 "PYTHONUNBUFFERED": "1"},
+                                   stdout=log, stderr=subprocess.STDOUT,
+                                   cwd=Path(__file__).resolve().parent.parent)
+        return cls(process, log_path)
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def wait_ready(self, timeout: float = 120.0, *, after: int = 0) -> float:
+        """Seconds until the worker logs "Ready" (the ``after``-th time + 1)."""
+        started = time.monotonic()
+        while time.monotonic() - started < timeout:
+            if self.log().count("Worker]: Ready") > after:
+                return time.monotonic() - started
+            if self.process.poll() is not None:
+                raise RuntimeError(f"the worker exited ({self.process.returncode}):\n"
+                                   + self.log()[-3000:])
+            time.sleep(0.05)
+        raise RuntimeError(f"the worker was not ready within {timeout:.0f} s:\n"
+                           + self.log()[-3000:])
+
+    def check(self) -> None:
+        """Raise if the process has exited."""
+        if self.process.poll() is not None:
+            raise RuntimeError(f"{self.log_path.stem} exited ({self.process.returncode}):\n"
+                               + self.log()[-3000:])
+
+    def kill(self) -> None:
+        """``kill -9``: no shutdown, no commit, no goodbye to the group."""
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGKILL)
+            self.process.wait()
+
+    def stop(self, timeout: float = 30.0) -> None:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+
+# -- the corpus --------------------------------------------------------------------------
+
+
+def corpus(count: int, *, seed: int, events_per_second: float = 5.0,
+           start: datetime | None = None, malformed: float = 0.02) -> list[Message]:
+    """``count`` realistic inbound messages (``gridlink simulate``'s generator), event
+    times ``1 / events_per_second`` apart on average and ending about now: a busy
+    city's traffic, which the benchmark then sends as fast as it is asked to."""
+    settings = Settings()
+    city = load_city(settings.reference_dir)
+    rules = load_triage_rules(settings.rules_dir, departments=city.departments)
+    if start is None:
+        start = datetime.now(CST) - timedelta(seconds=count / events_per_second)
+    options = Options(start=start, seed=seed, rate=events_per_second, mix=Mix(),
+                      malformed=malformed, oversize=False)
+    return list(Generator(city, rules, options).take(count=count))
+
+
+async def produce(bootstrap: str, stage: Stage, messages: Sequence[Message], *,
+                  rate: float | None = None) -> dict[bytes, float]:
+    """Send ``messages`` to their ingest topics, as fast as possible or at ``rate``
+    per second; returns each key's send time (epoch seconds), also its record
+    timestamp."""
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=2, acks="all",
+                                max_request_size=registry.DEAD_LETTER_MAX_BYTES)
+    await producer.start()
+    sent: dict[bytes, float] = {}
+    try:
+        started = time.monotonic()
+        pending = []
+        for i, message in enumerate(messages):
+            if rate is not None:
+                wait = started + i / rate - time.monotonic()
+                if wait > 0:
+                    await asyncio.sleep(wait)
+            now = time.time()
+            sent[message.key] = now
+            pending.append(await producer.send(stage.topic(message.topic), value=message.value,
+                                               key=message.key, timestamp_ms=int(now * 1000)))
+            if len(pending) >= 1000:
+                await asyncio.gather(*pending)
+                pending.clear()
+        await asyncio.gather(*pending)
+    finally:
+        await producer.stop()
+    return sent
+
+
+async def end_offsets(bootstrap: str, topics: Sequence[str]) -> int:
+    """The sum of the end offsets of every partition of ``topics``."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None)
+    await consumer.start()
+    try:
+        tps = [TopicPartition(t, p) for t in topics
+               for p in (consumer.partitions_for_topic(t) or await _partitions(consumer, t))]
+        ends = await consumer.end_offsets(tps)
+        return sum(ends.values())
+    finally:
+        await consumer.stop()
+
+
+async def _partitions(consumer: AIOKafkaConsumer, topic: str) -> set[int]:
+    await consumer._client.force_metadata_update()
+    return consumer.partitions_for_topic(topic) or set()
+
+
+class OffsetWatch:
+    """Polls the summed end offsets of some topics; knows when they stopped moving."""
+
+    def __init__(self, bootstrap: str, topics: Sequence[str]) -> None:
+        self.bootstrap, self.topics = bootstrap, list(topics)
+        self.consumer: AIOKafkaConsumer | None = None
+        self.tps: list[TopicPartition] = []
+
+    async def __aenter__(self) -> Self:
+        self.consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, group_id=None)
+        await self.consumer.start()
+        for topic in self.topics:
+            partitions = await _partitions(self.consumer, topic)
+            self.tps += [TopicPartition(topic, p) for p in partitions]
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        assert self.consumer is not None
+        await self.consumer.stop()
+
+    async def total(self) -> int:
+        assert self.consumer is not None
+        return sum((await self.consumer.end_offsets(self.tps)).values())

@@ -1,0 +1,226 @@
+"""Throughput and latency stages of ``gridlink bench``: L_pipe, F_base, the
+GridLink pipeline with one and two workers, and ingest → department latency.
+
+Every throughput stage reads the same corpus, loaded into its ingest topics
+before the consumer starts, and is timed from its first output to its last:
+a backlog drained as fast as the stage can, without group-join or start-up time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+
+from benchmarks.harness import OffsetWatch, Run, Stage, percentiles, produce
+from settings import Settings
+from simulation.generator import Message
+from streams.classify import classify
+from streams.errors import GridLinkError
+from streams.locate import locate
+from streams.parse import PARSERS
+from streams.reference import load_city
+from streams.triage_rules import load_triage_rules
+from topics import codecs, registry
+
+SETTLE_SECONDS = 3.0  # outputs unchanged this long: the stage is done
+POLL_SECONDS = 0.05
+
+
+def _ingest_topics(stage: Stage) -> list[str]:
+    return [stage.topic(name) for name in registry.INGEST_SOURCES]
+
+
+# -- L_pipe: raw aiokafka -----------------------------------------------------------------
+
+
+async def lpipe(run: Run, messages: Sequence[Message]) -> dict[str, Any]:
+    """Consume → decode → classify → encode → produce with aiokafka and no framework:
+    the ceiling of any Python pipeline on this machine."""
+    stage = run.stage("lpipe")
+    await produce(run.bootstrap, stage, messages)
+    settings = stage.settings
+    city = load_city(settings.reference_dir)
+    rules = load_triage_rules(settings.rules_dir, departments=city.departments)
+    sources = {stage.topic(name): source for name, source in registry.INGEST_SOURCES.items()}
+    out_topic = stage.topic(registry.TRIAGE_EVENTS)
+    consumer = AIOKafkaConsumer(*sources, bootstrap_servers=run.bootstrap,
+                                group_id=f"lpipe-{run.run_id}", auto_offset_reset="earliest",
+                                enable_auto_commit=False, max_poll_records=2000)
+    producer = AIOKafkaProducer(bootstrap_servers=run.bootstrap, linger_ms=5, acks="all")
+    await consumer.start()
+    await producer.start()
+    done = 0
+    started: float | None = None
+    try:
+        while done < len(messages):
+            batches = await consumer.getmany(timeout_ms=1000, max_records=2000)
+            if started is None and batches:
+                started = time.perf_counter()
+            sends = []
+            for records in batches.values():
+                for record in records:
+                    value = record.value or b""
+                    try:
+                        event = PARSERS[sources[record.topic]](value)
+                        location = locate(event, city,
+                                          max_distance_m=settings.locate_max_distance_m)
+                        out = codecs.encode({"event": event, "location": location,
+                                             "category": classify(event, rules).category})
+                    except GridLinkError as error:
+                        out = json.dumps({"error": error.code}).encode()
+                    sends.append(await producer.send(out_topic, value=out, key=record.key))
+                    done += 1
+            await asyncio.gather(*sends)
+            await consumer.commit()
+        assert started is not None
+        seconds = time.perf_counter() - started
+    finally:
+        await consumer.stop()
+        await producer.stop()
+    return {"events": done, "seconds": seconds, "events_per_second": done / seconds}
+
+
+# -- F_base: bare Faust -------------------------------------------------------------------
+
+
+async def fbase(run: Run, messages: Sequence[Message]) -> dict[str, Any]:
+    """A bare Faust agent decoding and forwarding the same messages."""
+    stage = run.stage("fbase")
+    await produce(run.bootstrap, stage, messages)
+    worker = run.start_worker(stage, label="fbase", module="benchmarks.fbase")
+    try:
+        async with OffsetWatch(run.bootstrap, [stage.topic(registry.TRIAGE_EVENTS)]) as out:
+            first, last, count = await _drain(out, len(messages), worker=worker)
+    finally:
+        worker.stop()
+    return {"events": count, "seconds": last - first,
+            "events_per_second": count / (last - first)}
+
+
+async def _drain(watch: OffsetWatch, expected: int, *, worker: Any,
+                 timeout: float = 900.0) -> tuple[float, float, int]:
+    """(time of the first output, time the outputs reached ``expected``, count)."""
+    first: float | None = None
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        total = await watch.total()
+        now = time.perf_counter()
+        if total and first is None:
+            first = now
+        if total >= expected:
+            assert first is not None
+            return first, now, total
+        worker.check()
+        await asyncio.sleep(POLL_SECONDS)
+    raise RuntimeError(f"only {await watch.total()} of {expected} outputs within {timeout} s")
+
+
+# -- the pipeline ---------------------------------------------------------------------------
+
+
+def _stored_events(stage: Stage) -> int:
+    path = stage.settings.database_url.removeprefix("sqlite:///")
+    try:
+        with sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5) as db:
+            return db.execute("SELECT count(*) FROM case_events").fetchone()[0]
+    except sqlite3.OperationalError:  # not created yet
+        return 0
+
+
+async def pipeline(run: Run, messages: Sequence[Message], *, workers: int = 1,
+                   partitions: int = 4, name: str = "pipeline") -> tuple[dict[str, Any], Stage]:
+    """GridLink's sustained rate: ingest → triage → case → department queue → SQL,
+    timed from the first validated event to the last case event in the store.
+    Returns the figures and the stage, whose workers keep running (for latency)."""
+    stage = run.stage(name, partitions=partitions)
+    await produce(run.bootstrap, stage, messages)
+    started = [run.start_worker(stage, label=f"worker{i + 1}") for i in range(workers)]
+    first: float | None = None
+    last_change = time.perf_counter()
+    stored = -1
+    settled = False
+    deadline = time.monotonic() + 1800
+    async with OffsetWatch(run.bootstrap, [stage.topic(registry.TRIAGE_EVENTS),
+                                           stage.topic(registry.DEAD_LETTER)]) as admitted, \
+            OffsetWatch(run.bootstrap, [stage.topic(registry.CASE_EVENTS)]) as logged:
+        while not settled:
+            if time.monotonic() > deadline:
+                raise RuntimeError("the pipeline did not drain within 30 minutes")
+            now = time.perf_counter()
+            inbound = await admitted.total()
+            if inbound and first is None:
+                first = now
+            events, current = await logged.total(), _stored_events(stage)
+            if current != stored:
+                stored, last_change = current, now
+            settled = (inbound >= len(messages) and stored == events
+                       and now - last_change > SETTLE_SECONDS)
+            for worker in started:
+                worker.check()
+            await asyncio.sleep(POLL_SECONDS)
+    assert first is not None
+    seconds = last_change - first
+    return {"workers": workers, "partitions": partitions, "events": len(messages),
+            "case_events_stored": stored, "seconds": seconds,
+            "events_per_second": len(messages) / seconds}, stage
+
+
+# -- latency ------------------------------------------------------------------------------
+
+
+async def latency(run: Run, stage: Stage, messages: Sequence[Message], *,
+                  rate: float) -> dict[str, Any]:
+    """Ingest → department queue at ``rate``: for each new assignment, its record's
+    time on ``dept.<code>`` minus the send time of the report that opened the case."""
+    settings: Settings = stage.settings
+    departments = load_city(settings.reference_dir).departments
+    topics = [stage.topic(registry.department_topic(code)) for code in departments]
+    consumer = AIOKafkaConsumer(*topics, bootstrap_servers=run.bootstrap, group_id=None,
+                                auto_offset_reset="latest")
+    await consumer.start()
+    await consumer.getmany(timeout_ms=500)  # positions resolved before anything is sent
+    for tp in consumer.assignment():
+        await consumer.position(tp)
+    sending = asyncio.create_task(produce(run.bootstrap, stage, messages, rate=rate))
+    seen: list[tuple[int, list[bytes], str]] = []  # (record time ms, report ids, priority)
+    sent: dict[bytes, float] | None = None
+    quiet_since = time.monotonic()
+    try:
+        while True:
+            batches = await consumer.getmany(timeout_ms=200)
+            if batches:
+                quiet_since = time.monotonic()
+            for records in batches.values():
+                for record in records:
+                    payload = json.loads(record.value or b"{}")
+                    if payload.get("kind") != "assignment":
+                        continue
+                    ids = [i.partition(":")[2].encode() for i in payload["source_event_ids"]]
+                    seen.append((record.timestamp, ids, payload["priority"]))
+            if sending.done():
+                sent = sent or sending.result()
+                if time.monotonic() - quiet_since > SETTLE_SECONDS:
+                    break
+    finally:
+        await consumer.stop()
+    assert sent is not None
+    all_ms: list[float] = []
+    p1: list[float] = []
+    for timestamp, ids, priority in seen:
+        sends = [sent[i] for i in ids if i in sent]
+        if not sends:
+            continue
+        ms = timestamp - min(sends) * 1000
+        all_ms.append(ms)
+        if priority == "P1":
+            p1.append(ms)
+    return {"rate": rate, "messages": len(messages), "assignments": len(all_ms),
+            "latency_ms": percentiles(all_ms), "p1_assignments": len(p1),
+            "p1_latency_ms": percentiles(p1)}
+

@@ -1,0 +1,137 @@
+"""``gridlink bench``: every figure of the benchmark from one run on one broker.
+
+Stages, in order (``--stages`` picks some):
+
+- ``lpipe``    raw aiokafka consume → decode → classify → encode → produce;
+- ``fbase``    a bare Faust agent that decodes and forwards;
+- ``pipeline`` GridLink, one worker: ingest → triage → case → department → SQL;
+- ``latency``  ingest → department queue at half the pipeline's rate (P1 apart);
+- ``pipeline2`` two workers over twice the partitions;
+- ``scale``    timers, memory per open case and recovery with many open cases.
+
+Figures are printed as they come and written to ``--out`` as JSON.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import platform
+import socket
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from benchmarks import pipeline, scale
+from benchmarks.harness import Run, corpus
+from cli.kafka_local import LocalKafka
+from settings import Settings
+
+STAGES = ("lpipe", "fbase", "pipeline", "latency", "pipeline2", "scale")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def machine() -> dict[str, Any]:
+    memory = next((int(line.split()[1]) * 1024 for line in
+                   Path("/proc/meminfo").read_text().splitlines()
+                   if line.startswith("MemTotal:")), None)
+    model = next((line.split(":", 1)[1].strip() for line in
+                  Path("/proc/cpuinfo").read_text().splitlines()
+                  if line.startswith("model name")), platform.processor())
+    return {"cpus": os.cpu_count(), "cpu": model, "memory_bytes": memory,
+            "python": platform.python_version(), "system": platform.platform()}
+
+
+def say(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
+def ratio(a: dict[str, Any] | None, b: dict[str, Any] | None) -> float | None:
+    if not a or not b:
+        return None
+    return round(a["events_per_second"] / b["events_per_second"], 3)
+
+
+async def _stages(run: Run, chosen: list[str], *, events: int, latency_seconds: float,
+                  open_cases: int, results: dict[str, Any]) -> None:
+    say(f"corpus: {events:,} inbound messages (seed {run.seed}) …")
+    messages = corpus(events * 2, seed=run.seed)  # the second half feeds the latency stage
+    load, later = messages[:events], messages[events:]
+    figures = results["figures"]
+
+    if "lpipe" in chosen:
+        figures["lpipe"] = await pipeline.lpipe(run, load)
+        say(f"L_pipe     {figures['lpipe']['events_per_second']:>9,.0f} events/s")
+    if "fbase" in chosen:
+        figures["fbase"] = await pipeline.fbase(run, load)
+        say(f"F_base     {figures['fbase']['events_per_second']:>9,.0f} events/s")
+    if "pipeline" in chosen or "latency" in chosen:
+        one, stage = await pipeline.pipeline(run, load)
+        figures["pipeline"] = {**one, "vs_lpipe": ratio(one, figures.get("lpipe")),
+                               "vs_fbase": ratio(one, figures.get("fbase"))}
+        say(f"pipeline   {one['events_per_second']:>9,.0f} events/s, one worker "
+            f"(× L_pipe {figures['pipeline']['vs_lpipe']}, × F_base "
+            f"{figures['pipeline']['vs_fbase']})")
+        if "latency" in chosen:
+            rate = one["events_per_second"] / 2
+            count = min(len(later), max(50, int(rate * latency_seconds)))
+            figures["latency"] = await pipeline.latency(run, stage, later[:count], rate=rate)
+            lat = figures["latency"]
+            say(f"latency    at {rate:,.0f}/s: p50 {lat['latency_ms'].get('p50', 0):.0f} ms, "
+                f"p99 {lat['latency_ms'].get('p99', 0):.0f} ms, p99.9 "
+                f"{lat['latency_ms'].get('p99.9', 0):.0f} ms; P1 p99 "
+                f"{lat['p1_latency_ms'].get('p99', 0):.0f} ms ({lat['p1_assignments']} P1)")
+        run.stop_all()
+    if "pipeline2" in chosen:
+        two, _ = await pipeline.pipeline(run, load, workers=2, partitions=8, name="pipeline2")
+        run.stop_all()
+        figures["pipeline2"] = {**two, "vs_one_worker": ratio(two, figures.get("pipeline")),
+                                "vs_fbase": ratio(two, figures.get("fbase"))}
+        say(f"pipeline2  {two['events_per_second']:>9,.0f} events/s, two workers "
+            f"(× one worker {figures['pipeline2']['vs_one_worker']})")
+    if "scale" in chosen:
+        rate = figures.get("pipeline", {}).get("events_per_second", 200.0) / 2
+        figures["scale"] = await scale.scale(run, open_cases=open_cases, rate=rate, say=say)
+
+
+def main(*, stages: list[str], events: int, latency_seconds: float, open_cases: int,
+         out: Path, bootstrap: str | None, seed: int) -> dict[str, Any]:
+    results: dict[str, Any] = {
+        "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": machine(),
+        "options": {"stages": stages, "events": events, "latency_seconds": latency_seconds,
+                    "open_cases": open_cases, "seed": seed},
+        "figures": {},
+    }
+    with tempfile.TemporaryDirectory(prefix="gridlink-bench-") as tmp:
+        broker = None
+        if bootstrap is None:
+            defaults = Settings()
+            broker = LocalKafka(data_dir=Path(tmp) / "kafka", cache_dir=defaults.kafka_cache_dir,
+                                port=_free_port(), controller_port=_free_port(),
+                                heap=defaults.kafka_heap)
+            started = time.monotonic()
+            broker.up(timeout_seconds=180, echo=say)
+            results["broker_start_seconds"] = round(time.monotonic() - started, 1)
+            bootstrap = broker.bootstrap
+        run = Run(bootstrap=bootstrap, workdir=Path(tmp) / "work", seed=seed)
+        try:
+            asyncio.run(_stages(run, stages, events=events, latency_seconds=latency_seconds,
+                                open_cases=open_cases, results=results))
+        finally:
+            run.stop_all()
+            if broker is not None:
+                broker.down(echo=lambda *_: None)
+    results["finished_at"] = datetime.now(UTC).isoformat(timespec="seconds")
+    out.write_text(json.dumps(results, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    say(f"written to {out}")
+    return results

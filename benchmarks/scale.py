@@ -1,0 +1,277 @@
+"""The scale stage of ``gridlink bench``: a worker holding many open cases.
+
+1. A worker with no cases gives the baseline resident memory.
+2. ``open_cases`` open cases, each with a running SLA clock, are written to the
+   ``cases`` table's changelog — what a worker that had opened them would have
+   left there. A few thousand distinct cases are made by the real engine
+   (``benchmarks/timers.py``) and cloned under new ids with every instant
+   shifted, so that: ``burst`` wake-ups fall due together, ``spread`` more are
+   spread over the firing window, and the rest are due hours later.
+3. The worker starts (intake, triage and cases; the SQL projection is another
+   process's work and the cloned cases have no rows there): seconds to the
+   rebuilt deadline index, then resident memory per open case.
+4. While the pipeline runs at ``rate`` messages a second, the wake-ups fall
+   due: the lateness of each ``FireDeadline`` is its record time on
+   ``cases.commands`` minus the deadline, for the spread ones and the burst.
+5. ``kill -9`` of the worker, a replacement started at once: seconds to
+   processing again (the next validated event out of intake) and to its
+   rebuilt index. Afterwards every deadline of the window must have fired,
+   and no deadline may have two ``yellow_card``/``red_card`` events.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import re
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from kafka.admin import KafkaAdminClient, NewTopic
+from kafka.errors import TopicAlreadyExistsError
+
+from benchmarks.harness import (
+    OffsetWatch,
+    Run,
+    Stage,
+    Worker,
+    corpus,
+    percentiles,
+    produce,
+    rss_bytes,
+)
+from benchmarks.timers import Engine, distinct_states, shifted
+from streams.cases import CaseState, command_decoder, event_decoder, next_wakeup, pending_deadlines
+from streams.cases.commands import FireDeadline
+from streams.cases.events import RedCard, YellowCard
+from topics import codecs, registry
+
+WINDOW_SECONDS = 60.0  # the spread wake-ups fall due over this long
+RECOVERY_TRAFFIC_SECONDS = 60.0  # traffic kept for the recovery phase, at the stage's rate
+BURST = 20_000  # deadlines falling due at one instant
+SPREAD = 6_000  # deadlines spread over the window
+DISTINCT = 2_000  # cases made by the engine; the rest are clones
+AGENTS = "intake,triage,cases"
+REBUILT = re.compile(r"deadline index rebuilt: (\d+) cases")
+
+
+@dataclass
+class Seeded:
+    """What was written: bytes, and the deadlines planned to fall due in the window."""
+
+    packed_bytes: int = 0
+    burst: set[tuple[str, str, str]] = field(default_factory=set)  # (case, deadline, kind)
+    spread: set[tuple[str, str, str]] = field(default_factory=set)
+
+
+def _due_at(state: CaseState, at: datetime) -> list[tuple[str, str, str]]:
+    return [(state.case_id, d.deadline_id, d.kind) for d in pending_deadlines(state)
+            if d.due == at]
+
+
+async def _seed(run: Run, stage: Stage, n: int, *, start: datetime, spread: int, burst: int,
+                say: Callable[[str], None]) -> Seeded:
+    """Write ``n`` open cases to the ``cases`` changelog: whole cases fall due at the
+    burst instant until ``burst`` deadlines do, ``spread`` more deadlines over the
+    window, the other cases 2–72 h after it."""
+    rng = random.Random(run.seed)
+    states = distinct_states(Engine(), min(DISTINCT, n), seed=run.seed)
+    changelog = f"{stage.settings.app_id}-cases-changelog"
+    admin = KafkaAdminClient(bootstrap_servers=run.bootstrap)
+    try:  # the baseline worker has declared it already, unless it was skipped
+        admin.create_topics([NewTopic(changelog, stage.settings.partitions, 1,
+                                      topic_configs={"cleanup.policy": "compact"})])
+    except TopicAlreadyExistsError:
+        pass
+    finally:
+        admin.close()
+    producer = AIOKafkaProducer(bootstrap_servers=run.bootstrap, linger_ms=20,
+                                max_batch_size=512 * 1024, acks=1)
+    await producer.start()
+    seeded = Seeded()
+    burst_at = start + timedelta(seconds=WINDOW_SECONDS / 2)
+    started = time.monotonic()
+    try:
+        pending = []
+        for i in range(n):
+            model = states[i % len(states)]
+            wakeup = next_wakeup(model)
+            assert wakeup is not None
+            if len(seeded.burst) < burst:
+                due, planned = burst_at, seeded.burst
+            elif len(seeded.spread) < spread:
+                due = start + timedelta(seconds=rng.uniform(0, WINDOW_SECONDS))
+                planned = seeded.spread
+            else:
+                due = start + timedelta(seconds=WINDOW_SECONDS + rng.uniform(7200, 72 * 3600))
+                planned = None
+            state = shifted(model, due - wakeup, f"C-bench-{i:08d}")
+            if planned is not None:
+                planned.update(_due_at(state, due))
+            value = codecs.pack(state)
+            seeded.packed_bytes += len(value)
+            pending.append(await producer.send(changelog, key=state.case_id.encode(),
+                                               value=value))
+            if len(pending) >= 5_000:
+                await asyncio.gather(*pending)
+                pending.clear()
+            if (i + 1) % 100_000 == 0:
+                say(f"  seeded {i + 1:,} open cases ({time.monotonic() - started:.0f} s)")
+        await asyncio.gather(*pending)
+    finally:
+        await producer.stop()
+    return seeded
+
+
+async def _wait_for(worker: Worker, pattern: re.Pattern[str], *, count: int = 1,
+                    timeout: float = 900.0) -> re.Match[str]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        matches = list(pattern.finditer(worker.log()))
+        if len(matches) >= count:
+            return matches[count - 1]
+        worker.check()
+        await asyncio.sleep(0.05)
+    raise RuntimeError(f"no {pattern.pattern!r} within {timeout:.0f} s:\n{worker.log()[-3000:]}")
+
+
+async def _records(run: Run, topic: str) -> list[Any]:
+    """Every record of ``topic`` up to its end offsets now."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=run.bootstrap, group_id=None,
+                                enable_auto_commit=False, max_poll_records=10_000)
+    await consumer.start()
+    try:
+        partitions = consumer.partitions_for_topic(topic) or set()
+        tps = [TopicPartition(topic, p) for p in sorted(partitions)]
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        ends = await consumer.end_offsets(tps)
+        out: list[Any] = []
+        while any(await consumer.position(tp) < ends[tp] for tp in tps):
+            for records in (await consumer.getmany(timeout_ms=500)).values():
+                out += records
+        return out
+    finally:
+        await consumer.stop()
+
+
+async def _fires(run: Run, stage: Stage, seeded: Seeded, *, killed_at: float
+                 ) -> dict[str, Any]:
+    """Lateness of each deadline's first fire (record time on ``cases.commands`` minus
+    the instant it fell due) before the kill; what fired twice; what never fired."""
+    first: dict[tuple[str, str, str], float] = {}
+    sent: Counter[str] = Counter()
+    for record in await _records(run, stage.topic(registry.CASE_COMMANDS)):
+        if b"fire_deadline" not in (record.value or b""):
+            continue
+        command = command_decoder.decode(record.value)
+        if not isinstance(command, FireDeadline):
+            continue
+        sent[command.command_id] += 1
+        key = (command.case_id, command.deadline_id, command.kind)
+        if key not in first and record.timestamp / 1000 < killed_at:
+            first[key] = record.timestamp - command.due.timestamp() * 1000
+    cards: Counter[tuple[str, str, str]] = Counter()
+    for record in await _records(run, stage.topic(registry.CASE_EVENTS)):
+        if b"_card" in (record.value or b""):
+            event = event_decoder.decode(record.value)
+            if isinstance(event, YellowCard | RedCard):
+                cards[(event.case_id, event.deadline_id, type(event).__struct_config__.tag)] += 1
+    spread = [ms for key, ms in first.items() if key in seeded.spread]
+    burst = [ms for key, ms in first.items() if key in seeded.burst]
+    return {
+        "lateness_ms": {**percentiles(first.values(), (50, 99)), "count": len(first)},
+        "spread_lateness_ms": {**percentiles(spread, (50, 99)), "count": len(spread)},
+        "burst_lateness_ms": {**percentiles(burst, (50, 99)), "count": len(burst)},
+        "window_deadlines": len(seeded.burst | seeded.spread),
+        "window_deadlines_unfired": len((seeded.burst | seeded.spread) - first.keys()),
+        "fire_commands_sent_again": sum(n - 1 for n in sent.values() if n > 1),
+        "cards_recorded_twice": sum(1 for n in cards.values() if n > 1),
+    }
+
+
+async def scale(run: Run, *, open_cases: int, rate: float,
+                say: Callable[[str], None]) -> dict[str, Any]:
+    stage = run.stage("scale", GRIDLINK_LOG_LEVEL="info")  # the rebuild is logged at info
+    burst = min(BURST, max(1, open_cases // 50))
+    spread = min(SPREAD, max(1, open_cases // 100))
+    traffic = corpus(int(rate * (WINDOW_SECONDS + RECOVERY_TRAFFIC_SECONDS + 10)),
+                     seed=run.seed + 1)
+
+    # 1. the baseline: a worker with no cases
+    baseline_worker = run.start_worker(stage, label="baseline", args=("--agents", AGENTS))
+    baseline_worker.wait_ready()
+    await asyncio.sleep(2)
+    baseline = rss_bytes(baseline_worker.pid)
+    baseline_worker.stop()
+
+    # 2. the open cases, due after the worker has had time to load them
+    lead = 60 + open_cases / 10_000  # seconds: recovery and rebuild, with room to spare
+    start = datetime.now().astimezone() + timedelta(seconds=lead)
+    say(f"scale      seeding {open_cases:,} open cases ({burst:,} deadlines due at once, "
+        f"{spread:,} spread over {WINDOW_SECONDS:.0f} s, from {lead:.0f} s after now) …")
+    seeded_at = time.monotonic()
+    seeded = await _seed(run, stage, open_cases, start=start, spread=spread, burst=burst,
+                         say=say)
+    say(f"  seeded in {time.monotonic() - seeded_at:.0f} s "
+        f"({seeded.packed_bytes / open_cases:.0f} packed bytes a case)")
+
+    # 3. the worker loads them
+    launched = time.monotonic()
+    worker = run.start_worker(stage, label="worker", args=("--agents", AGENTS))
+    indexed = int((await _wait_for(worker, REBUILT)).group(1))
+    index_seconds = time.monotonic() - launched
+    await asyncio.sleep(1)
+    resident = rss_bytes(worker.pid)
+    say(f"  worker up with {indexed:,} cases indexed {index_seconds:.1f} s after its start; "
+        f"{(resident - baseline) / open_cases:,.0f} resident bytes a case")
+    if datetime.now().astimezone() > start:
+        say("  (the window began before the index was rebuilt: its first fires are late)")
+
+    # 4. the window, with the pipeline at half rate
+    window_end = start + timedelta(seconds=WINDOW_SECONDS + 2)
+    seconds_left = max((window_end - datetime.now().astimezone()).total_seconds(), 1.0)
+    count = min(len(traffic) // 2, int(rate * seconds_left))
+    await produce(run.bootstrap, stage, traffic[:count], rate=count / seconds_left)
+    worker.check()
+
+    # 5. kill -9 and a replacement, while traffic keeps coming
+    async with OffsetWatch(run.bootstrap, [stage.topic(registry.TRIAGE_EVENTS),
+                                           stage.topic(registry.DEAD_LETTER)]) as admitted:
+        sending = asyncio.create_task(produce(run.bootstrap, stage, traffic[count:], rate=rate))
+        await asyncio.sleep(2)
+        worker.kill()
+        killed, killed_at = time.monotonic(), time.time()
+        replacement = run.start_worker(stage, label="replacement", args=("--agents", AGENTS))
+        await asyncio.sleep(0.5)  # what the dead worker had sent is counted by now
+        level = await admitted.total()
+        processing = None
+        while processing is None and time.monotonic() - killed < 600:
+            if await admitted.total() > level:
+                processing = time.monotonic() - killed
+            replacement.check()
+            await asyncio.sleep(0.05)
+        await _wait_for(replacement, REBUILT)
+        rebuilt = time.monotonic() - killed
+        sending.cancel()
+    say(f"  recovery after kill -9: processing again in {processing or float('nan'):.1f} s, "
+        f"deadline index rebuilt in {rebuilt:.1f} s")
+    await asyncio.sleep(5)  # fires the replacement sends for what fell due meanwhile
+    fires = await _fires(run, stage, seeded, killed_at=killed_at)
+    return {
+        "open_cases": open_cases,
+        "packed_bytes_per_case": round(seeded.packed_bytes / open_cases),
+        "baseline_resident_bytes": baseline,
+        "resident_bytes": resident,
+        "resident_bytes_per_case": round((resident - baseline) / open_cases),
+        "index_rebuilt_seconds_after_start": round(index_seconds, 1),
+        "rate": round(rate, 1),
+        **fires,
+        "recovery_seconds_to_processing": None if processing is None else round(processing, 1),
+        "recovery_seconds_to_index": round(rebuilt, 1),
+    }
