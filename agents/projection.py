@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 
 import faust
 
@@ -33,12 +34,15 @@ def register(app: faust.App, topics: Topics, store: Store) -> None:
     async def projection(stream: faust.StreamT) -> None:
         async for batch in stream.take_events(BATCH_SIZE, within=BATCH_SECONDS):
             events = [event_decoder.decode(event.value) for event in batch]
-            try:
-                # traced events get one "projection" span per trace, around the write
-                with tracing.spans_per_trace("projection", (e.headers for e in batch)):
-                    applied = await asyncio.get_running_loop().run_in_executor(
-                        writer, store.project, events)
-                metrics.PROJECTED_EVENTS.inc(applied)
-            except ProjectionError as error:
-                log.error("projection skipped a batch of %d events: %s", len(events),
-                          error.reason)
+            # traced events get one "projection" span per trace, around the write
+            with tracing.spans_per_trace("projection", (e.headers for e in batch)):
+                applied = await asyncio.get_running_loop().run_in_executor(
+                    writer, partial(store.project, events, on_gap=_gap))
+            metrics.PROJECTED_EVENTS.inc(applied)
+
+
+def _gap(error: ProjectionError) -> None:
+    """A case whose log has a gap keeps what it had; the rest of the batch is written.
+    ``gridlink replay`` rebuilds the store from the whole log."""
+    metrics.PROJECTION_GAPS.inc()
+    log.error("projection: %s", error.reason)

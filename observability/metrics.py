@@ -69,6 +69,10 @@ OVERDUE_UNFIRED = Gauge(
     "Auditor: deadlines past due by more than the grace period and not yet fired (should be 0)")
 PROJECTED_EVENTS = Counter(
     "gridlink_projected_events_total", "Case events written to the SQL projection")
+PROJECTION_GAPS = Counter(
+    "gridlink_projection_gaps_total",
+    "Case events the projection could not apply: a gap in the case's log (should be 0; "
+    "gridlink replay rebuilds the store)")
 CALENDAR_GAPS = Counter(
     "gridlink_calendar_fallback_total",
     "Working-day calendar lookups for a year without official data (Monday-Friday fallback)",

@@ -18,7 +18,7 @@ the transaction (commit after :func:`project`, then the consumer offsets).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from functools import cache
 from typing import Any, cast
@@ -97,12 +97,15 @@ _Dues = dict[str, tuple[datetime | None, datetime | None]]  # assignment → (ac
 # -- the entry points ----------------------------------------------------------------------
 
 
-def project(session: Session, events: Sequence[CaseEvent]) -> int:
+def project(session: Session, events: Sequence[CaseEvent], *,
+            on_gap: Callable[[ProjectionError], None] | None = None) -> int:
     """Apply a batch of events to the tables; returns how many were new.
 
     Events of one case must come in log order across batches (as a Kafka
-    partition delivers them); within a batch they may repeat. Raises
-    :class:`ProjectionError` when a case's log has a gap.
+    partition delivers them); within a batch they may repeat. When a case's log
+    has a gap, :class:`ProjectionError` is raised and nothing is written — or,
+    given ``on_gap``, that case keeps what comes before the gap, ``on_gap`` is
+    told, and every other case of the batch is written all the same.
     """
     by_case = _group(events)
     if not by_case:
@@ -114,7 +117,13 @@ def project(session: Session, events: Sequence[CaseEvent]) -> int:
         for event in case_events:
             if event.seq <= last_seq:
                 continue
-            after = _apply(state, event)
+            try:
+                after = _apply(state, event)
+            except ProjectionError as gap:
+                if on_gap is None:
+                    raise
+                on_gap(gap)
+                break
             batch.record(state, after, event)
             state, last_seq = after, event.seq
     batch.write(session)

@@ -3,7 +3,7 @@ and project batches of case events in one transaction each."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import func, select
@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from store.db import create_engine, session_factory
 from store.migrate import upgrade
 from store.models import CaseEventRow
-from store.projector import load_reference, project
+from store.projector import ProjectionError, load_reference, project
 from streams.cases import CaseEvent
 from streams.reference import City
 
@@ -35,10 +35,12 @@ class Store:
                 load_reference(session, city)
         return store
 
-    def project(self, events: Sequence[CaseEvent]) -> int:
-        """Apply a batch of events in one transaction; returns how many were new."""
+    def project(self, events: Sequence[CaseEvent], *,
+                on_gap: Callable[[ProjectionError], None] | None = None) -> int:
+        """Apply a batch of events in one transaction; returns how many were new.
+        ``on_gap``: see :func:`store.projector.project`."""
         with self.sessions.begin() as session:
-            return project(session, events)
+            return project(session, events, on_gap=on_gap)
 
     def event_count(self) -> int:
         with self.sessions() as session:

@@ -264,6 +264,24 @@ def test_a_gap_in_a_case_log_is_refused_and_nothing_is_written(
         assert session.scalar(select(func.count()).select_from(Case)) == 0
 
 
+def test_live_a_gap_costs_only_its_own_case(
+    sessions: sessionmaker[Session], logs: list[list[CaseEvent]]
+):
+    """The live projection passes ``on_gap``: the gapped case keeps the events before
+    the gap, every other case of the batch is written."""
+    case = next(c for c in logs if len(c) >= 4)
+    others = [c for c in logs if c is not case][:3]
+    gaps: list[ProjectionError] = []
+    with sessions.begin() as session:
+        applied = project(session, [e for c in others for e in c] + [case[0], case[2], case[3]],
+                          on_gap=gaps.append)
+    assert [g.code for g in gaps] == ["projection_gap"] and "cannot apply event 3" in gaps[0].reason
+    assert applied == sum(len(c) for c in others) + 1
+    with sessions() as session:
+        stored = dict(session.execute(select(Case.case_id, Case.last_seq)).all())
+    assert stored == {case[0].case_id: 1, **{c[0].case_id: c[-1].seq for c in others}}
+
+
 def test_a_log_must_start_with_the_opening(
     sessions: sessionmaker[Session], logs: list[list[CaseEvent]]
 ):
