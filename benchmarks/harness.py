@@ -229,14 +229,15 @@ async def end_offsets(bootstrap: str, topics: Sequence[str]) -> int:
     await consumer.start()
     try:
         tps = [TopicPartition(t, p) for t in topics
-               for p in (consumer.partitions_for_topic(t) or await _partitions(consumer, t))]
+               for p in (consumer.partitions_for_topic(t) or await partitions_of(consumer, t))]
         ends = await consumer.end_offsets(tps)
         return sum(ends.values())
     finally:
         await consumer.stop()
 
 
-async def _partitions(consumer: AIOKafkaConsumer, topic: str) -> set[int]:
+async def partitions_of(consumer: AIOKafkaConsumer, topic: str) -> set[int]:
+    """The partitions of ``topic``, fetching fresh metadata."""
     await consumer._client.force_metadata_update()
     return consumer.partitions_for_topic(topic) or set()
 
@@ -253,7 +254,7 @@ class OffsetWatch:
         self.consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, group_id=None)
         await self.consumer.start()
         for topic in self.topics:
-            partitions = await _partitions(self.consumer, topic)
+            partitions = await partitions_of(self.consumer, topic)
             self.tps += [TopicPartition(topic, p) for p in partitions]
         return self
 

@@ -62,7 +62,7 @@ def ratio(a: dict[str, Any] | None, b: dict[str, Any] | None) -> float | None:
 
 
 async def _stages(run: Run, chosen: list[str], *, events: int, latency_seconds: float,
-                  open_cases: int, results: dict[str, Any]) -> None:
+                  open_cases: int, window_seconds: float, results: dict[str, Any]) -> None:
     say(f"corpus: {events:,} inbound messages (seed {run.seed}) …")
     messages = corpus(events * 2, seed=run.seed)  # the second half feeds the latency stage
     load, later = messages[:events], messages[events:]
@@ -100,16 +100,17 @@ async def _stages(run: Run, chosen: list[str], *, events: int, latency_seconds: 
             f"(× one worker {figures['pipeline2']['vs_one_worker']})")
     if "scale" in chosen:
         rate = figures.get("pipeline", {}).get("events_per_second", 200.0) / 2
-        figures["scale"] = await scale.scale(run, open_cases=open_cases, rate=rate, say=say)
+        figures["scale"] = await scale.scale(run, open_cases=open_cases, rate=rate, say=say,
+                                             window=window_seconds)
 
 
 def main(*, stages: list[str], events: int, latency_seconds: float, open_cases: int,
-         out: Path, bootstrap: str | None, seed: int) -> dict[str, Any]:
+         window_seconds: float, out: Path, bootstrap: str | None, seed: int) -> dict[str, Any]:
     results: dict[str, Any] = {
         "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": machine(),
         "options": {"stages": stages, "events": events, "latency_seconds": latency_seconds,
-                    "open_cases": open_cases, "seed": seed},
+                    "open_cases": open_cases, "window_seconds": window_seconds, "seed": seed},
         "figures": {},
     }
     with tempfile.TemporaryDirectory(prefix="gridlink-bench-") as tmp:
@@ -126,7 +127,8 @@ def main(*, stages: list[str], events: int, latency_seconds: float, open_cases: 
         run = Run(bootstrap=bootstrap, workdir=Path(tmp) / "work", seed=seed)
         try:
             asyncio.run(_stages(run, stages, events=events, latency_seconds=latency_seconds,
-                                open_cases=open_cases, results=results))
+                                open_cases=open_cases, window_seconds=window_seconds,
+                                results=results))
         finally:
             run.stop_all()
             if broker is not None:

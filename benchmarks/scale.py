@@ -41,6 +41,7 @@ from benchmarks.harness import (
     Stage,
     Worker,
     corpus,
+    partitions_of,
     percentiles,
     produce,
     rss_bytes,
@@ -51,7 +52,7 @@ from streams.cases.commands import FireDeadline
 from streams.cases.events import RedCard, YellowCard
 from topics import codecs, registry
 
-WINDOW_SECONDS = 60.0  # the spread wake-ups fall due over this long
+WINDOW_SECONDS = 60.0  # by default, the spread wake-ups fall due over this long
 RECOVERY_TRAFFIC_SECONDS = 60.0  # traffic kept for the recovery phase, at the stage's rate
 BURST = 20_000  # deadlines falling due at one instant
 SPREAD = 6_000  # deadlines spread over the window
@@ -74,8 +75,8 @@ def _due_at(state: CaseState, at: datetime) -> list[tuple[str, str, str]]:
             if d.due == at]
 
 
-async def _seed(run: Run, stage: Stage, n: int, *, start: datetime, spread: int, burst: int,
-                say: Callable[[str], None]) -> Seeded:
+async def _seed(run: Run, stage: Stage, n: int, *, start: datetime, window: float, spread: int,
+                burst: int, say: Callable[[str], None]) -> Seeded:
     """Write ``n`` open cases to the ``cases`` changelog: whole cases fall due at the
     burst instant until ``burst`` deadlines do, ``spread`` more deadlines over the
     window, the other cases 2–72 h after it."""
@@ -94,7 +95,7 @@ async def _seed(run: Run, stage: Stage, n: int, *, start: datetime, spread: int,
                                 max_batch_size=512 * 1024, acks=1)
     await producer.start()
     seeded = Seeded()
-    burst_at = start + timedelta(seconds=WINDOW_SECONDS / 2)
+    burst_at = start + timedelta(seconds=window / 2)
     started = time.monotonic()
     try:
         pending = []
@@ -105,10 +106,10 @@ async def _seed(run: Run, stage: Stage, n: int, *, start: datetime, spread: int,
             if len(seeded.burst) < burst:
                 due, planned = burst_at, seeded.burst
             elif len(seeded.spread) < spread:
-                due = start + timedelta(seconds=rng.uniform(0, WINDOW_SECONDS))
+                due = start + timedelta(seconds=rng.uniform(0, window))
                 planned = seeded.spread
             else:
-                due = start + timedelta(seconds=WINDOW_SECONDS + rng.uniform(7200, 72 * 3600))
+                due = start + timedelta(seconds=window + rng.uniform(7200, 72 * 3600))
                 planned = None
             state = shifted(model, due - wakeup, f"C-bench-{i:08d}")
             if planned is not None:
@@ -146,13 +147,15 @@ async def _records(run: Run, topic: str) -> list[Any]:
                                 enable_auto_commit=False, max_poll_records=10_000)
     await consumer.start()
     try:
-        partitions = consumer.partitions_for_topic(topic) or set()
-        tps = [TopicPartition(topic, p) for p in sorted(partitions)]
+        tps = [TopicPartition(topic, p) for p in sorted(await partitions_of(consumer, topic))]
         consumer.assign(tps)
         await consumer.seek_to_beginning(*tps)
         ends = await consumer.end_offsets(tps)
         out: list[Any] = []
-        while any(await consumer.position(tp) < ends[tp] for tp in tps):
+        async def behind() -> bool:
+            return any([await consumer.position(tp) < ends[tp] for tp in tps])
+
+        while await behind():
             for records in (await consumer.getmany(timeout_ms=500)).values():
                 out += records
         return out
@@ -195,12 +198,12 @@ async def _fires(run: Run, stage: Stage, seeded: Seeded, *, killed_at: float
     }
 
 
-async def scale(run: Run, *, open_cases: int, rate: float,
-                say: Callable[[str], None]) -> dict[str, Any]:
+async def scale(run: Run, *, open_cases: int, rate: float, say: Callable[[str], None],
+                window: float = WINDOW_SECONDS) -> dict[str, Any]:
     stage = run.stage("scale", GRIDLINK_LOG_LEVEL="info")  # the rebuild is logged at info
     burst = min(BURST, max(1, open_cases // 50))
     spread = min(SPREAD, max(1, open_cases // 100))
-    traffic = corpus(int(rate * (WINDOW_SECONDS + RECOVERY_TRAFFIC_SECONDS + 10)),
+    traffic = corpus(int(rate * (window + RECOVERY_TRAFFIC_SECONDS + 10)),
                      seed=run.seed + 1)
 
     # 1. the baseline: a worker with no cases
@@ -211,13 +214,13 @@ async def scale(run: Run, *, open_cases: int, rate: float,
     baseline_worker.stop()
 
     # 2. the open cases, due after the worker has had time to load them
-    lead = 60 + open_cases / 10_000  # seconds: recovery and rebuild, with room to spare
+    lead = 30 + open_cases / 10_000  # seconds: start, recovery and rebuild, with room to spare
     start = datetime.now().astimezone() + timedelta(seconds=lead)
     say(f"scale      seeding {open_cases:,} open cases ({burst:,} deadlines due at once, "
-        f"{spread:,} spread over {WINDOW_SECONDS:.0f} s, from {lead:.0f} s after now) …")
+        f"{spread:,} spread over {window:.0f} s, from {lead:.0f} s after now) …")
     seeded_at = time.monotonic()
-    seeded = await _seed(run, stage, open_cases, start=start, spread=spread, burst=burst,
-                         say=say)
+    seeded = await _seed(run, stage, open_cases, start=start, window=window, spread=spread,
+                         burst=burst, say=say)
     say(f"  seeded in {time.monotonic() - seeded_at:.0f} s "
         f"({seeded.packed_bytes / open_cases:.0f} packed bytes a case)")
 
@@ -234,7 +237,7 @@ async def scale(run: Run, *, open_cases: int, rate: float,
         say("  (the window began before the index was rebuilt: its first fires are late)")
 
     # 4. the window, with the pipeline at half rate
-    window_end = start + timedelta(seconds=WINDOW_SECONDS + 2)
+    window_end = start + timedelta(seconds=window + 2)
     seconds_left = max((window_end - datetime.now().astimezone()).total_seconds(), 1.0)
     count = min(len(traffic) // 2, int(rate * seconds_left))
     await produce(run.bootstrap, stage, traffic[:count], rate=count / seconds_left)

@@ -168,14 +168,16 @@ def replay(force: bool) -> None:
               help="How long the latency stage sends at half the pipeline's rate.")
 @click.option("--open-cases", default=1_000_000, show_default=True,
               help="Open cases (each with a running deadline) in the scale stage.")
+@click.option("--window-seconds", default=60.0, show_default=True,
+              help="How long the scale stage's deadlines fall due over (the burst at its middle).")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path),
               default=Path("bench-results.json"), show_default=True,
               help="Where to write the figures as JSON.")
 @click.option("--bootstrap", default=None,
               help="Use this running broker instead of starting a fresh one.")
 @click.option("--seed", default=7, show_default=True, help="Seed of the generated traffic.")
-def bench(stages: str, events: int, latency_seconds: float, open_cases: int, out: Path,
-          bootstrap: str | None, seed: int) -> None:
+def bench(stages: str, events: int, latency_seconds: float, open_cases: int,
+          window_seconds: float, out: Path, bootstrap: str | None, seed: int) -> None:
     """Measure the pipeline against raw Kafka and bare Faust on this machine."""
     from benchmarks.run import STAGES
     from benchmarks.run import main as run_bench
@@ -186,7 +188,8 @@ def bench(stages: str, events: int, latency_seconds: float, open_cases: int, out
         raise click.BadParameter(f"{', '.join(unknown) or 'none given'}: choose among "
                                  f"{', '.join(STAGES)}", param_hint="--stages")
     run_bench(stages=chosen, events=events, latency_seconds=latency_seconds,
-              open_cases=open_cases, out=out, bootstrap=bootstrap, seed=seed)
+              open_cases=open_cases, window_seconds=window_seconds, out=out,
+              bootstrap=bootstrap, seed=seed)
 
 
 @main.command()

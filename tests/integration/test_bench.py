@@ -1,0 +1,50 @@
+"""A short run of ``gridlink bench`` on the session's broker, so the benchmark cannot
+rot: every stage runs, every figure is there, and what the stages must get right
+(nothing lost, no deadline missed or carded twice) holds. The figures themselves
+are the benchmark's business, not the test's."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import PROJECT_DIR
+
+pytestmark = pytest.mark.integration
+
+SMOKE = ["--events", "300", "--latency-seconds", "3", "--open-cases", "2000",
+         "--window-seconds", "8"]
+
+
+@pytest.mark.timeout(900)
+def test_a_short_bench_runs_every_stage_and_writes_every_figure(kafka_broker, tmp_path: Path):
+    out = tmp_path / "bench.json"
+    gridlink = Path(sys.executable).with_name("gridlink")
+    run = subprocess.run([str(gridlink), "bench", "--bootstrap", kafka_broker.bootstrap,
+                          *SMOKE, "--out", str(out)],
+                         cwd=PROJECT_DIR, capture_output=True, text=True, timeout=880)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-5000:]
+    figures = json.loads(out.read_text(encoding="utf-8"))["figures"]
+    assert set(figures) == {"lpipe", "fbase", "pipeline", "latency", "pipeline2", "scale"}
+
+    for stage in ("lpipe", "fbase", "pipeline", "pipeline2"):
+        assert figures[stage]["events_per_second"] > 0, stage
+    for stage in ("pipeline", "pipeline2"):  # every case event reached the store
+        assert figures[stage]["case_events_stored"] == figures[stage]["case_events_logged"] > 0
+    assert figures["pipeline"]["vs_fbase"] and figures["pipeline2"]["vs_one_worker"]
+
+    latency = figures["latency"]
+    assert latency["assignments"] > 0 and latency["latency_ms"]["p50"] > 0
+
+    scale = figures["scale"]
+    assert scale["open_cases"] == 2000 and scale["resident_bytes_per_case"] > 0
+    assert scale["burst_lateness_ms"]["count"] > 0 and scale["spread_lateness_ms"]["count"] > 0
+    assert scale["window_deadlines_unfired"] == 0
+    assert scale["cards_recorded_twice"] == 0
+    assert scale["recovery_seconds_to_processing"] is not None
+    assert scale["recovery_seconds_to_index"] > 0
+    assert "L_pipe" in run.stderr and "recovery after kill -9" in run.stderr
