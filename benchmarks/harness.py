@@ -13,9 +13,11 @@ import asyncio
 import math
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
+import urllib.request
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -24,6 +26,7 @@ from pathlib import Path
 from typing import Self
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from prometheus_client.parser import text_string_to_metric_families
 
 from settings import Settings
 from simulation.generator import Generator, Message, Mix, Options
@@ -47,6 +50,12 @@ def percentiles(values: Sequence[float], points: Iterable[float] = (50, 99, 99.9
         out[f"p{p:g}"] = ordered[rank]
     out["max"] = ordered[-1]
     return out
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
 def rss_bytes(pid: int) -> int:
@@ -100,10 +109,11 @@ class Run:
         return Stage(name, settings, env)
 
     def start_worker(self, stage: Stage, *, label: str = "worker", module: str | None = None,
-                     args: Sequence[str] = ()) -> Worker:
-        """``gridlink worker args…`` of ``stage`` (or ``python -m module``), logging to a file."""
+                     args: Sequence[str] = (), metrics: bool = False) -> Worker:
+        """``gridlink worker args…`` of ``stage`` (or ``python -m module``), logging to a
+        file; with ``metrics``, serving its Prometheus metrics on a free port."""
         worker = Worker.start(stage, self.workdir / stage.name / f"{label}.log", module=module,
-                              args=args)
+                              args=args, metrics_port=free_port() if metrics else 0)
         self.processes.append(worker)
         return worker
 
@@ -119,20 +129,32 @@ class Worker:
 
     process: subprocess.Popen[bytes]
     log_path: Path
+    metrics_port: int = 0
 
     @classmethod
     def start(cls, stage: Stage, log_path: Path, *, module: str | None = None,
-              args: Sequence[str] = ()) -> Worker:
+              args: Sequence[str] = (), metrics_port: int = 0) -> Worker:
         log = log_path.open("ab")
         command = [sys.executable, "-m", module or "cli.main"]
         if module is None:
             command.append("worker")
         command += args
-        process = subprocess.Popen(command, env={**os.environ, **stage.env,
-                                                 "PYTHONUNBUFFERED": "1"},
-                                   stdout=log, stderr=subprocess.STDOUT,
+        env = {**os.environ, **stage.env, "PYTHONUNBUFFERED": "1",
+               "GRIDLINK_WORKER_METRICS_PORT": str(metrics_port)}
+        process = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT,
                                    cwd=Path(__file__).resolve().parent.parent)
-        return cls(process, log_path)
+        return cls(process, log_path, metrics_port)
+
+    def metric(self, name: str) -> float:
+        """The sum of every sample of metric ``name`` this worker serves (0 if none yet)."""
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics",
+                                        timeout=5) as response:
+                text = response.read().decode()
+        except OSError:
+            return 0.0
+        return sum(sample.value for family in text_string_to_metric_families(text)
+                   for sample in family.samples if sample.name == name)
 
     @property
     def pid(self) -> int:

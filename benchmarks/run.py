@@ -18,7 +18,6 @@ import asyncio
 import json
 import os
 import platform
-import socket
 import sys
 import tempfile
 import time
@@ -27,17 +26,11 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks import pipeline, scale
-from benchmarks.harness import Run, corpus
+from benchmarks.harness import Run, corpus, free_port
 from cli.kafka_local import LocalKafka
 from settings import Settings
 
 STAGES = ("lpipe", "fbase", "pipeline", "latency", "pipeline2", "scale")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def machine() -> dict[str, Any]:
@@ -118,7 +111,7 @@ def main(*, stages: list[str], events: int, latency_seconds: float, open_cases: 
         if bootstrap is None:
             defaults = Settings()
             broker = LocalKafka(data_dir=Path(tmp) / "kafka", cache_dir=defaults.kafka_cache_dir,
-                                port=_free_port(), controller_port=_free_port(),
+                                port=free_port(), controller_port=free_port(),
                                 heap=defaults.kafka_heap)
             started = time.monotonic()
             broker.up(timeout_seconds=180, echo=say)

@@ -214,7 +214,9 @@ async def scale(run: Run, *, open_cases: int, rate: float, say: Callable[[str], 
     baseline_worker.stop()
 
     # 2. the open cases, due after the worker has had time to load them
-    lead = 30 + open_cases / 10_000  # seconds: start, recovery and rebuild, with room to spare
+    # seconds until the window: seeding (~9k cases/s here), the worker's start, changelog
+    # recovery and the index rebuild, with room to spare
+    lead = 30 + open_cases / 3_000
     start = datetime.now().astimezone() + timedelta(seconds=lead)
     say(f"scale      seeding {open_cases:,} open cases ({burst:,} deadlines due at once, "
         f"{spread:,} spread over {window:.0f} s, from {lead:.0f} s after now) …")
