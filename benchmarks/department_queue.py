@@ -6,8 +6,8 @@ in SQL under new case ids until the store holds ``--cases`` cases — and times
 the query behind ``GET /departments/{code}/queue`` (first page of 50, the
 busiest department; unfiltered, overdue only, and one status) p50/p99.
 
-    .venv/bin/python benchmarks/queue.py                       # SQLite, 100,000 cases
-    .venv/bin/python benchmarks/queue.py --postgres auto       # + a throwaway PostgreSQL
+    .venv/bin/python benchmarks/department_queue.py                       # SQLite, 100,000 cases
+    .venv/bin/python benchmarks/department_queue.py --postgres auto       # + a throwaway PostgreSQL
 """
 
 from __future__ import annotations
