@@ -206,7 +206,7 @@ async def _fires(run: Run, stage: Stage, seeded: Seeded, *, killed_at: float
 async def scale(run: Run, *, open_cases: int, rate: float, say: Callable[[str], None],
                 window: float = WINDOW_SECONDS) -> dict[str, Any]:
     stage = run.stage("scale", GRIDLINK_LOG_LEVEL="info")  # the rebuild is logged at info
-    burst = min(BURST, max(1, open_cases // 50))
+    burst = min(BURST, max(1, open_cases // 5))
     spread = min(SPREAD, max(1, open_cases // 100))
     traffic = corpus(int(rate * (window + RECOVERY_TRAFFIC_SECONDS + 10)),
                      seed=run.seed + 1)
