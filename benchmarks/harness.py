@@ -21,7 +21,7 @@ import urllib.request
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Self
 
@@ -34,8 +34,6 @@ from streams.reference import load_city
 from streams.triage_rules import load_triage_rules
 from topics import registry
 from topics.admin import create_topics
-
-CST = datetime.now().astimezone().tzinfo
 
 
 def percentiles(values: Sequence[float], points: Iterable[float] = (50, 99, 99.9)
@@ -209,7 +207,7 @@ def corpus(count: int, *, seed: int, events_per_second: float = 5.0,
     city = load_city(settings.reference_dir)
     rules = load_triage_rules(settings.rules_dir, departments=city.departments)
     if start is None:
-        start = datetime.now(CST) - timedelta(seconds=count / events_per_second)
+        start = datetime.now(UTC) - timedelta(seconds=count / events_per_second)
     options = Options(start=start, seed=seed, rate=events_per_second, mix=Mix(),
                       malformed=malformed, oversize=False)
     return list(Generator(city, rules, options).take(count=count))
@@ -243,19 +241,6 @@ async def produce(bootstrap: str, stage: Stage, messages: Sequence[Message], *,
     finally:
         await producer.stop()
     return sent
-
-
-async def end_offsets(bootstrap: str, topics: Sequence[str]) -> int:
-    """The sum of the end offsets of every partition of ``topics``."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None)
-    await consumer.start()
-    try:
-        tps = [TopicPartition(t, p) for t in topics
-               for p in (consumer.partitions_for_topic(t) or await partitions_of(consumer, t))]
-        ends = await consumer.end_offsets(tps)
-        return sum(ends.values())
-    finally:
-        await consumer.stop()
 
 
 async def partitions_of(consumer: AIOKafkaConsumer, topic: str) -> set[int]:

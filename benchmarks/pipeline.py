@@ -28,12 +28,9 @@ from streams.reference import load_city
 from streams.triage_rules import load_triage_rules
 from topics import codecs, registry
 
-SETTLE_SECONDS = 3.0  # outputs unchanged this long: the stage is done
+SETTLE_SECONDS = 3.0  # latency: no more department messages this long after the last send
+STORE_WAIT_SECONDS = 15.0  # every other hop done, the store unchanged this long: report it
 POLL_SECONDS = 0.05
-
-
-def _ingest_topics(stage: Stage) -> list[str]:
-    return [stage.topic(name) for name in registry.INGEST_SOURCES]
 
 
 # -- L_pipe: raw aiokafka -----------------------------------------------------------------
@@ -177,7 +174,7 @@ async def pipeline(run: Run, messages: Sequence[Message], *, workers: int = 1,
             drained = inbound >= len(messages) and decided >= valid and answered >= sent
             if drained and stored >= events:
                 break
-            if drained and now - moved > 5 * SETTLE_SECONDS:
+            if drained and now - moved > STORE_WAIT_SECONDS:
                 break  # the store will not catch up: reported below, not waited for
             for worker in started:
                 worker.check()
