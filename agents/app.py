@@ -14,6 +14,7 @@ from pathlib import Path
 import faust
 from faust.contrib.opentelemetry import setup_opentelemetry
 
+from agents import rewind
 from observability import tracing
 from settings import Settings
 from topics import registry
@@ -48,6 +49,7 @@ class Topics:
 def create_app(settings: Settings) -> faust.App:
     """A Faust app wired to the broker and tuned for prompt recovery; with tracing on
     (:mod:`observability.tracing`), each event an agent processes is a span."""
+    rewind.install()  # a rebalance must not skip never-committed partitions' records
     brokers = [f"kafka://{server.strip()}" for server in settings.kafka_bootstrap.split(",")]
     session_timeout = settings.session_timeout_seconds
     # Tables live in memory and recover from their changelogs; Faust still wants a
