@@ -15,6 +15,7 @@ import faust
 from faust.contrib.opentelemetry import setup_opentelemetry
 
 from agents import rewind
+from agents.partitioner import KeyPartitioner
 from observability import tracing
 from settings import Settings
 from topics import registry
@@ -69,6 +70,7 @@ def create_app(settings: Settings) -> faust.App:
         broker_rebalance_timeout=max(session_timeout * 2, 10.0),
         consumer_auto_offset_reset="earliest",
         producer_acks=-1,
+        producer_partitioner=KeyPartitioner(),
         producer_max_request_size=registry.DEAD_LETTER_MAX_BYTES,
         web_enabled=False,
         autodiscover=False,

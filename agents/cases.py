@@ -26,6 +26,7 @@ import msgspec
 
 from agents.app import Topics
 from agents.clock import wall_clock
+from agents.outbox import Outbox
 from observability import metrics, tracing
 from settings import Settings
 from streams.calendar import WorkCalendar
@@ -77,20 +78,20 @@ def register(app: faust.App, topics: Topics, settings: Settings, policy: CasePol
     cases = app.Table("cases", key_type=bytes, value_type=bytes, partitions=settings.partitions,
                       help="case state, one entry per case (msgpack CaseState)")
     commands_topic = topics(registry.CASE_COMMANDS)
-    events_topic = topics(registry.CASE_EVENTS)
-    replies = topics(registry.CASE_REPLIES)
-    alerts = topics(registry.COMMAND_ALERTS)
-    dead_letters = topics(registry.DEAD_LETTER)
+    names = settings.topic
+    commands_name, events_name = names(registry.CASE_COMMANDS), names(registry.CASE_EVENTS)
+    replies_name, alerts_name = names(registry.CASE_REPLIES), names(registry.COMMAND_ALERTS)
+    dead_letter_name = names(registry.DEAD_LETTER)
+    outbox = Outbox(app)
     timers = Timers()
 
     async def reply(key: bytes, answer: CaseReply, headers: tracing.KafkaHeaders | None) -> None:
-        await replies.send(key=key, value=codecs.encode(answer), headers=headers)
+        await outbox.send(replies_name, key, codecs.encode(answer), headers)
 
     async def send_commands(commands: list[Command], headers: tracing.KafkaHeaders | None) -> None:
         """Commands for other cases (merge, split): each to its own case's writer."""
         for other in commands:
-            await commands_topic.send(key=other.case_id.encode(), value=codecs.encode(other),
-                                      headers=headers)
+            await outbox.send(commands_name, other.case_id.encode(), codecs.encode(other), headers)
 
     @app.agent(commands_topic, name="cases")
     async def case_agent(stream: faust.StreamT) -> None:
@@ -104,7 +105,7 @@ def register(app: faust.App, topics: Topics, settings: Settings, policy: CasePol
                     raise ValueError(f"the record key {key!r} must be the case id "
                                      f"{command.case_id!r}")
             except (msgspec.DecodeError, ValueError) as error:
-                await dead_letters.send(key=key, headers=headers, value=dead_letter(
+                await outbox.send(dead_letter_name, key, headers=headers, value=dead_letter(
                     raw=message.value or b"", key=message.key, topic=message.topic,
                     partition=message.partition, offset=message.offset,
                     code="invalid_command", reason=str(error), field=None,
@@ -129,15 +130,15 @@ def register(app: faust.App, topics: Topics, settings: Settings, policy: CasePol
             if events:
                 cases[key] = codecs.pack(state)
                 for event in events:
-                    await events_topic.send(key=key, value=codecs.encode(event), headers=headers)
+                    await outbox.send(events_name, key, codecs.encode(event), headers)
                 to_departments = department_messages(state, events)
                 for department, payload in to_departments:
-                    await topics.department(department).send(key=key, headers=headers,
-                                                              value=codecs.encode(payload))
+                    await outbox.send(names(registry.department_topic(department)), key,
+                                      codecs.encode(payload), headers)
                 metrics.observe_department_messages(metrics.ingest_time(message.headers),
                                                     to_departments, wall_clock())
                 for payload in alert_messages(state, events):
-                    await alerts.send(key=key, value=codecs.encode(payload), headers=headers)
+                    await outbox.send(alerts_name, key, codecs.encode(payload), headers)
                 await send_commands(follow_ups(state, command, events), headers)
             timers.track(key, message.partition, state)
             await reply(key, CaseReply(
@@ -175,8 +176,8 @@ def register(app: faust.App, topics: Topics, settings: Settings, policy: CasePol
                 for deadline in pending_deadlines(state):
                     if deadline.due <= now:
                         command = deadline.command()
-                        await commands_topic.send(key=due.case_id.encode(),
-                                                  value=codecs.encode(command))
+                        await outbox.send(commands_name, due.case_id.encode(),
+                                          codecs.encode(command))
                         timers.fired += 1
                         metrics.DEADLINES_FIRED.inc()
                         metrics.TIMER_LATENESS.observe((now - deadline.due).total_seconds())

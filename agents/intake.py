@@ -15,6 +15,7 @@ import faust
 
 from agents.app import Topics
 from agents.clock import SHANGHAI, wall_clock
+from agents.outbox import Outbox
 from observability import metrics, tracing
 from settings import Settings
 from streams.errors import GridLinkError
@@ -39,8 +40,9 @@ def admit(raw: bytes, source: Source, city: City, *, max_distance_m: float,
 def register(app: faust.App, topics: Topics, settings: Settings, city: City) -> None:
     sources = {settings.topic(name): source for name, source in registry.INGEST_SOURCES.items()}
     ingest = app.topic(*sources, key_serializer="raw", value_serializer="raw")
-    triage_events = topics(registry.TRIAGE_EVENTS)
-    dead_letters = topics(registry.DEAD_LETTER)
+    triage_events, dead_letters = (settings.topic(registry.TRIAGE_EVENTS),
+                                   settings.topic(registry.DEAD_LETTER))
+    outbox = Outbox(app)
 
     @app.agent(ingest, name="intake")
     async def intake(stream: faust.StreamT) -> None:
@@ -59,12 +61,12 @@ def register(app: faust.App, topics: Topics, settings: Settings, city: City) -> 
                 metrics.DEAD_LETTERS.labels(source, error.code).inc()
                 log.info("dead letter from %s[%d]@%d: %s %s", message.topic,
                          message.partition, message.offset, error.code, error.reason)
-                await dead_letters.send(key=message.key, headers=headers, value=dead_letter(
+                await outbox.send(dead_letters, message.key, headers=headers, value=dead_letter(
                     raw=raw, key=message.key, topic=message.topic,
                     partition=message.partition, offset=message.offset,
                     code=error.code, reason=error.reason, field=error.field,
                     received_at=wall_clock(),
                 ))
                 continue
-            await triage_events.send(key=located.partition_key.encode(),
-                                     value=codecs.encode(located), headers=headers)
+            await outbox.send(triage_events, located.partition_key.encode(),
+                              codecs.encode(located), headers)

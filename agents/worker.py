@@ -64,4 +64,8 @@ def run(settings: Settings, agents: Sequence[str] = AGENTS) -> None:
     json_logs = {"logging_config": log_setup.logging_config(settings), "quiet": True}
     worker = Worker(app, loglevel=settings.log_level, redirect_stdouts=False,
                     **(json_logs if settings.log_json else {}))
+    # Faust's terminal spinner, at level warning or above, turns the root logger to DEBUG
+    # so that every debug call (aiokafka logs one per record sent) builds a log record;
+    # a worker is a service, not a terminal program.
+    worker.spinner = None
     worker.execute_from_commandline()

@@ -73,6 +73,9 @@ PROJECTION_GAPS = Counter(
     "gridlink_projection_gaps_total",
     "Case events the projection could not apply: a gap in the case's log (should be 0; "
     "gridlink replay rebuilds the store)")
+SEND_FAILURES = Counter(
+    "gridlink_send_failures_total",
+    "Records the Kafka producer gave up delivering (should be 0)", ["topic"])
 CALENDAR_GAPS = Counter(
     "gridlink_calendar_fallback_total",
     "Working-day calendar lookups for a year without official data (Monday-Friday fallback)",
