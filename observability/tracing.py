@@ -180,6 +180,24 @@ def spans_per_trace(name: str, headers_of_events: Iterable[Any], **attributes: A
             span.end()
 
 
+@contextmanager
+def span_for(name: str, headers: Iterable[tuple[str, Any]] | Mapping[str, Any] | None,
+             **attributes: Any) -> Iterator[None]:
+    """One event of a batch: a span named ``name`` under the event's ``traceparent``,
+    current while the block runs, so what the block sends joins the event's trace.
+    A no-op when tracing is off or the event carries no trace."""
+    if not _enabled:
+        yield
+        return
+    parent = extract(headers)
+    if not trace.get_current_span(parent).get_span_context().is_valid:
+        yield
+        return
+    span = tracer().start_span(name, context=parent, attributes=attributes or None)
+    with trace.use_span(span, end_on_exit=True):
+        yield
+
+
 def current_trace_id() -> str | None:
     """The trace id of the current span (for log lines), or ``None``."""
     context = trace.get_current_span().get_span_context()

@@ -84,7 +84,7 @@ def test_a_camera_alert_is_one_trace_from_intake_to_the_department_queue(
     assert version == "00" and len(trace_id) == 32 and int(flags, 16) & 1  # sampled
 
     hops = _wait_for_hops(worker, trace_id, (
-        f"{registry.CAMERA_ALERTS} process", f"{registry.TRIAGE_EVENTS} process",
+        f"{registry.CAMERA_ALERTS} process", "triage",
         f"{registry.CASE_COMMANDS} process", "projection"))
     intake, triage, cases, projection = hops.values()
     assert intake["parent_id"] is None  # the alert came without a trace: intake starts it
