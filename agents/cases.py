@@ -105,6 +105,7 @@ def register(app: faust.App, topics: Topics, settings: Settings, policy: CasePol
                     raise ValueError(f"the record key {key!r} must be the case id "
                                      f"{command.case_id!r}")
             except (msgspec.DecodeError, ValueError) as error:
+                metrics.DEAD_LETTERS.labels(registry.CASE_COMMANDS, "invalid_command").inc()
                 await outbox.send(dead_letter_name, key, headers=headers, value=dead_letter(
                     raw=message.value or b"", key=message.key, topic=message.topic,
                     partition=message.partition, offset=message.offset,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import time
 import uuid
@@ -229,3 +230,21 @@ def test_a_claim_racing_an_escalation_ends_consistent(worker, kafka):
     types = [e["type"] for e in log]
     assert "assignment_claimed" in types and "escalated" in types
     assert [e["seq"] for e in log] == list(range(1, len(log) + 1))  # one writer, no gaps
+
+
+def test_an_unreadable_case_command_is_dead_lettered_with_its_bytes_and_a_reason(worker, kafka):
+    bad = b'{"type": "claim", "case_id": "C1"'  # cut short
+    wrong_key = codecs.encode(Claim(case_id="C-A", command_id=f"k-{uuid.uuid4().hex[:6]}",
+                                    actor="desk", at=wall_clock(), assignment_id="A-1",
+                                    department="chengguan"))
+    kafka.produce(registry.CASE_COMMANDS, bad, key=b"C1")
+    kafka.produce(registry.CASE_COMMANDS, wrong_key, key=b"C-B")
+
+    letters = {letter["key"]: letter for letter in (
+        json.loads(r.value) for r in kafka.read(registry.DEAD_LETTER, count=2))}
+    assert set(letters) == {"C1", "C-B"}
+    assert {letter["error"]["code"] for letter in letters.values()} == {"invalid_command"}
+    assert letters["C-B"]["error"]["reason"].startswith("the record key")
+    assert base64.b64decode(letters["C1"]["raw_base64"]) == bad  # the bytes, unchanged
+    assert {letter["source_topic"] for letter in letters.values()} == {
+        kafka.settings.topic(registry.CASE_COMMANDS)}
