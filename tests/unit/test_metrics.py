@@ -80,6 +80,7 @@ def _exercise_every_metric() -> None:
     metrics.CASE_COMMANDS.labels("claim", "applied").inc(0)
     metrics.CASES_MERGED.labels("case_merged").inc(0)
     metrics.CALENDAR_GAPS.labels("2031").inc(0)
+    metrics.SEND_FAILURES.labels("cases.replies").inc(0)
     metrics.publish_store_snapshot(metrics.StoreSnapshot(
         at=1.0, open_cases={("dispatched", "P3", "chengguan", "grid"): 2},
         rates={name: {"all": 0.5} for name in metrics.STATS_RATES}, window_seconds=60))
