@@ -49,6 +49,17 @@ class Settings(BaseSettings):
     )
     kafka_heap: str = Field("1g", description="local broker's JVM maximum heap")
 
+    # Tables of the stream agents (agents/tables.py)
+    table_store: Literal["memory", "rocksdb"] = Field(
+        "rocksdb", description="where a worker keeps its tables: in memory, recovered from their "
+        "changelogs whenever it starts, or in RocksDB on local disk, where a restarted worker "
+        "reads only what the changelogs got since"
+    )
+    state_dir: Path = Field(
+        Path("data/state"), description="a worker keeps its tables in <state_dir>/<app_id>/<n>, "
+        "the first n no other live worker on this host holds"
+    )
+
     # Storage and data
     database_url: str = Field(
         "sqlite:///data/gridlink.db", description="SQLAlchemy URL of the SQL projection"

@@ -7,14 +7,12 @@ no Faust ``Record`` classes duplicate the core's records.
 
 from __future__ import annotations
 
-import tempfile
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import faust
 from faust.contrib.opentelemetry import setup_opentelemetry
 
-from agents import rewind
+from agents import rewind, tables
 from agents.partitioner import KeyPartitioner
 from observability import tracing
 from settings import Settings
@@ -53,14 +51,12 @@ def create_app(settings: Settings) -> faust.App:
     rewind.install()  # a rebalance must not skip never-committed partitions' records
     brokers = [f"kafka://{server.strip()}" for server in settings.kafka_bootstrap.split(",")]
     session_timeout = settings.session_timeout_seconds
-    # Tables live in memory and recover from their changelogs; Faust still wants a
-    # directory, so keep it out of the working directory.
-    datadir = Path(tempfile.gettempdir()) / "gridlink" / settings.app_id
-    datadir.parent.mkdir(parents=True, exist_ok=True)
+    # Tables in memory or in RocksDB, in this worker's own state directory (agents.tables)
+    datadir = tables.claim_state_dir(settings)
     app = faust.App(
         settings.app_id,
         broker=brokers,
-        store="memory://",
+        store=tables.store_url(settings),
         datadir=str(datadir),
         topic_partitions=settings.partitions,
         topic_replication_factor=settings.replication,

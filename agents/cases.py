@@ -31,6 +31,7 @@ from observability import metrics, tracing
 from settings import Settings
 from streams.calendar import WorkCalendar
 from streams.cases import (
+    CaseClocks,
     CasePolicy,
     CaseState,
     Command,
@@ -64,11 +65,14 @@ class Timers:
     """The worker's deadline index and what it knows of partitions."""
 
     index: DeadlineIndex = field(default_factory=DeadlineIndex)
-    partition_of: dict[bytes, int] = field(default_factory=dict)
+    #: each case's partition, for a store that does not keep it (memory); else None
+    partition_of: dict[bytes, int] | None = field(default_factory=dict)
     fired: int = 0
+    rebuilding: asyncio.Future[None] | None = None  # the index's rebuild, in the background
 
-    def track(self, key: bytes, partition: int, state: CaseState | None) -> None:
-        self.partition_of[key] = partition
+    def track(self, key: bytes, partition: int, state: CaseState | CaseClocks | None) -> None:
+        if self.partition_of is not None:
+            self.partition_of[key] = partition
         wakeup = next_wakeup(state)
         self.index.index_case(partition, key.decode(), [] if wakeup is None else [("next", wakeup)])
 
@@ -149,20 +153,32 @@ def register(app: faust.App, topics: Topics, settings: Settings, policy: CasePol
 
     @cases.on_recover
     async def rebuild_deadline_index() -> None:
-        """After (re)assignment: index every owned case's next wake-up."""
+        """After (re)assignment: index every owned case's next wake-up, in the background:
+        commands are processed meanwhile (each indexes its case as it is applied), so
+        the rebuild reads every case from the table only as it indexes it."""
+        from agents import tables
+
         active = {tp.partition for tp in app.assignor.assigned_actives()
                   if tp.topic == commands_topic.get_topic_name()}
-        started = wall_clock()
+        if timers.rebuilding is not None:
+            timers.rebuilding.cancel()  # one for an earlier assignment
+        if tables.knows_partitions(cases.data):
+            timers.partition_of = None
         timers.index = DeadlineIndex()
-        recovered = getattr(cases.data, "_key_partition", {})
-        for n, (key, raw) in enumerate(list(cases.data.items()), 1):
-            partition = recovered.get(key, timers.partition_of.get(key))
-            if partition in active:
-                timers.track(key, partition, codecs.unpack(raw, CaseState))
-            if n % REBUILD_CHUNK == 0:
-                await asyncio.sleep(0)
-        log.info("deadline index rebuilt: %d cases in %d partitions, %.2f s", len(timers.index),
-                 len(active), (wall_clock() - started).total_seconds())
+        scans = tables.scans(cases.data, active, timers.partition_of)
+
+        async def rebuild() -> None:
+            started = wall_clock()
+            for scan in scans:
+                while chunk := scan.chunk(REBUILD_CHUNK):
+                    for key, raw in chunk:  # no await between reading a chunk and indexing it
+                        timers.track(key, scan.partition,
+                                     codecs.unpack(raw, CaseClocks) if raw else None)
+                    await asyncio.sleep(0)
+            log.info("deadline index rebuilt: %d cases in %d partitions, %.2f s",
+                     len(timers.index), len(active), (wall_clock() - started).total_seconds())
+
+        timers.rebuilding = app.add_future(rebuild())
 
     @app.task
     async def fire_due_deadlines() -> None:

@@ -83,6 +83,7 @@ class Run:
     bootstrap: str
     workdir: Path
     seed: int = 7
+    table_store: str = field(default_factory=lambda: Settings().table_store)  # of every worker
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:6])
     processes: list[Worker] = field(default_factory=list)
 
@@ -97,6 +98,10 @@ class Run:
             "GRIDLINK_APP_ID": f"gridlink-bench-{self.run_id}-{name}",
             "GRIDLINK_DATABASE_URL": f"sqlite:///{directory / 'gridlink.db'}",
             "GRIDLINK_PARTITIONS": str(partitions),
+            "GRIDLINK_TABLE_STORE": self.table_store,
+            # each worker of the stage takes its own directory under it, and a worker
+            # started after one was killed takes over the dead one's
+            "GRIDLINK_STATE_DIR": str(directory / "state"),
             "GRIDLINK_LOG_LEVEL": "warning",
             "GRIDLINK_WORKER_METRICS_PORT": "0",
             **extra,

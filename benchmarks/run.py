@@ -98,12 +98,15 @@ async def _stages(run: Run, chosen: list[str], *, events: int, latency_seconds: 
 
 
 def main(*, stages: list[str], events: int, latency_seconds: float, open_cases: int,
-         window_seconds: float, out: Path, bootstrap: str | None, seed: int) -> dict[str, Any]:
+         window_seconds: float, out: Path, bootstrap: str | None, seed: int,
+         table_store: str | None = None) -> dict[str, Any]:
+    table_store = table_store or Settings().table_store
     results: dict[str, Any] = {
         "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": machine(),
         "options": {"stages": stages, "events": events, "latency_seconds": latency_seconds,
-                    "open_cases": open_cases, "window_seconds": window_seconds, "seed": seed},
+                    "open_cases": open_cases, "window_seconds": window_seconds, "seed": seed,
+                    "table_store": table_store},
         "figures": {},
     }
     with tempfile.TemporaryDirectory(prefix="gridlink-bench-") as tmp:
@@ -117,7 +120,8 @@ def main(*, stages: list[str], events: int, latency_seconds: float, open_cases: 
             broker.up(timeout_seconds=180, echo=say)
             results["broker_start_seconds"] = round(time.monotonic() - started, 1)
             bootstrap = broker.bootstrap
-        run = Run(bootstrap=bootstrap, workdir=Path(tmp) / "work", seed=seed)
+        run = Run(bootstrap=bootstrap, workdir=Path(tmp) / "work", seed=seed,
+                  table_store=table_store)
         try:
             asyncio.run(_stages(run, stages, events=events, latency_seconds=latency_seconds,
                                 open_cases=open_cases, window_seconds=window_seconds,

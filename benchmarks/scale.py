@@ -58,7 +58,7 @@ BURST = 20_000  # deadlines falling due at one instant
 SPREAD = 6_000  # deadlines spread over the window
 DISTINCT = 2_000  # cases made by the engine; the rest are clones
 AGENTS = "intake,triage,cases"
-REBUILT = re.compile(r"deadline index rebuilt: (\d+) cases")
+REBUILT = re.compile(r"deadline index rebuilt: (\d+) cases in \d+ partitions, ([\d.]+) s")
 
 
 @dataclass
@@ -234,7 +234,8 @@ async def scale(run: Run, *, open_cases: int, rate: float, say: Callable[[str], 
     # 3. the worker loads them
     launched = time.monotonic()
     worker = run.start_worker(stage, label="worker", args=("--agents", AGENTS))
-    indexed = int((await _wait_for(worker, REBUILT)).group(1))
+    rebuilt_first = await _wait_for(worker, REBUILT)
+    indexed = int(rebuilt_first.group(1))
     index_seconds = time.monotonic() - launched
     await asyncio.sleep(1)
     resident = rss_bytes(worker.pid)
@@ -266,7 +267,7 @@ async def scale(run: Run, *, open_cases: int, rate: float, say: Callable[[str], 
                 processing = time.monotonic() - killed
             replacement.check()
             await asyncio.sleep(0.05)
-        await _wait_for(replacement, REBUILT)
+        rebuilt_again = await _wait_for(replacement, REBUILT)
         rebuilt = time.monotonic() - killed
         sending.cancel()
     say(f"  recovery after kill -9: processing again in {processing or float('nan'):.1f} s, "
@@ -280,8 +281,11 @@ async def scale(run: Run, *, open_cases: int, rate: float, say: Callable[[str], 
         "resident_bytes": resident,
         "resident_bytes_per_case": round((resident - baseline) / open_cases),
         "index_rebuilt_seconds_after_start": round(index_seconds, 1),
+        "index_rebuild_seconds": float(rebuilt_first.group(2)),  # the rebuild alone
         "rate": round(rate, 1),
         **fires,
         "recovery_seconds_to_processing": None if processing is None else round(processing, 1),
         "recovery_seconds_to_index": round(rebuilt, 1),
+        "recovery_index_cases": int(rebuilt_again.group(1)),
+        "recovery_index_rebuild_seconds": float(rebuilt_again.group(2)),
     }

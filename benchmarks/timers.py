@@ -15,7 +15,7 @@ interpreter so resident memory is measured cleanly), the benchmark
 2. measures resident memory (VmRSS) before and after filling the dict, and the
    packed bytes per case;
 3. times the index rebuild — the loop of ``rebuild_deadline_index`` in
-   ``agents/cases.py`` (unpack every state, ``Timers.track`` → ``next_wakeup`` →
+   ``agents/cases.py`` (unpack every state's clocks, ``Timers.track`` → ``next_wakeup`` →
    ``DeadlineIndex.index_case``, yielding every ``REBUILD_CHUNK`` cases), and the
    longest slice it holds the event loop between two yields;
 4. runs the firing loop of ``fire_due_deadlines`` (``pop_due``, unpack, pending
@@ -57,16 +57,19 @@ import zlib
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
+from types import SimpleNamespace
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # run as a script from anywhere
 
 from msgspec.structs import replace
 
+from agents import tables
 from agents.cases import REBUILD_CHUNK, TIMER_TICK_SECONDS, CaseReply, Timers
 from benchmarks.triage import EMPTY_STATE, RULES_DIR, located_events, world
 from streams.calendar import WorkCalendar, load_calendar
 from streams.cases import (
+    CaseClocks,
     CasePolicy,
     CaseState,
     alert_messages,
@@ -240,14 +243,15 @@ def percentiles(values: Sequence[float]) -> dict[str, float]:
 
 async def rebuild(cases: dict[bytes, bytes], recovered: dict[bytes, int],
                   active: set[int]) -> tuple[Timers, float]:
-    """The loop of ``rebuild_deadline_index``; returns the index and the longest slice (s)."""
+    """The loop of ``rebuild_deadline_index`` over a memory store; returns the index and
+    the longest slice (s)."""
     timers = Timers()
+    store = SimpleNamespace(data=cases, _key_partition=recovered)  # what Faust's holds
     longest, slice_started = 0.0, time.perf_counter()
-    for n, (key, raw) in enumerate(list(cases.items()), 1):
-        partition = recovered.get(key, timers.partition_of.get(key))
-        if partition in active:
-            timers.track(key, partition, codecs.unpack(raw, CaseState))
-        if n % REBUILD_CHUNK == 0:
+    for scan in tables.scans(store, active, timers.partition_of):
+        while chunk := scan.chunk(REBUILD_CHUNK):
+            for key, raw in chunk:
+                timers.track(key, scan.partition, codecs.unpack(raw, CaseClocks) if raw else None)
             longest = max(longest, time.perf_counter() - slice_started)
             await asyncio.sleep(0)
             slice_started = time.perf_counter()

@@ -176,8 +176,11 @@ def replay(force: bool) -> None:
 @click.option("--bootstrap", default=None,
               help="Use this running broker instead of starting a fresh one.")
 @click.option("--seed", default=7, show_default=True, help="Seed of the generated traffic.")
+@click.option("--table-store", type=click.Choice(["memory", "rocksdb"]), default=None,
+              help="The workers' table store (default: GRIDLINK_TABLE_STORE's).")
 def bench(stages: str, events: int, latency_seconds: float, open_cases: int,
-          window_seconds: float, out: Path, bootstrap: str | None, seed: int) -> None:
+          window_seconds: float, out: Path, bootstrap: str | None, seed: int,
+          table_store: str | None) -> None:
     """Measure the pipeline against raw Kafka and bare Faust on this machine."""
     from benchmarks.run import STAGES
     from benchmarks.run import main as run_bench
@@ -189,7 +192,7 @@ def bench(stages: str, events: int, latency_seconds: float, open_cases: int,
                                  f"{', '.join(STAGES)}", param_hint="--stages")
     run_bench(stages=chosen, events=events, latency_seconds=latency_seconds,
               open_cases=open_cases, window_seconds=window_seconds, out=out,
-              bootstrap=bootstrap, seed=seed)
+              bootstrap=bootstrap, seed=seed, table_store=table_store)
 
 
 @main.command()

@@ -175,6 +175,20 @@ class Clock(msgspec.Struct, frozen=True, array_like=True):
                 out.append((stage, at))
         return out
 
+    def next_at(self) -> datetime | None:
+        """When the first of :meth:`stages` fires (None: none left or paused), without
+        building the list: the timer index asks it of every clock of every case."""
+        if self.paused is not None:
+            return None
+        fired = int(self.fired)
+        if self.warn is not None and not fired & _YELLOW_BIT:
+            return self.warn
+        if not fired & _RED_BIT:
+            return self.due
+        if self.over is not None and not fired & _OVER_BIT:
+            return self.over
+        return None
+
 
 def start_clock(
     calendar: WorkCalendar,

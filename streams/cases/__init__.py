@@ -18,6 +18,7 @@ from streams.cases.messages import alert_messages, department_messages
 from streams.cases.state import (
     Assignment,
     AssignmentStatus,
+    CaseClocks,
     CaseState,
     CaseStatus,
     Deadline,
@@ -30,6 +31,7 @@ __all__ = [
     "AnyEvent",
     "Assignment",
     "AssignmentStatus",
+    "CaseClocks",
     "CaseEvent",
     "CasePolicy",
     "CaseState",

@@ -180,8 +180,16 @@ def pending_deadlines(state: CaseState | None) -> list[Deadline]:
     return out
 
 
-def next_wakeup(state: CaseState | None) -> datetime | None:
+class CaseClocks(msgspec.Struct, frozen=True, kw_only=True):
+    """The clocks of a stored :class:`CaseState` alone: a packed state decodes as this
+    several times faster than whole (the timer index's rebuild reads every open case)."""
+
+    clocks: tuple[Clock, ...] = ()
+
+
+def next_wakeup(state: CaseState | CaseClocks | None) -> datetime | None:
     """The earliest instant the case needs the timer, or None (bytewax-style)."""
     if state is None:
         return None
-    return min((at for clock in state.clocks for _, at in clock.stages()[:1]), default=None)
+    return min((at for clock in state.clocks if (at := clock.next_at()) is not None),
+               default=None)

@@ -35,6 +35,7 @@ def gridlink_env(kafka_broker: LocalKafka, tmp_path: Path) -> dict[str, str]:
         "GRIDLINK_APP_ID": f"gridlink-test-{run}",
         "GRIDLINK_DATABASE_URL": f"sqlite:///{tmp_path / 'gridlink.db'}",
         "GRIDLINK_PARTITIONS": "2",
+        "GRIDLINK_STATE_DIR": str(tmp_path / "state"),  # the workers' tables, per test
     }
 
 

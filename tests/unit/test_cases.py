@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from streams.calendar import TZ, load_calendar
 from streams.cases import (
     AssignmentStatus,
+    CaseClocks,
     CaseState,
     CaseStatus,
     Satisfaction,
@@ -586,6 +587,20 @@ def test_pending_deadlines_and_next_wakeup() -> None:
     }  # supports: no take-over
     decoded = msgspec.json.decode(msgspec.json.encode(pending[0].command()), type=C.FireDeadline)
     assert decoded == pending[0].command()
+
+
+def test_a_stored_states_clocks_alone_give_its_next_wakeup() -> None:
+    case = Case().open()
+    states = [case.s]
+    case.do(C.Claim, assignment_id="A1", department="chengguan")
+    states.append(case.s)
+    case.do(C.Suspend, at=datetime(2026, 10, 8, 10, tzinfo=TZ), reason="联系不上当事人")
+    states.append(case.s)
+    for state in states:
+        clocks = msgspec.msgpack.decode(msgspec.msgpack.encode(state), type=CaseClocks)
+        assert clocks.clocks == state.clocks
+        assert next_wakeup(clocks) == next_wakeup(state)
+    assert next_wakeup(states[-1]) is None
 
 
 def test_firing_is_once_and_stale_fires_are_no_ops() -> None:

@@ -180,6 +180,16 @@ def test_clock_stages(cal) -> None:
     assert [s for s, _ in fired.stages()] == [Stage.RED, Stage.OVER]
 
 
+def test_the_next_stage_is_the_first_of_the_stages(cal) -> None:
+    clock = _clock(cal, Budget(5 * WD, True), over=Budget(1 * WD, True))
+    for fired in range(8):  # every combination of yellow, red and over fired
+        for variant in (clock, replace(clock, warn=None), replace(clock, over=None)):
+            fired_clock = replace(variant, fired=fired)
+            stages = fired_clock.stages()
+            assert fired_clock.next_at() == (stages[0][1] if stages else None), fired
+    assert pause_clock(clock, WED).next_at() is None
+
+
 # -- pause and resume (挂起) -------------------------------------------------------------
 
 
