@@ -60,8 +60,7 @@ def test_an_alert_posted_over_http_is_one_trace_to_the_case_agent_and_its_action
     assert format(http.parent.span_id, "016x") == UPSTREAM_SPAN
     assert http.attributes["http.response.status_code"] == 202
     hops = _wait_for_hops(api_worker, UPSTREAM_TRACE, (
-        f"{registry.CAMERA_ALERTS} process", f"{registry.TRIAGE_EVENTS} process",
-        f"{registry.CASE_COMMANDS} process"))
+        f"{registry.CAMERA_ALERTS} process", "triage", f"{registry.CASE_COMMANDS} process"))
     intake, triage, cases = hops.values()
     assert _hex(intake["parent_id"]) == format(http.context.span_id, "016x")
     assert _hex(triage["parent_id"]) == _hex(intake["context"]["span_id"])
