@@ -80,6 +80,10 @@ CALENDAR_GAPS = Counter(
     "gridlink_calendar_fallback_total",
     "Working-day calendar lookups for a year without official data (Monday-Friday fallback)",
     ["year"])
+PROJECTION_RETRIES = Counter(
+    "gridlink_projection_retries_total",
+    "Batch writes the database refused (down, full, locked, read-only), each retried after a "
+    "backoff until stored; the batch stays uncommitted meanwhile")
 
 # -- the case log (worker: observe_case_event) -------------------------------------------
 

@@ -46,7 +46,8 @@ def _free_port() -> int:
 
 
 class PostgresCluster:
-    """``start()``, ``create_database(name) -> url``, ``stop()``."""
+    """``start()``, ``create_database(name) -> url``, ``stop()``; ``server_down()`` and
+    ``server_up()`` for an outage."""
 
     def __init__(self) -> None:
         self.bin = server_bin()
@@ -67,6 +68,22 @@ class PostgresCluster:
             "initdb", "-D", str(self.data), "-U", SUPERUSER, "--auth=trust",
             "--encoding=UTF8", "--locale=C", "--no-sync",
         )  # fmt: skip
+        self.server_up()
+
+    def stop(self) -> None:
+        try:
+            self.server_down()
+        finally:
+            shutil.rmtree(self.dir, ignore_errors=True)
+
+    def server_down(self) -> None:
+        """Stop the server (clients are disconnected, connections refused); its data stays."""
+        if self._started:
+            self._run("pg_ctl", "-D", str(self.data), "-m", "fast", "-w", "stop")
+            self._started = False
+
+    def server_up(self) -> None:
+        """Start the server on its port (again, after :meth:`server_down`)."""
         options = (
             f"-p {self.port} -c listen_addresses=127.0.0.1 -k {self.dir} "
             "-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
@@ -85,14 +102,6 @@ class PostgresCluster:
             "start",
         )
         self._started = True
-
-    def stop(self) -> None:
-        try:
-            if self._started:
-                self._run("pg_ctl", "-D", str(self.data), "-m", "fast", "-w", "stop")
-                self._started = False
-        finally:
-            shutil.rmtree(self.dir, ignore_errors=True)
 
     # -- databases
 
