@@ -1,26 +1,100 @@
-"""Table writes from an agent that takes its events in batches.
+"""Events in batches, for agents whose per-batch work (a state write, a database
+transaction) is worth sharing among many events.
 
-Faust's ``stream.take_events`` hands over a list of events, but a table write
-needs "the event being processed": it decides the changelog partition (and, in
-the RocksDB store, the partition's database). :func:`as_current` makes a given
-event the current one for the writes in its block. It sets only Faust's context
-variable in the agent's own task; the stream's attributes, which its buffering
-task reads, are left alone.
+:func:`windows` differs from Faust's ``take_events`` in two ways: an event is
+handed to the agent as soon as it arrives, not when its batch is complete, and a
+window's events are acked only after the agent is done with them
+(``take_events`` acks a batch even when the agent fails on it, so it would not be
+read again).
+
+A table write needs "the event being processed": it decides the changelog partition
+(and, in the RocksDB store, the partition's database). :func:`as_current` makes a
+given event the current one for the writes in its block.
+
+Both use Faust internals (the stream's processors, passive draining, acks and the
+current-event context variable); they are kept here, in one place.
 """
 
 from __future__ import annotations
 
+import asyncio
 import weakref
-from collections.abc import Iterator
+from collections import deque
+from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import faust
 from faust.streams import _current_event
 
 
+async def windows(stream: faust.StreamT, max_events: int, seconds: float
+                  ) -> AsyncIterator[AsyncIterator[faust.EventT]]:
+    """Windows of ``stream``'s events, each an iterator of its events.
+
+    A window hands over each event as soon as it arrives (so batching adds no
+    latency), and ends after ``max_events`` events or ``seconds`` after its first
+    one. What the agent does once per window (a state write) is shared by all of
+    its events. The window's events are acked, so their offsets may be committed,
+    only when the agent asks for the next window: if the agent fails in a window,
+    its events are read again after a restart.
+    """
+    loop = asyncio.get_running_loop()
+    pending: deque[faust.EventT] = deque()
+    arrived = asyncio.Event()
+    room = asyncio.Event()
+
+    async def add(value: Any) -> Any:
+        # runs in the stream's draining task, once per event
+        while len(pending) >= max_events:
+            room.clear()
+            await stream.wait(room)  # type: ignore[attr-defined]
+        event = stream.current_event
+        if event is None:
+            raise RuntimeError("windows: an event without its message")
+        pending.append(event)
+        arrived.set()
+        return value
+
+    async def window(taken: list[faust.EventT]) -> AsyncIterator[faust.EventT]:
+        ends = loop.time() + seconds
+        while len(taken) < max_events:
+            if not pending:
+                arrived.clear()
+                left = ends - loop.time()
+                if left <= 0 or (await stream.wait(arrived, timeout=left)).stopped \
+                        or not pending:  # type: ignore[attr-defined]
+                    return
+            event = pending.popleft()
+            room.set()
+            taken.append(event)
+            yield event
+
+    acks = stream.enable_acks  # type: ignore[attr-defined]
+    stream.enable_acks = False  # type: ignore[attr-defined]  # acked below, window by window
+    stream.add_processor(add)
+    stream._enable_passive(stream.channel)  # type: ignore[attr-defined]  # drain in the background
+    try:
+        while not stream.should_stop:  # type: ignore[attr-defined]
+            if not pending:
+                arrived.clear()
+                if await stream.wait_for_stopped(arrived):  # type: ignore[attr-defined]
+                    break
+            taken: list[faust.EventT] = []
+            yield window(taken)
+            for event in taken:
+                await stream.ack(event)
+    finally:
+        stream.enable_acks = acks  # type: ignore[attr-defined]
+        stream._processors.remove(add)  # type: ignore[attr-defined]
+
+
 @contextmanager
 def as_current(event: faust.EventT) -> Iterator[None]:
-    """Table writes in this block belong to ``event``'s partition."""
+    """Table writes in this block belong to ``event``'s partition.
+
+    It sets only Faust's context variable in the agent's own task; the stream's
+    attributes, which its draining task reads, are left alone."""
     token = _current_event.set(weakref.ref(event))
     try:
         yield

@@ -14,7 +14,7 @@ from datetime import datetime
 import faust
 
 from agents.app import Topics
-from agents.batches import as_current
+from agents.batches import as_current, windows
 from agents.clock import wall_clock
 from agents.outbox import Outbox
 from observability import metrics, tracing
@@ -29,8 +29,8 @@ from topics import codecs, registry
 
 log = logging.getLogger(__name__)
 EMPTY_STATE = TownshipState()
-BATCH_SIZE = 200  # events triaged before the townships they touched are written back
-BATCH_SECONDS = 0.005  # how long a batch waits to fill: the latency a quiet moment adds
+WINDOW_EVENTS = 500  # events triaged before the townships they touched are written back …
+WINDOW_SECONDS = 0.05  # … or this long after the first of them
 
 
 def register(app: faust.App, topics: Topics, settings: Settings, rules: TriageRules) -> None:
@@ -67,12 +67,13 @@ def register(app: faust.App, topics: Topics, settings: Settings, rules: TriageRu
 
     @app.agent(topics(registry.TRIAGE_EVENTS), name="triage")
     async def triage_agent(stream: faust.StreamT) -> None:
-        # A township's state is written once per batch, not once per event: under load a
-        # batch holds dozens of events of the same few townships. The batch is acked
-        # (and its offsets committed) only after the states are written.
-        async for batch in stream.take_events(BATCH_SIZE, within=BATCH_SECONDS):
+        # Each event is decided as it arrives; a township's state is written once per
+        # window, not once per event: under load a window holds hundreds of events of
+        # the same few townships. Its events are acked (and their offsets committed)
+        # only after the states are written.
+        async for window in windows(stream, WINDOW_EVENTS, WINDOW_SECONDS):
             touched: dict[bytes, tuple[faust.EventT, TownshipState]] = {}
-            for message_event in batch:
+            async for message_event in window:
                 with tracing.span_for("triage", message_event.headers):
                     key = message_event.key
                     known = touched.get(key)
