@@ -203,8 +203,8 @@ def record(
 ) -> TownshipState:
     """The state after this event, pruned by ``now`` (pure: ``state`` is not changed).
 
-    Stale open cases and expired ids go at once; the whole history is swept
-    every ``SWEEP_SECONDS`` (``recurrences`` filters by time anyway).
+    Expired ids go at once; stale open cases and old history are swept every
+    ``SWEEP_SECONDS`` (``correlate`` and ``recurrences`` filter by time anyway).
 
     For ``match.kind == "new"`` pass the new ``case_id``; ``joinable=False``
     records a case that later events must not join (closed at grid, kept by
@@ -255,9 +255,10 @@ def record(
             open_cases=cases, history=history, seen=seen, swept_at=state.swept_at
         )
         return prune(updated, rules, now)
-    # between sweeps only the cheap parts: open cases, and ids from the old end
+    # between sweeps only ids from the old end: a stale case stays until the next
+    # sweep, but correlate() never joins it (its window has passed)
     return TownshipState(
-        open_cases=_live_cases(cases, rules, n),
+        open_cases=cases,
         history=history,
         seen=_expire(seen, c, n),
         swept_at=state.swept_at,
