@@ -5,7 +5,8 @@ Stages, in order (``--stages`` picks some):
 - ``lpipe``    raw aiokafka consume → decode → classify → encode → produce;
 - ``fbase``    a bare Faust agent that decodes and forwards;
 - ``pipeline`` GridLink, one worker: ingest → triage → case → department → SQL;
-- ``latency``  ingest → department queue at half the pipeline's rate (P1 apart);
+- ``latency``  ingest → department queue at half the pipeline's rate, or at
+               ``--latency-rate`` (P1 apart);
 - ``pipeline2`` two workers over twice the partitions;
 - ``scale``    timers, memory per open case and recovery with many open cases.
 
@@ -55,6 +56,7 @@ def ratio(a: dict[str, Any] | None, b: dict[str, Any] | None) -> float | None:
 
 
 async def _stages(run: Run, chosen: list[str], *, events: int, latency_seconds: float,
+                  latency_rate: float | None,
                   open_cases: int, window_seconds: float, results: dict[str, Any]) -> None:
     say(f"corpus: {events:,} inbound messages (seed {run.seed}) …")
     messages = corpus(events * 2, seed=run.seed)  # the second half feeds the latency stage
@@ -75,7 +77,7 @@ async def _stages(run: Run, chosen: list[str], *, events: int, latency_seconds: 
             f"(× L_pipe {figures['pipeline']['vs_lpipe']}, × F_base "
             f"{figures['pipeline']['vs_fbase']})")
         if "latency" in chosen:
-            rate = one["events_per_second"] / 2
+            rate = latency_rate or one["events_per_second"] / 2
             count = min(len(later), max(50, int(rate * latency_seconds)))
             figures["latency"] = await pipeline.latency(run, stage, later[:count], rate=rate)
             lat = figures["latency"]
@@ -98,6 +100,7 @@ async def _stages(run: Run, chosen: list[str], *, events: int, latency_seconds: 
 
 
 def main(*, stages: list[str], events: int, latency_seconds: float, open_cases: int,
+         latency_rate: float | None = None,
          window_seconds: float, out: Path, bootstrap: str | None, seed: int,
          table_store: str | None = None) -> dict[str, Any]:
     table_store = table_store or Settings().table_store
@@ -105,6 +108,7 @@ def main(*, stages: list[str], events: int, latency_seconds: float, open_cases: 
         "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "machine": machine(),
         "options": {"stages": stages, "events": events, "latency_seconds": latency_seconds,
+                    "latency_rate": latency_rate,
                     "open_cases": open_cases, "window_seconds": window_seconds, "seed": seed,
                     "table_store": table_store},
         "figures": {},
@@ -124,6 +128,7 @@ def main(*, stages: list[str], events: int, latency_seconds: float, open_cases: 
                   table_store=table_store)
         try:
             asyncio.run(_stages(run, stages, events=events, latency_seconds=latency_seconds,
+                                latency_rate=latency_rate,
                                 open_cases=open_cases, window_seconds=window_seconds,
                                 results=results))
         finally:

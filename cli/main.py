@@ -166,6 +166,9 @@ def replay(force: bool) -> None:
               help="Inbound messages each throughput stage drains.")
 @click.option("--latency-seconds", default=30.0, show_default=True,
               help="How long the latency stage sends at half the pipeline's rate.")
+@click.option("--latency-rate", type=click.FloatRange(min=0.1), default=None,
+              help="Send the latency stage's traffic at this many messages a second "
+                   "instead of half the pipeline's rate.")
 @click.option("--open-cases", default=1_000_000, show_default=True,
               help="Open cases (each with a running deadline) in the scale stage.")
 @click.option("--window-seconds", default=60.0, show_default=True,
@@ -178,7 +181,8 @@ def replay(force: bool) -> None:
 @click.option("--seed", default=7, show_default=True, help="Seed of the generated traffic.")
 @click.option("--table-store", type=click.Choice(["memory", "rocksdb"]), default=None,
               help="The workers' table store (default: GRIDLINK_TABLE_STORE's).")
-def bench(stages: str, events: int, latency_seconds: float, open_cases: int,
+def bench(stages: str, events: int, latency_seconds: float, latency_rate: float | None,
+          open_cases: int,
           window_seconds: float, out: Path, bootstrap: str | None, seed: int,
           table_store: str | None) -> None:
     """Measure the pipeline against raw Kafka and bare Faust on this machine."""
@@ -191,6 +195,7 @@ def bench(stages: str, events: int, latency_seconds: float, open_cases: int,
         raise click.BadParameter(f"{', '.join(unknown) or 'none given'}: choose among "
                                  f"{', '.join(STAGES)}", param_hint="--stages")
     run_bench(stages=chosen, events=events, latency_seconds=latency_seconds,
+              latency_rate=latency_rate,
               open_cases=open_cases, window_seconds=window_seconds, out=out,
               bootstrap=bootstrap, seed=seed, table_store=table_store)
 
