@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import weakref
 from collections import deque
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -74,19 +74,36 @@ async def windows(stream: faust.StreamT, max_events: int, seconds: float
     stream.enable_acks = False  # type: ignore[attr-defined]  # acked below, window by window
     stream.add_processor(add)
     stream._enable_passive(stream.channel)  # type: ignore[attr-defined]  # drain in the background
+    taken: list[faust.EventT] = []
     try:
         while not stream.should_stop:  # type: ignore[attr-defined]
             if not pending:
                 arrived.clear()
                 if await stream.wait_for_stopped(arrived):  # type: ignore[attr-defined]
                     break
-            taken: list[faust.EventT] = []
+            taken = []
             yield window(taken)
             for event in taken:
                 await stream.ack(event)
+            taken = []
     finally:
         stream.enable_acks = acks  # type: ignore[attr-defined]
         stream._processors.remove(add)  # type: ignore[attr-defined]
+        # the agent failed or stops inside a window, or events wait for the next one
+        leave_uncommitted([*taken, *pending])
+
+
+def leave_uncommitted(events: Sequence[faust.EventT]) -> None:
+    """Leave events unprocessed so that their offsets are never committed.
+
+    Before it stops or rebalances, Faust waits until every message a stream took
+    is acked, then commits the offsets of the acked ones. A message marked acked
+    here, behind the consumer's back, ends that wait but is never counted as
+    committable: the committed offset stays before it, and the partition's next
+    reader (this worker after a rebalance, or the next one to start) reads it again.
+    """
+    for event in events:
+        event.message.acked = True
 
 
 @contextmanager

@@ -11,7 +11,7 @@ exponential backoff until the database takes it. During an outage the
 projection falls behind; afterwards it catches up, and nothing is lost. Only
 when the worker stops, or its partitions are being rebalanced, does the agent
 leave an unwritten batch, with its offsets left uncommitted
-(:func:`_leave_uncommitted`): whoever reads the partition next reads it again.
+(:func:`agents.batches.leave_uncommitted`): whoever reads the partition next reads it again.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ import faust
 from sqlalchemy.exc import DBAPIError
 
 from agents.app import Topics
+from agents.batches import leave_uncommitted
 from observability import metrics, tracing
 from store.projector import ProjectionError
 from store.service import Store
@@ -56,10 +57,10 @@ def register(app: faust.App, topics: Topics, store: Store) -> None:
                 try:
                     applied = await write_until_stored(store, writer, events, interrupted)
                 except asyncio.CancelledError:
-                    _leave_uncommitted(batch)
+                    leave_uncommitted(batch)
                     raise
             if applied is None:
-                _leave_uncommitted(batch)
+                leave_uncommitted(batch)
                 log.warning("projection: %d events left unwritten and uncommitted, for the "
                             "next reader of their partitions", len(events))
                 continue
@@ -106,20 +107,6 @@ async def _pause(seconds: float, interrupted: Callable[[], bool]) -> None:
     wake = loop.time() + seconds
     while not interrupted() and (left := wake - loop.time()) > 0:
         await asyncio.sleep(min(left, 0.5))
-
-
-def _leave_uncommitted(batch: Sequence[faust.EventT]) -> None:
-    """Leave an unwritten batch so that its offsets are never committed.
-
-    Before it stops or rebalances, Faust waits until every message a stream took
-    is acked, then commits the offsets of the acked ones. ``take_events`` acks the
-    batch as the agent leaves it. A message marked acked here, behind the
-    consumer's back, ends the wait but is never counted as committable: the
-    committed offset stays before it, and the partition's next reader (this
-    worker after the rebalance, or the next one to start) reads it again. The
-    write is idempotent, should part of it have gone in after all."""
-    for event in batch:
-        event.message.acked = True
 
 
 def _gap(error: ProjectionError) -> None:
