@@ -131,7 +131,8 @@ def _stored_events(stage: Stage) -> int:
 
 
 async def pipeline(run: Run, messages: Sequence[Message], *, workers: int = 1,
-                   partitions: int = 4, name: str = "pipeline") -> tuple[dict[str, Any], Stage]:
+                   partitions: int = 4, name: str = "pipeline", sql_apart: bool = False
+                   ) -> tuple[dict[str, Any], Stage]:
     """GridLink's sustained rate: ingest → triage → case → department queue → SQL,
     timed from the first validated event to the moment every stage is done:
 
@@ -140,11 +141,17 @@ async def pipeline(run: Run, messages: Sequence[Message], *, workers: int = 1,
     - cases: every command on ``cases.commands`` has its reply;
     - the store holds every case event of ``cases.events``.
 
+    With ``sql_apart`` the workers run intake, triage and cases, and one more
+    process (``gridlink worker --agents projection``) writes the store.
+
     Returns the figures and the stage, whose workers keep running (for latency)."""
     stage = run.stage(name, partitions=partitions)
     await produce(run.bootstrap, stage, messages)
-    started = [run.start_worker(stage, label=f"worker{i + 1}", metrics=True)
+    agents = ["--agents", "intake,triage,cases"] if sql_apart else []
+    started = [run.start_worker(stage, label=f"worker{i + 1}", args=agents, metrics=True)
                for i in range(workers)]
+    if sql_apart:
+        run.start_worker(stage, label="projection", args=["--agents", "projection"])
     first: float | None = None
     deadline = time.monotonic() + 120 + len(messages) / 20  # 20 events/s: something is wrong
     progress: tuple[int, ...] = ()
@@ -181,7 +188,8 @@ async def pipeline(run: Run, messages: Sequence[Message], *, workers: int = 1,
             await asyncio.sleep(POLL_SECONDS)
     assert first is not None
     seconds = moved - first
-    return {"workers": workers, "partitions": partitions, "events": len(messages),
+    return {"workers": workers, "sql_apart": sql_apart, "partitions": partitions,
+            "events": len(messages),
             "case_commands": sent, "case_events_logged": events, "case_events_stored": stored,
             "seconds": seconds, "events_per_second": len(messages) / seconds}, stage
 

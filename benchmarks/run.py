@@ -8,6 +8,8 @@ Stages, in order (``--stages`` picks some):
 - ``latency``  ingest → department queue at half the pipeline's rate, or at
                ``--latency-rate`` (P1 apart);
 - ``pipeline2`` two workers over twice the partitions;
+- ``sqlapart`` one worker as ``pipeline``, but the SQL projection in a process of
+               its own (``gridlink worker --agents projection``);
 - ``scale``    timers, memory per open case and recovery with many open cases.
 
 Figures are printed as they come and written to ``--out`` as JSON.
@@ -31,7 +33,7 @@ from benchmarks.harness import Run, corpus, free_port
 from cli.kafka_local import LocalKafka
 from settings import Settings
 
-STAGES = ("lpipe", "fbase", "pipeline", "latency", "pipeline2", "scale")
+STAGES = ("lpipe", "fbase", "pipeline", "latency", "pipeline2", "sqlapart", "scale")
 
 
 def machine() -> dict[str, Any]:
@@ -93,6 +95,13 @@ async def _stages(run: Run, chosen: list[str], *, events: int, latency_seconds: 
                                 "vs_fbase": ratio(two, figures.get("fbase"))}
         say(f"pipeline2  {two['events_per_second']:>9,.0f} events/s, two workers "
             f"(× one worker {figures['pipeline2']['vs_one_worker']})")
+    if "sqlapart" in chosen:
+        apart, _ = await pipeline.pipeline(run, load, sql_apart=True, name="sqlapart")
+        run.stop_all()
+        figures["sqlapart"] = {**apart, "vs_one_worker": ratio(apart, figures.get("pipeline")),
+                               "vs_fbase": ratio(apart, figures.get("fbase"))}
+        say(f"sqlapart   {apart['events_per_second']:>9,.0f} events/s, one worker and the SQL "
+            f"projection apart (× one worker {figures['sqlapart']['vs_one_worker']})")
     if "scale" in chosen:
         rate = figures.get("pipeline", {}).get("events_per_second", 200.0) / 2
         figures["scale"] = await scale.scale(run, open_cases=open_cases, rate=rate, say=say,

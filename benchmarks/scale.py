@@ -182,12 +182,16 @@ async def _fires(run: Run, stage: Stage, seeded: Seeded, *, killed_at: float
         fired.add(key)
         if key not in first and record.timestamp / 1000 < killed_at:
             first[key] = record.timestamp - command.due.timestamp() * 1000
-    cards: Counter[tuple[str, str, str]] = Counter()
+    # each card's records by seq: two seqs for one deadline and kind would be a second
+    # card; the same (case_id, seq) again is the same card written again after the
+    # kill (at least once), which every consumer drops by (case_id, seq)
+    cards: dict[tuple[str, str, str], Counter[int]] = {}
     for record in await _records(run, stage.topic(registry.CASE_EVENTS)):
         if b"_card" in (record.value or b""):
             event = event_decoder.decode(record.value)
             if isinstance(event, YellowCard | RedCard):
-                cards[(event.case_id, event.deadline_id, type(event).__struct_config__.tag)] += 1
+                key = (event.case_id, event.deadline_id, type(event).__struct_config__.tag)
+                cards.setdefault(key, Counter())[event.seq] += 1
     spread = [ms for key, ms in first.items() if key in seeded.spread]
     burst = [ms for key, ms in first.items() if key in seeded.burst]
     return {
@@ -199,7 +203,8 @@ async def _fires(run: Run, stage: Stage, seeded: Seeded, *, killed_at: float
                                                       & first.keys()),
         "window_deadlines_unfired": len((seeded.burst | seeded.spread) - fired),
         "fire_commands_sent_again": sum(n - 1 for n in sent.values() if n > 1),
-        "cards_recorded_twice": sum(1 for n in cards.values() if n > 1),
+        "cards_recorded_twice": sum(1 for seqs in cards.values() if len(seqs) > 1),
+        "card_records_repeated": sum(n - 1 for seqs in cards.values() for n in seqs.values()),
     }
 
 
@@ -274,6 +279,12 @@ async def scale(run: Run, *, open_cases: int, rate: float, say: Callable[[str], 
         f"deadline index rebuilt in {rebuilt:.1f} s")
     await asyncio.sleep(5)  # fires the replacement sends for what fell due meanwhile
     fires = await _fires(run, stage, seeded, killed_at=killed_at)
+    burst_ms = fires["burst_lateness_ms"]
+    say(f"  lateness p50 {fires['lateness_ms'].get('p50', 0):.0f} ms, p99 "
+        f"{fires['lateness_ms'].get('p99', 0):.0f} ms; burst p50 {burst_ms.get('p50', 0):.0f} ms,"
+        f" max {burst_ms.get('max', 0):.0f} ms; unfired {fires['window_deadlines_unfired']} of "
+        f"{fires['window_deadlines']}; carded twice {fires['cards_recorded_twice']} (the same "
+        f"card written again: {fires['card_records_repeated']})")
     return {
         "open_cases": open_cases,
         "packed_bytes_per_case": round(seeded.packed_bytes / open_cases),

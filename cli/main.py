@@ -159,7 +159,7 @@ def replay(force: bool) -> None:
 
 
 @main.command()
-@click.option("--stages", default="lpipe,fbase,pipeline,latency,pipeline2,scale",
+@click.option("--stages", default="lpipe,fbase,pipeline,latency,pipeline2,sqlapart,scale",
               show_default=True,
               help="Which stages to run, comma-separated.")
 @click.option("--events", default=20_000, show_default=True,
