@@ -9,10 +9,11 @@ see, and answers on ``cases.replies``.
 
 Timers: each case's next wake-up sits in a per-partition heap
 (``streams.timers.DeadlineIndex``), rebuilt from the table whenever partitions
-are assigned. When one falls due, the timer task sends ``FireDeadline``
-commands through ``cases.commands`` — the same single writer applies them, so
-a timer never races a department's claim. A fire is idempotent: the engine
-ignores a stale or already-fired deadline.
+are assigned. Some seconds before one falls due, the timer task reads the case
+and arms its ``FireDeadline`` commands (``streams.timers.ArmedFires``); at the
+instant it sends them through ``cases.commands`` — the same single writer
+applies them, so a timer never races a department's claim. A fire is
+idempotent: the engine ignores a stale or already-fired deadline.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 
 import faust
 import msgspec
@@ -46,7 +48,7 @@ from streams.cases import (
     pending_deadlines,
 )
 from streams.errors import TransitionRejected
-from streams.timers import DeadlineIndex
+from streams.timers import ArmedFires, DeadlineIndex
 from topics import codecs, registry
 from topics.deadletter import dead_letter
 from topics.replies import CaseReply
@@ -55,7 +57,9 @@ log = logging.getLogger(__name__)
 
 TIMER_TICK_SECONDS = 0.02  # longest sleep of the timer task when nothing is due sooner
 REBUILD_CHUNK = 1_000  # cases decoded between yields to the event loop while rebuilding
-FIRE_CHUNK = 200  # deadlines sent between yields, so a burst never starves the agents
+ARM_CHUNK = 200  # cases read and armed between yields, so arming never starves the agents
+FIRE_CHUNK = 1_000  # fires sent between yields (about 50 ms): a burst goes out in one go
+ARM_AHEAD = timedelta(seconds=10)  # fires are armed this long before their instant
 AUDIT_SECONDS = 5.0  # how often the auditor counts overdue, unfired deadlines
 AUDIT_GRACE_SECONDS = 5.0  # a deadline later than this counts as missed
 
@@ -65,6 +69,7 @@ class Timers:
     """The worker's deadline index and what it knows of partitions."""
 
     index: DeadlineIndex = field(default_factory=DeadlineIndex)
+    armed: ArmedFires = field(default_factory=ArmedFires)
     #: each case's partition, for a store that does not keep it (memory); else None
     partition_of: dict[bytes, int] | None = field(default_factory=dict)
     fired: int = 0
@@ -165,6 +170,7 @@ def register(app: faust.App, topics: Topics, settings: Settings, policy: CasePol
         if tables.knows_partitions(cases.data):
             timers.partition_of = None
         timers.index = DeadlineIndex()
+        timers.armed.clear()
         scans = tables.scans(cases.data, active, timers.partition_of)
 
         async def rebuild() -> None:
@@ -180,32 +186,48 @@ def register(app: faust.App, topics: Topics, settings: Settings, policy: CasePol
 
         timers.rebuilding = app.add_future(rebuild())
 
+    async def send_due() -> None:
+        """Send every armed fire whose instant has come."""
+        while fires := timers.armed.pop_due(now := wall_clock(), limit=FIRE_CHUNK):
+            for due_ts, key, record in fires:
+                await outbox.send(commands_name, key, record)
+                metrics.TIMER_LATENESS.observe(now.timestamp() - due_ts)
+            timers.fired += len(fires)
+            metrics.DEADLINES_FIRED.inc(len(fires))
+            await asyncio.sleep(0)
+
+    async def arm(horizon: datetime) -> None:
+        """Arm the fires of every case with a deadline due by ``horizon``."""
+        for n, due in enumerate(timers.index.pop_due(horizon), 1):
+            if n % ARM_CHUNK == 0:
+                await send_due()  # arming never holds back what is due already
+            key = due.case_id.encode()
+            stored = cases.get(key)
+            state = codecs.unpack(stored, CaseState) if stored else None
+            for deadline in pending_deadlines(state):
+                if deadline.due <= horizon:
+                    command = deadline.command()
+                    timers.armed.arm(command.command_id, deadline.due, key,
+                                     codecs.encode(command))
+
     @app.task
     async def fire_due_deadlines() -> None:
-        """Send ``FireDeadline`` for every deadline that has fallen due."""
+        """Arm ``FireDeadline`` for what falls due within ``ARM_AHEAD``; send each at
+        its instant."""
         while not app.should_stop:
-            now = wall_clock()
-            for n, due in enumerate(timers.index.pop_due(now), 1):
-                if n % FIRE_CHUNK == 0:
-                    await asyncio.sleep(0)
-                stored = cases.get(due.case_id.encode())
-                state = codecs.unpack(stored, CaseState) if stored else None
-                for deadline in pending_deadlines(state):
-                    if deadline.due <= now:
-                        command = deadline.command()
-                        await outbox.send(commands_name, due.case_id.encode(),
-                                          codecs.encode(command))
-                        timers.fired += 1
-                        metrics.DEADLINES_FIRED.inc()
-                        metrics.TIMER_LATENESS.observe((now - deadline.due).total_seconds())
-            next_ts = timers.index.next_due()
-            delay = TIMER_TICK_SECONDS if next_ts is None else next_ts - wall_clock().timestamp()
+            await send_due()
+            await arm(wall_clock() + ARM_AHEAD)
+            # the index is looked at every tick; an armed fire wakes the task itself
+            armed = timers.armed.next_due()
+            delay = TIMER_TICK_SECONDS if armed is None else armed - wall_clock().timestamp()
             await asyncio.sleep(min(max(delay, 0.0), TIMER_TICK_SECONDS))
 
     @app.timer(AUDIT_SECONDS)
     async def audit_deadlines() -> None:
         """The auditor: deadlines past due and not fired (should stay 0)."""
-        overdue = timers.index.overdue(wall_clock(), AUDIT_GRACE_SECONDS)
+        now = wall_clock()
+        overdue = (timers.index.overdue(now, AUDIT_GRACE_SECONDS)
+                   + timers.armed.overdue(now, AUDIT_GRACE_SECONDS))
         metrics.OVERDUE_UNFIRED.set(overdue)
         metrics.DEADLINES_INDEXED.set(len(timers.index))
         if overdue:

@@ -98,3 +98,65 @@ class DeadlineIndex:
     def _forget(self, case_id: str) -> None:
         self._generation.pop(case_id, None)
         self._partition_of.pop(case_id, None)
+
+
+@dataclass
+class ArmedFires:
+    """Fire commands made ready ahead of their instant (上膛), sent when it comes.
+
+    Reading a case and encoding its fire takes far longer than sending the record, so
+    the timer task arms what falls due within the next few seconds and, at the
+    instant, only sends: a burst of thousands of deadlines due together then goes
+    out in the time the sends take. A fire armed for a deadline that moves on before
+    its instant is a no-op for the engine (it checks the deadline's instant), and
+    the case is indexed again when a command changes it, so nothing is lost.
+    Each fire (its case's key and its command id, which names the deadline, kind
+    and instant within the case) is armed once at a time.
+    """
+
+    _heap: list[tuple[float, int, bytes, bytes]] = field(default_factory=list)
+    _ids: dict[int, tuple[bytes, str]] = field(default_factory=dict)  # heap entry → its fire
+    _armed: set[tuple[bytes, str]] = field(default_factory=set)
+    _counter: int = 0
+
+    def arm(self, command_id: str, due_at: datetime, key: bytes, record: bytes) -> bool:
+        """Arm the fire ``record`` of case ``key`` due at ``due_at``; False if that
+        command of that case is armed already."""
+        fire = (key, command_id)
+        if fire in self._armed:
+            return False
+        self._armed.add(fire)
+        self._counter += 1
+        self._ids[self._counter] = fire
+        heapq.heappush(self._heap, (due_at.timestamp(), self._counter, key, record))
+        return True
+
+    def pop_due(self, now: datetime, *, limit: int) -> list[tuple[float, bytes, bytes]]:
+        """Up to ``limit`` armed fires whose instant is at or before ``now``, earliest
+        first, as ``(due timestamp, key, record)``."""
+        cutoff = now.timestamp()
+        out: list[tuple[float, bytes, bytes]] = []
+        heap = self._heap
+        while heap and heap[0][0] <= cutoff and len(out) < limit:
+            due_ts, n, key, record = heapq.heappop(heap)
+            self._armed.discard(self._ids.pop(n))
+            out.append((due_ts, key, record))
+        return out
+
+    def next_due(self) -> float | None:
+        """Timestamp of the earliest armed fire, or None."""
+        return self._heap[0][0] if self._heap else None
+
+    def overdue(self, now: datetime, grace_seconds: float) -> int:
+        """Armed fires more than ``grace_seconds`` past their instant and not sent."""
+        cutoff = now.timestamp() - grace_seconds
+        return sum(1 for due_ts, *_ in self._heap if due_ts < cutoff)
+
+    def clear(self) -> None:
+        """Forget everything armed (partitions were reassigned: the index is rebuilt)."""
+        self._heap.clear()
+        self._armed.clear()
+        self._ids.clear()
+
+    def __len__(self) -> int:
+        return len(self._heap)

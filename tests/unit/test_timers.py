@@ -3,7 +3,7 @@ from datetime import datetime, timedelta, timezone
 from hypothesis import given
 from hypothesis import strategies as st
 
-from streams.timers import DeadlineIndex
+from streams.timers import ArmedFires, DeadlineIndex
 
 T0 = datetime(2026, 11, 26, 10, 0, tzinfo=timezone(timedelta(hours=8)))
 
@@ -71,3 +71,46 @@ def test_pop_due_returns_exactly_the_due_current_entries(entries, now_s):
     assert index.overdue(at(now_s), grace_seconds=0) == len(want)
     got = sorted((d.case_id, d.deadline_id) for d in index.pop_due(at(now_s)))
     assert got == want
+
+
+# -- armed fires --------------------------------------------------------------------------
+
+
+def test_armed_fires_go_out_at_their_instant_earliest_first_and_within_the_limit():
+    armed = ArmedFires()
+    for n, seconds in enumerate([30, 10, 20, 10]):
+        assert armed.arm(f"fire:{n}", T0 + timedelta(seconds=seconds), f"C{n}".encode(),
+                         f"record {n}".encode())
+    assert armed.pop_due(T0 + timedelta(seconds=9), limit=10) == []
+    first = armed.pop_due(T0 + timedelta(seconds=25), limit=2)
+    assert [key for _, key, _ in first] == [b"C1", b"C3"]  # both at 10 s, in arming order
+    assert [record for _, _, record in armed.pop_due(T0 + timedelta(seconds=25), limit=2)
+            ] == [b"record 2"]
+    assert armed.next_due() == (T0 + timedelta(seconds=30)).timestamp() and len(armed) == 1
+
+
+def test_a_fire_is_armed_once_until_it_has_gone_out():
+    armed = ArmedFires()
+    due = T0 + timedelta(seconds=5)
+    assert armed.arm("fire:D1:yellow", due, b"C1", b"r")
+    assert not armed.arm("fire:D1:yellow", due, b"C1", b"r")  # the case indexed again
+    assert armed.arm("fire:D1:red", due, b"C1", b"r")  # another kind at the same instant
+    assert len(armed.pop_due(due, limit=10)) == 2
+    assert armed.arm("fire:D1:yellow", due, b"C1", b"r")  # gone out: may be armed again
+
+
+def test_armed_fires_past_the_grace_count_as_overdue_and_clear_forgets_them():
+    armed = ArmedFires()
+    armed.arm("fire:a", T0, b"C1", b"r")
+    armed.arm("fire:b", T0 + timedelta(seconds=8), b"C2", b"r")
+    assert armed.overdue(T0 + timedelta(seconds=10), grace_seconds=5) == 1
+    armed.clear()
+    assert len(armed) == 0 and armed.next_due() is None
+    assert armed.arm("fire:a", T0, b"C1", b"r")
+
+
+def test_the_same_deadline_of_two_cases_is_armed_for_each():
+    armed = ArmedFires()  # command ids are unique within a case only
+    assert armed.arm("fire:D1:yellow", T0, b"C1", b"r1")
+    assert armed.arm("fire:D1:yellow", T0, b"C2", b"r2")
+    assert {key for _, key, _ in armed.pop_due(T0, limit=10)} == {b"C1", b"C2"}
