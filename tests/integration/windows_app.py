@@ -34,7 +34,7 @@ fail_at = os.environ.get("WINDOWS_FAIL_AT", "")
 async def note(stream: faust.StreamT) -> None:
     async for window in windows(stream, 4, 0.05):
         async for event in window:
-            with seen.open("a") as out:
+            with seen.open("a") as out:  # noqa: ASYNC230 (a line per event, in a test app)
                 out.write(event.value.decode() + "\n")
             if event.value.decode() == fail_at:
                 raise RuntimeError(f"failing at {fail_at}, as asked")

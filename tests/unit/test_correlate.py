@@ -13,8 +13,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from streams.correlate import (
-    SWEEP_SECONDS,
     HISTORY_PER_KEY,
+    SWEEP_SECONDS,
     Match,
     OpenCase,
     TownshipState,
