@@ -62,8 +62,10 @@ async def windows(stream: faust.StreamT, max_events: int, seconds: float
             if not pending:
                 arrived.clear()
                 left = ends - loop.time()
-                if left <= 0 or (await stream.wait(arrived, timeout=left)).stopped \
-                        or not pending:  # type: ignore[attr-defined]
+                if left <= 0:
+                    return
+                await stream.wait(arrived, timeout=left)  # type: ignore[attr-defined]
+                if not pending:  # the window's time is up, or the stream stops
                     return
             event = pending.popleft()
             room.set()
