@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -63,6 +64,9 @@ ARM_AHEAD = timedelta(seconds=10)  # fires are armed this long before their inst
 AUDIT_SECONDS = 5.0  # how often the auditor counts overdue, unfired deadlines
 AUDIT_GRACE_SECONDS = 5.0  # a deadline later than this counts as missed
 
+#: sends one armed fire: its case key, the encoded command and its due timestamp
+Send = Callable[[bytes, bytes, float], Awaitable[None]]
+
 
 @dataclass
 class Timers:
@@ -80,6 +84,42 @@ class Timers:
             self.partition_of[key] = partition
         wakeup = next_wakeup(state)
         self.index.index_case(partition, key.decode(), [] if wakeup is None else [("next", wakeup)])
+
+    async def tick(self, now: Callable[[], datetime], read: Callable[[bytes], bytes | None],
+                   send: Send) -> int:
+        """One round of the timer task: send every armed fire whose instant has come,
+        then arm the fires of every case with a deadline due within ``ARM_AHEAD``
+        (``read`` gives a case's stored state). Returns how many cases it armed."""
+        await self.send_due(now, send)
+        horizon = now() + ARM_AHEAD
+        dues = self.index.pop_due(horizon)
+        for n, due in enumerate(dues, 1):
+            if n % ARM_CHUNK == 0:
+                await self.send_due(now, send)  # arming never holds back what is due already
+            key = due.case_id.encode()
+            stored = read(key)
+            state = codecs.unpack(stored, CaseState) if stored else None
+            for deadline in pending_deadlines(state):
+                if deadline.due <= horizon:
+                    command = deadline.command()
+                    self.armed.arm(command.command_id, deadline.due, key, codecs.encode(command))
+        return len(dues)
+
+    async def send_due(self, now: Callable[[], datetime], send: Send) -> None:
+        """Send every armed fire whose instant has come, ``FIRE_CHUNK`` between yields."""
+        while fires := self.armed.pop_due(now(), limit=FIRE_CHUNK):
+            for due_ts, key, record in fires:
+                await send(key, record, due_ts)
+            self.fired += len(fires)
+            await asyncio.sleep(0)
+
+    def sleep_seconds(self, now: datetime) -> float:
+        """How long the timer task may sleep: until the next armed fire, at most a tick
+        (the index is looked at every tick)."""
+        armed = self.armed.next_due()
+        delay = TIMER_TICK_SECONDS if armed is None else armed - now.timestamp()
+        return min(max(delay, 0.0), TIMER_TICK_SECONDS)
+
 
 
 def register(app: faust.App, topics: Topics, settings: Settings, policy: CasePolicy,
@@ -186,41 +226,18 @@ def register(app: faust.App, topics: Topics, settings: Settings, policy: CasePol
 
         timers.rebuilding = app.add_future(rebuild())
 
-    async def send_due() -> None:
-        """Send every armed fire whose instant has come."""
-        while fires := timers.armed.pop_due(now := wall_clock(), limit=FIRE_CHUNK):
-            for due_ts, key, record in fires:
-                await outbox.send(commands_name, key, record)
-                metrics.TIMER_LATENESS.observe(now.timestamp() - due_ts)
-            timers.fired += len(fires)
-            metrics.DEADLINES_FIRED.inc(len(fires))
-            await asyncio.sleep(0)
-
-    async def arm(horizon: datetime) -> None:
-        """Arm the fires of every case with a deadline due by ``horizon``."""
-        for n, due in enumerate(timers.index.pop_due(horizon), 1):
-            if n % ARM_CHUNK == 0:
-                await send_due()  # arming never holds back what is due already
-            key = due.case_id.encode()
-            stored = cases.get(key)
-            state = codecs.unpack(stored, CaseState) if stored else None
-            for deadline in pending_deadlines(state):
-                if deadline.due <= horizon:
-                    command = deadline.command()
-                    timers.armed.arm(command.command_id, deadline.due, key,
-                                     codecs.encode(command))
+    async def send_fire(key: bytes, record: bytes, due_ts: float) -> None:
+        await outbox.send(commands_name, key, record)
+        metrics.DEADLINES_FIRED.inc()
+        metrics.TIMER_LATENESS.observe(wall_clock().timestamp() - due_ts)
 
     @app.task
     async def fire_due_deadlines() -> None:
         """Arm ``FireDeadline`` for what falls due within ``ARM_AHEAD``; send each at
         its instant."""
         while not app.should_stop:
-            await send_due()
-            await arm(wall_clock() + ARM_AHEAD)
-            # the index is looked at every tick; an armed fire wakes the task itself
-            armed = timers.armed.next_due()
-            delay = TIMER_TICK_SECONDS if armed is None else armed - wall_clock().timestamp()
-            await asyncio.sleep(min(max(delay, 0.0), TIMER_TICK_SECONDS))
+            await timers.tick(wall_clock, cases.get, send_fire)
+            await asyncio.sleep(timers.sleep_seconds(wall_clock()))
 
     @app.timer(AUDIT_SECONDS)
     async def audit_deadlines() -> None:

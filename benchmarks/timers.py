@@ -18,17 +18,16 @@ interpreter so resident memory is measured cleanly), the benchmark
    ``agents/cases.py`` (unpack every state's clocks, ``Timers.track`` → ``next_wakeup`` →
    ``DeadlineIndex.index_case``, yielding every ``REBUILD_CHUNK`` cases), and the
    longest slice it holds the event loop between two yields;
-4. runs the firing loop of ``fire_due_deadlines`` (``pop_due``, unpack, pending
-   deadlines due ≤ now, ``FireDeadline`` encoded and "sent" to an in-memory
-   outbox) on one asyncio loop, with ``TIMER_TICK_SECONDS`` from
-   ``agents.cases``, while a background coroutine does the case agent's
+4. runs the timer task's ``Timers.tick`` (``agents.cases``: arm what falls due
+   within ``ARM_AHEAD`` — pop, unpack, encode ``FireDeadline`` — and send what is
+   due, here to an in-memory outbox) on one asyncio loop, while a background coroutine does the case agent's
    per-command work (decode, unpack, ``decide``, ``apply``, pack, ``Timers.track``,
    encode events and reply) at ``--load-interval-ms`` (default one command every
    0.5 ms) and a probe measures loop lag. The wake-ups of ``--in-window`` cases
    (default: all N) are spread uniformly over ``--window`` seconds, and
    ``--burst`` of them fall due at one instant in the middle; the rest are due
    hours later and only sit in the heaps. Lateness of a fire = the clock when the
-   fire is decided minus its due time. The clock is the wall clock shifted by a
+   fire is sent minus its due time. The clock is the wall clock shifted by a
    constant, so the window starts a second after the loop does (the states'
    instants are fixed when they are made).
 
@@ -79,7 +78,6 @@ from streams.cases import (
     department_messages,
     load_case_policy,
     next_wakeup,
-    pending_deadlines,
 )
 from streams.cases import commands as cmd
 from streams.cases.state import AssignmentStatus
@@ -371,24 +369,16 @@ async def fire_window(timers: Timers, cases: dict[bytes, bytes], *, expected_cas
     give_up = BASE + timedelta(seconds=window_s + 120)
     started = time.perf_counter()
 
-    # the body of fire_due_deadlines, with the clock and the producer above
-    while popped < expected_cases and clock() < give_up:
-        now = clock()
-        for due in timers.index.pop_due(now):
-            popped += 1
-            stored = cases.get(due.case_id.encode())
-            state = codecs.unpack(stored, CaseState) if stored else None
-            for deadline in pending_deadlines(state):
-                if deadline.due <= now:
-                    command = deadline.command()
-                    due_ts = deadline.due.timestamp()
-                    late = clock().timestamp() - due_ts  # when this fire is decided
-                    (late_burst if due_ts == burst_ts else late_spread).append(late)
-                    await outbox.send(key=due.case_id.encode(), value=codecs.encode(command))
-                    timers.fired += 1
-        next_ts = timers.index.next_due()
-        delay = TIMER_TICK_SECONDS if next_ts is None else next_ts - clock().timestamp()
-        await asyncio.sleep(min(max(delay, 0.0), TIMER_TICK_SECONDS))
+    async def send(key: bytes, record: bytes, due_ts: float) -> None:
+        late = clock().timestamp() - due_ts  # when this fire is sent
+        (late_burst if due_ts == burst_ts else late_spread).append(late)
+        await outbox.send(key=key, value=record)
+
+    # the timer task of agents/cases.py, with the clock and the producer above, until
+    # every case of the window is armed and every armed fire sent
+    while (popped < expected_cases or len(timers.armed)) and clock() < give_up:
+        popped += await timers.tick(clock, cases.get, send)
+        await asyncio.sleep(timers.sleep_seconds(clock()))
 
     elapsed = time.perf_counter() - started
     stop.set()
