@@ -5,12 +5,14 @@ from __future__ import annotations
 import socket
 import sys
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
 from cli.kafka_local import LocalKafka
 from settings import Settings
+from tests.store.postgres import PostgresCluster, PostgresUnavailable
 
 TESTS_DIR = Path(__file__).resolve().parent
 CONTRACT_DIR = TESTS_DIR / "data" / "contract"
@@ -54,3 +56,18 @@ def kafka_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalKafk
     broker.down(echo=lambda *_: None)
 
 
+
+
+@contextmanager
+def postgres_cluster_for(who: str) -> Iterator[PostgresCluster]:
+    """A PostgreSQL server started for ``who`` and stopped after; without PostgreSQL
+    the test fails and says why (it is never skipped)."""
+    try:
+        cluster = PostgresCluster()
+        cluster.start()
+    except PostgresUnavailable as error:
+        pytest.fail(f"{who} need PostgreSQL: {error}", pytrace=False)
+    try:
+        yield cluster
+    finally:
+        cluster.stop()

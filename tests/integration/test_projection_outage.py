@@ -13,9 +13,9 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import create_engine, text
 
-from tests.conftest import _free_port
+from tests.conftest import _free_port, postgres_cluster_for
 from tests.integration.samples import valid_messages
-from tests.store.postgres import PostgresCluster, PostgresUnavailable
+from tests.store.postgres import PostgresCluster
 from topics import registry
 
 pytestmark = pytest.mark.integration
@@ -26,15 +26,8 @@ RETRIES = "gridlink_projection_retries_total"
 @pytest.fixture
 def postgres() -> Iterator[tuple[PostgresCluster, str]]:
     """A PostgreSQL server of its own (the test stops and restarts it) and a database."""
-    try:
-        cluster = PostgresCluster()
-        cluster.start()
-    except PostgresUnavailable as error:
-        pytest.fail(f"this test needs PostgreSQL: {error}", pytrace=False)
-    try:
+    with postgres_cluster_for("the outage tests") as cluster:
         yield cluster, cluster.create_database("gridlink")
-    finally:
-        cluster.stop()
 
 
 def _logged(kafka) -> set[tuple[str, int]]:

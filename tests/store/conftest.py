@@ -19,22 +19,16 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from store.db import create_engine, session_factory
 from store.migrate import upgrade
-from tests.store.postgres import PostgresCluster, PostgresUnavailable
+from tests.conftest import postgres_cluster_for
+from tests.store.postgres import PostgresCluster
 
 ENGINES = ("sqlite", "postgresql")
 
 
 @pytest.fixture(scope="session")
 def postgres_cluster() -> Iterator[PostgresCluster]:
-    try:
-        cluster = PostgresCluster()
-        cluster.start()
-    except PostgresUnavailable as error:
-        pytest.fail(f"the store tests need PostgreSQL: {error}", pytrace=False)
-    try:
+    with postgres_cluster_for("the store tests") as cluster:
         yield cluster
-    finally:
-        cluster.stop()
 
 
 def new_database(request: pytest.FixtureRequest, kind: str, tmp_path: Path) -> Iterator[str]:
