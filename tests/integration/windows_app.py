@@ -2,8 +2,9 @@
 notes every event it is handed (``tests/integration/test_windows.py`` runs it).
 
 Environment: ``WINDOWS_BROKER``, ``WINDOWS_TOPIC``, ``WINDOWS_GROUP``,
-``WINDOWS_SEEN`` (the file each event's value is appended to) and ``WINDOWS_FAIL_AT``
-(the value at which the agent raises, inside a window; empty: never).
+``WINDOWS_SEEN`` (the file each event's value is appended to; Faust's data directory
+goes beside it) and ``WINDOWS_FAIL_AT`` (the value at which the agent raises, inside a
+window; empty: never).
 """
 
 from __future__ import annotations
@@ -16,8 +17,10 @@ import faust
 
 from agents.batches import windows
 
+seen = Path(os.environ["WINDOWS_SEEN"])
 app = faust.App(
     os.environ["WINDOWS_GROUP"],
+    datadir=str(seen.parent / "faust-data"),
     broker=f"kafka://{os.environ['WINDOWS_BROKER']}",
     store="memory://",
     web_enabled=False,
@@ -26,7 +29,6 @@ app = faust.App(
 )
 topic = app.topic(os.environ["WINDOWS_TOPIC"], key_type=bytes, value_type=bytes,
                   value_serializer="raw")
-seen = Path(os.environ["WINDOWS_SEEN"])
 fail_at = os.environ.get("WINDOWS_FAIL_AT", "")
 
 
