@@ -263,9 +263,9 @@ class Outbox:
         self.sent = 0
         self.bytes = 0
 
-    async def send(self, *, key: bytes, value: bytes) -> None:
-        self.sent += 1
-        self.bytes += len(key) + len(value)
+    async def send_burst(self, records: Sequence[tuple[bytes, bytes]]) -> None:
+        self.sent += len(records)
+        self.bytes += sum(len(key) + len(value) for key, value in records)
 
 
 class Background:
@@ -369,10 +369,11 @@ async def fire_window(timers: Timers, cases: dict[bytes, bytes], *, expected_cas
     give_up = BASE + timedelta(seconds=window_s + 120)
     started = time.perf_counter()
 
-    async def send(key: bytes, record: bytes, due_ts: float) -> None:
-        late = clock().timestamp() - due_ts  # when this fire is sent
-        (late_burst if due_ts == burst_ts else late_spread).append(late)
-        await outbox.send(key=key, value=record)
+    async def send(fires: list[tuple[float, bytes, bytes]]) -> None:
+        await outbox.send_burst([(key, record) for _, key, record in fires])
+        sent_at = clock().timestamp()
+        for due_ts, _, _ in fires:
+            (late_burst if due_ts == burst_ts else late_spread).append(sent_at - due_ts)
 
     # the timer task of agents/cases.py, with the clock and the producer above, until
     # every case of the window is armed and every armed fire sent
