@@ -94,8 +94,6 @@ class Timers:
         horizon = now() + ARM_AHEAD
         dues = self.index.pop_due(horizon)
         for n, due in enumerate(dues, 1):
-            if n % ARM_CHUNK == 0:
-                await self.send_due(now, send)  # arming never holds back what is due already
             key = due.case_id.encode()
             stored = read(key)
             state = codecs.unpack(stored, CaseState) if stored else None
@@ -103,6 +101,9 @@ class Timers:
                 if deadline.due <= horizon:
                     command = deadline.command()
                     self.armed.arm(command.command_id, deadline.due, key, codecs.encode(command))
+            if n % ARM_CHUNK == 0:  # arming holds back neither what is due already …
+                await self.send_due(now, send)
+                await asyncio.sleep(0)  # … nor the agents
         return len(dues)
 
     async def send_due(self, now: Callable[[], datetime], send: Send) -> None:
