@@ -11,7 +11,6 @@ from streams.cases import CaseState, FireDeadline, command_decoder, pending_dead
 from tests.unit.test_cases import Case
 from topics import codecs
 
-
 FIRST_FIRES = 2  # a case opened by ``Case.open`` : its lead's and its support's claim warnings
 
 
