@@ -66,10 +66,10 @@ class Outbox:
             partition = partition_of(key, partitions, partitions)
             batch = batches.get(partition)
             if batch is None:
-                batch = batches[partition] = BatchBuilder(BURST_BATCH_BYTES, 0)
+                batch = batches[partition] = _batch()
             if batch.append(timestamp=None, key=key, value=value) is None:  # full
                 await self._send_batch(producer, batch, topic, partition)
-                batch = batches[partition] = BatchBuilder(BURST_BATCH_BYTES, 0)
+                batch = batches[partition] = _batch()
                 batch.append(timestamp=None, key=key, value=value)
         for partition, batch in batches.items():
             await self._send_batch(producer, batch, topic, partition)
@@ -77,15 +77,21 @@ class Outbox:
     @staticmethod
     async def _send_batch(producer: Any, batch: BatchBuilder, topic: str,
                           partition: int) -> None:
+        records = batch.record_count()
         delivery: asyncio.Future[Any] = await producer.send_batch(batch, topic,
                                                                    partition=partition)
-        delivery.add_done_callback(lambda done: _delivered(topic, done))
+        delivery.add_done_callback(lambda done: _delivered(topic, done, records))
 
 
-def _delivered(topic: str, delivery: asyncio.Future[Any]) -> None:
+def _batch() -> BatchBuilder:
+    """An empty record batch, uncompressed like the producer's own."""
+    return BatchBuilder(BURST_BATCH_BYTES, compression_type=0)
+
+
+def _delivered(topic: str, delivery: asyncio.Future[Any], records: int = 1) -> None:
     if delivery.cancelled():
         return
     error = delivery.exception()
     if error is not None:
-        metrics.SEND_FAILURES.labels(topic).inc()
-        log.error("a record for %s was not delivered: %r", topic, error)
+        metrics.SEND_FAILURES.labels(topic).inc(records)
+        log.error("%d record(s) for %s not delivered: %r", records, topic, error)
