@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 import faust
 from faust.contrib.opentelemetry import setup_opentelemetry
 
-from agents import fetcher, rewind, tables
+from agents import rewind, tables
 from agents.partitioner import KeyPartitioner
 from observability import tracing
 from settings import Settings
@@ -49,7 +49,6 @@ def create_app(settings: Settings) -> faust.App:
     """A Faust app wired to the broker and tuned for prompt recovery; with tracing on
     (:mod:`observability.tracing`), each event an agent processes is a span."""
     rewind.install()  # a rebalance must not skip never-committed partitions' records
-    fetcher.install()  # records handed to the streams without a race per record
     brokers = [f"kafka://{server.strip()}" for server in settings.kafka_bootstrap.split(",")]
     session_timeout = settings.session_timeout_seconds
     # Tables in memory or in RocksDB, in this worker's own state directory (agents.tables)
