@@ -60,7 +60,7 @@ log = logging.getLogger(__name__)
 TIMER_TICK_SECONDS = 0.02  # longest sleep of the timer task when nothing is due sooner
 REBUILD_CHUNK = 1_000  # cases decoded between yields to the event loop while rebuilding
 ARM_CHUNK = 200  # cases read and armed between yields, so arming never starves the agents
-FIRE_CHUNK = 1_000  # fires sent between yields (about 15 ms, packed in record batches)
+FIRE_CHUNK = 1_000  # fires sent between yields (packed in record batches: 15 ms or more)
 ARM_AHEAD = timedelta(seconds=10)  # fires are armed this long before their instant
 AUDIT_SECONDS = 5.0  # how often the auditor counts overdue, unfired deadlines
 AUDIT_GRACE_SECONDS = 5.0  # a deadline later than this counts as missed

@@ -14,8 +14,8 @@ delivery:
   (``gridlink_send_failures_total``), as Faust's own sends are.
 
 A burst of records known all at once (the deadlines falling due together) goes
-out through :meth:`Outbox.send_burst`: each partition's share is packed into a
-few large record batches: 12–15 µs a record against 30 µs for a ``send``.
+out through :meth:`Outbox.send_burst`, each partition's share packed into a few
+large record batches (12–15 µs a record, against 30 µs for a ``send``).
 """
 
 from __future__ import annotations
