@@ -114,9 +114,9 @@ class ArmedFires:
     and instant within the case) is armed once at a time.
     """
 
-    _heap: list[tuple[float, int, bytes, bytes]] = field(default_factory=list)
-    _ids: dict[int, tuple[bytes, str]] = field(default_factory=dict)  # heap entry → its fire
-    _armed: set[tuple[bytes, str]] = field(default_factory=set)
+    #: (due timestamp, arming order, case key, command id, record), earliest first
+    _heap: list[tuple[float, int, bytes, str, bytes]] = field(default_factory=list)
+    _armed: set[tuple[bytes, str]] = field(default_factory=set)  # (case key, command id)
     _counter: int = 0
 
     def arm(self, command_id: str, due_at: datetime, key: bytes, record: bytes) -> bool:
@@ -127,8 +127,7 @@ class ArmedFires:
             return False
         self._armed.add(fire)
         self._counter += 1
-        self._ids[self._counter] = fire
-        heapq.heappush(self._heap, (due_at.timestamp(), self._counter, key, record))
+        heapq.heappush(self._heap, (due_at.timestamp(), self._counter, key, command_id, record))
         return True
 
     def pop_due(self, now: datetime, *, limit: int) -> list[tuple[float, bytes, bytes]]:
@@ -138,8 +137,8 @@ class ArmedFires:
         out: list[tuple[float, bytes, bytes]] = []
         heap = self._heap
         while heap and heap[0][0] <= cutoff and len(out) < limit:
-            due_ts, n, key, record = heapq.heappop(heap)
-            self._armed.discard(self._ids.pop(n))
+            due_ts, _, key, command_id, record = heapq.heappop(heap)
+            self._armed.discard((key, command_id))
             out.append((due_ts, key, record))
         return out
 
@@ -156,7 +155,6 @@ class ArmedFires:
         """Forget everything armed (partitions were reassigned: the index is rebuilt)."""
         self._heap.clear()
         self._armed.clear()
-        self._ids.clear()
 
     def __len__(self) -> int:
         return len(self._heap)
