@@ -56,8 +56,6 @@ def kafka_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalKafk
     broker.down(echo=lambda *_: None)
 
 
-
-
 @contextmanager
 def postgres_cluster_for(who: str) -> Iterator[PostgresCluster]:
     """A PostgreSQL server started for ``who`` and stopped after; without PostgreSQL
