@@ -23,9 +23,10 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Self
+from typing import Any, Self
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from kafka import KafkaAdminClient
 from prometheus_client.parser import text_string_to_metric_families
 
 from settings import Settings
@@ -64,6 +65,15 @@ def rss_bytes(pid: int) -> int:
     raise RuntimeError(f"no VmRSS for pid {pid}")
 
 
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system) process ``pid`` has used so far; 0 once it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 @dataclass
 class Stage:
     """The settings of one stage: its own prefix, app id and database."""
@@ -85,6 +95,7 @@ class Run:
     seed: int = 7
     table_store: str = field(default_factory=lambda: Settings().table_store)  # of every worker
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:6])
+    broker_pid: int | None = None  # of the broker the bench started (its CPU is reported)
     processes: list[Worker] = field(default_factory=list)
 
     def stage(self, name: str, *, partitions: int = 4, **extra: str) -> Stage:
@@ -246,6 +257,30 @@ async def produce(bootstrap: str, stage: Stage, messages: Sequence[Message], *,
     finally:
         await producer.stop()
     return sent
+
+
+def wait_for_group(bootstrap: str, group_id: str, members: int, *,
+                   timeout: float = 120.0) -> float:
+    """Wait until consumer group ``group_id`` is stable with ``members`` members, each
+    with partitions assigned; returns the seconds waited. A stage that times its
+    workers from here on leaves their joining, and the rebalance each newcomer
+    causes, out of its figures."""
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="gridlink-bench")
+    started = time.monotonic()
+    group: dict[str, Any] = {}
+    try:
+        while time.monotonic() - started < timeout:
+            group = admin.describe_groups([group_id])[group_id]
+            joined = group.get("members") or []
+            if (group.get("group_state") == "Stable" and len(joined) == members
+                    and all(member.get("member_assignment") for member in joined)):
+                return time.monotonic() - started
+            time.sleep(0.2)
+    finally:
+        admin.close()
+    raise RuntimeError(f"group {group_id} not stable with {members} members within "
+                       f"{timeout:.0f} s: {group.get('group_state')}, "
+                       f"{len(group.get('members') or [])} members")
 
 
 async def partitions_of(consumer: AIOKafkaConsumer, topic: str) -> set[int]:

@@ -1,9 +1,11 @@
 """Throughput and latency stages of ``gridlink bench``: L_pipe, F_base, the
 GridLink pipeline with one and two workers, and ingest → department latency.
 
-Every throughput stage reads the same corpus, loaded into its ingest topics
-before the consumer starts, and is timed from its first output to its last:
-a backlog drained as fast as the stage can, without group-join or start-up time.
+Every throughput stage reads the same corpus and is timed from its first output
+to its last: a backlog drained as fast as the stage can, without group-join or
+start-up time. L_pipe and F_base find the corpus in their ingest topics when they
+start; GridLink's workers get it once all of them have joined their group (it is
+sent far faster than they drain it).
 """
 
 from __future__ import annotations
@@ -17,7 +19,15 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from benchmarks.harness import OffsetWatch, Run, Stage, percentiles, produce
+from benchmarks.harness import (
+    OffsetWatch,
+    Run,
+    Stage,
+    cpu_seconds,
+    percentiles,
+    produce,
+    wait_for_group,
+)
 from settings import Settings
 from simulation.generator import Message
 from streams.classify import classify
@@ -144,15 +154,34 @@ async def pipeline(run: Run, messages: Sequence[Message], *, workers: int = 1,
     With ``sql_apart`` the workers run intake, triage and cases, and one more
     process (``gridlink worker --agents projection``) writes the store.
 
+    Where the time goes: when each hop was done (seconds after the first validated
+    event; under a backlog the hops mostly drain one after another), and the CPU
+    the workers and the broker used meanwhile, in cores.
+
     Returns the figures and the stage, whose workers keep running (for latency)."""
     stage = run.stage(name, partitions=partitions)
-    await produce(run.bootstrap, stage, messages)
     agents = ["--agents", "intake,triage,cases"] if sql_apart else []
     started = [run.start_worker(stage, label=f"worker{i + 1}", args=agents, metrics=True)
                for i in range(workers)]
     if sql_apart:
-        run.start_worker(stage, label="projection", args=["--agents", "projection"])
+        started_all = [*started, run.start_worker(stage, label="projection",
+                                                  args=["--agents", "projection"])]
+    else:
+        started_all = started
+    # The corpus goes in once every worker has its partitions: a worker joining later
+    # would stop them all for a rebalance in the middle of the drain.
+    await asyncio.to_thread(wait_for_group, run.bootstrap, stage.settings.app_id,
+                            len(started_all))
+    await produce(run.bootstrap, stage, messages)
+
+    def cpu() -> tuple[float, float]:
+        """CPU seconds of the stage's workers, and of the broker (0 if not known)."""
+        return (sum(cpu_seconds(w.pid) for w in started_all),
+                cpu_seconds(run.broker_pid) if run.broker_pid else 0.0)
+
     first: float | None = None
+    cpu_first = cpu_moved = (0.0, 0.0)
+    changed: list[float] = []  # when each count of ``progress`` last changed
     deadline = time.monotonic() + 120 + len(messages) / 20  # 20 events/s: something is wrong
     progress: tuple[int, ...] = ()
     moved = time.perf_counter()
@@ -171,12 +200,15 @@ async def pipeline(run: Run, messages: Sequence[Message], *, workers: int = 1,
             now = time.perf_counter()
             inbound = await admitted.total()
             if inbound and first is None:
-                first = now
+                first, cpu_first = now, cpu()
             decided = int(sum(w.metric("gridlink_triage_decisions_total") for w in started))
             state = (inbound, await validated.total(), decided, await commands.total(),
                      await replies.total(), await logged.total(), _stored_events(stage))
             if state != progress:
-                progress, moved = state, now
+                changed = ([now if new != old else at
+                            for new, old, at in zip(state, progress, changed)]
+                           if progress else [now] * len(state))
+                progress, moved, cpu_moved = state, now, cpu()
             inbound, valid, decided, sent, answered, events, stored = state
             drained = inbound >= len(messages) and decided >= valid and answered >= sent
             if drained and stored >= events:
@@ -188,10 +220,17 @@ async def pipeline(run: Run, messages: Sequence[Message], *, workers: int = 1,
             await asyncio.sleep(POLL_SECONDS)
     assert first is not None
     seconds = moved - first
+    done = dict(zip(("intake", "validated", "triage", "commands", "cases", "logged", "store"),
+                    (round(at - first, 2) for at in changed)))
     return {"workers": workers, "sql_apart": sql_apart, "partitions": partitions,
             "events": len(messages),
             "case_commands": sent, "case_events_logged": events, "case_events_stored": stored,
-            "seconds": seconds, "events_per_second": len(messages) / seconds}, stage
+            "seconds": seconds, "events_per_second": len(messages) / seconds,
+            "hops_done_seconds": {hop: done[hop] for hop in ("intake", "triage", "cases",
+                                                             "store")},
+            "worker_cores": round((cpu_moved[0] - cpu_first[0]) / seconds, 2),
+            "broker_cores": (round((cpu_moved[1] - cpu_first[1]) / seconds, 2)
+                             if run.broker_pid else None)}, stage
 
 
 # -- latency ------------------------------------------------------------------------------

@@ -51,6 +51,15 @@ def say(text: str) -> None:
     print(text, file=sys.stderr, flush=True)
 
 
+def where_time_went(figures: dict[str, Any]) -> str:
+    """A pipeline stage's hops, when each was done, and the CPU used meanwhile."""
+    done = " · ".join(f"{hop} {at:.1f} s" for hop, at in figures["hops_done_seconds"].items())
+    broker = figures["broker_cores"]
+    cpu = f"workers {figures['worker_cores']:.2f} cores" + (
+        "" if broker is None else f", broker {broker:.2f}")
+    return f"           done at: {done}; {cpu}"
+
+
 def ratio(a: dict[str, Any] | None, b: dict[str, Any] | None) -> float | None:
     if not a or not b:
         return None
@@ -78,6 +87,7 @@ async def _stages(run: Run, chosen: list[str], *, events: int, latency_seconds: 
         say(f"pipeline   {one['events_per_second']:>9,.0f} events/s, one worker "
             f"(× L_pipe {figures['pipeline']['vs_lpipe']}, × F_base "
             f"{figures['pipeline']['vs_fbase']})")
+        say(where_time_went(one))
         if "latency" in chosen:
             rate = latency_rate or one["events_per_second"] / 2
             count = min(len(later), max(50, int(rate * latency_seconds)))
@@ -95,6 +105,7 @@ async def _stages(run: Run, chosen: list[str], *, events: int, latency_seconds: 
                                 "vs_fbase": ratio(two, figures.get("fbase"))}
         say(f"pipeline2  {two['events_per_second']:>9,.0f} events/s, two workers "
             f"(× one worker {figures['pipeline2']['vs_one_worker']})")
+        say(where_time_went(two))
     if "sqlapart" in chosen:
         apart, _ = await pipeline.pipeline(run, load, sql_apart=True, name="sqlapart")
         run.stop_all()
@@ -102,6 +113,7 @@ async def _stages(run: Run, chosen: list[str], *, events: int, latency_seconds: 
                                "vs_fbase": ratio(apart, figures.get("fbase"))}
         say(f"sqlapart   {apart['events_per_second']:>9,.0f} events/s, one worker and the SQL "
             f"projection apart (× one worker {figures['sqlapart']['vs_one_worker']})")
+        say(where_time_went(apart))
     if "scale" in chosen:
         rate = figures.get("pipeline", {}).get("events_per_second", 200.0) / 2
         figures["scale"] = await scale.scale(run, open_cases=open_cases, rate=rate, say=say,
@@ -134,7 +146,7 @@ def main(*, stages: list[str], events: int, latency_seconds: float, open_cases: 
             results["broker_start_seconds"] = round(time.monotonic() - started, 1)
             bootstrap = broker.bootstrap
         run = Run(bootstrap=bootstrap, workdir=Path(tmp) / "work", seed=seed,
-                  table_store=table_store)
+                  table_store=table_store, broker_pid=broker.pid() if broker else None)
         try:
             asyncio.run(_stages(run, stages, events=events, latency_seconds=latency_seconds,
                                 latency_rate=latency_rate,

@@ -38,6 +38,10 @@ def test_a_short_bench_runs_every_stage_and_writes_every_figure(kafka_broker, tm
     one = figures["pipeline"]
     assert one["case_events_stored"] == one["case_events_logged"] > 0  # all reached the store
     assert one["vs_fbase"] and one["vs_lpipe"]
+    hops = one["hops_done_seconds"]  # when each hop was done, after the first event
+    assert list(hops) == ["intake", "triage", "cases", "store"]
+    assert all(0 <= at <= one["seconds"] + 1e-6 for at in hops.values()), hops
+    assert one["worker_cores"] > 0 and one["broker_cores"] is None  # the broker is not ours
     # Two workers rebalance while they drain, before any offset is committed: every
     # command is still answered (or the stage would not drain) and every event stored.
     two = figures["pipeline2"]
