@@ -40,7 +40,9 @@ from topics import codecs, registry
 
 SETTLE_SECONDS = 3.0  # latency: no more department messages this long after the last send
 STORE_WAIT_SECONDS = 15.0  # every other hop done, the store unchanged this long: report it
-POLL_SECONDS = 0.05
+POLL_SECONDS = 0.05  # L_pipe and F_base drain in seconds: watched closely
+PIPELINE_POLL_SECONDS = 0.2  # the pipeline's stages take tens of seconds; polling every
+#                              50 ms cost 0.14 of a core, taken from what is measured
 
 
 # -- L_pipe: raw aiokafka -----------------------------------------------------------------
@@ -217,7 +219,7 @@ async def pipeline(run: Run, messages: Sequence[Message], *, workers: int = 1,
                 break  # the store will not catch up: reported below, not waited for
             for worker in started:
                 worker.check()
-            await asyncio.sleep(POLL_SECONDS)
+            await asyncio.sleep(PIPELINE_POLL_SECONDS)
     assert first is not None
     seconds = moved - first
     done = dict(zip(("intake", "validated", "triage", "commands", "cases", "logged", "store"),
