@@ -30,7 +30,10 @@ from topics import codecs, registry
 log = logging.getLogger(__name__)
 EMPTY_STATE = TownshipState()
 WINDOW_EVENTS = 500  # events triaged before the townships they touched are written back …
-WINDOW_SECONDS = 0.05  # … or this long after the first of them
+WINDOW_SECONDS = 0.5  # … or this long after the first of them. A busy township's state
+# holds up to 2,000 seen event ids; at a few events a second, a 50 ms window wrote it
+# back for nearly every event, and ingest → department p99 was 101–728 ms at 58/s
+# (87–88 ms with 0.5 s). Commands leave as each event is decided, not with the window.
 
 
 def register(app: faust.App, topics: Topics, settings: Settings, rules: TriageRules) -> None:
