@@ -17,6 +17,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.parse
 import urllib.request
 import uuid
 from collections.abc import Iterable, Sequence
@@ -160,9 +161,13 @@ class Worker:
         return cls(process, log_path, metrics_port)
 
     def metric(self, name: str) -> float:
-        """The sum of every sample of metric ``name`` this worker serves (0 if none yet)."""
+        """The sum of every sample of metric ``name`` this worker serves (0 if none yet).
+
+        Only that metric is asked for (``?name[]=``): rendering all of them, polled
+        every 200 ms, took about a tenth of the worker's CPU samples during a drain."""
+        query = urllib.parse.urlencode({"name[]": name})
         try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics",
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics?{query}",
                                         timeout=5) as response:
                 text = response.read().decode()
         except OSError:
