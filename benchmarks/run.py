@@ -102,14 +102,17 @@ async def _stages(run: Run, chosen: list[str], *, events: int, latency_seconds: 
         two, _ = await pipeline.pipeline(run, load, workers=2, partitions=8, name="pipeline2")
         run.stop_all()
         figures["pipeline2"] = {**two, "vs_one_worker": ratio(two, figures.get("pipeline")),
+                                "vs_lpipe": ratio(two, figures.get("lpipe")),
                                 "vs_fbase": ratio(two, figures.get("fbase"))}
         say(f"pipeline2  {two['events_per_second']:>9,.0f} events/s, two workers "
-            f"(× one worker {figures['pipeline2']['vs_one_worker']})")
+            f"(× one worker {figures['pipeline2']['vs_one_worker']}, × L_pipe "
+            f"{figures['pipeline2']['vs_lpipe']}, × F_base {figures['pipeline2']['vs_fbase']})")
         say(where_time_went(two))
     if "sqlapart" in chosen:
         apart, _ = await pipeline.pipeline(run, load, sql_apart=True, name="sqlapart")
         run.stop_all()
         figures["sqlapart"] = {**apart, "vs_one_worker": ratio(apart, figures.get("pipeline")),
+                               "vs_lpipe": ratio(apart, figures.get("lpipe")),
                                "vs_fbase": ratio(apart, figures.get("fbase"))}
         say(f"sqlapart   {apart['events_per_second']:>9,.0f} events/s, one worker and the SQL "
             f"projection apart (× one worker {figures['sqlapart']['vs_one_worker']})")

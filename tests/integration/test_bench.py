@@ -46,6 +46,7 @@ def test_a_short_bench_runs_every_stage_and_writes_every_figure(kafka_broker, tm
     # would not drain) and every event stored.
     two = figures["pipeline2"]
     assert two["workers"] == 2
+    assert two["vs_one_worker"] and two["vs_lpipe"] and two["vs_fbase"]
     assert two["case_events_stored"] == two["case_events_logged"] > 0
     apart = figures["sqlapart"]  # the projection in its own process stores it all too
     assert apart["sql_apart"] and apart["case_events_stored"] == apart["case_events_logged"] > 0
