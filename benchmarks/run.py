@@ -21,6 +21,7 @@ import asyncio
 import json
 import os
 import platform
+import shutil
 import sys
 import tempfile
 import time
@@ -58,6 +59,19 @@ def where_time_went(figures: dict[str, Any]) -> str:
     cpu = f"workers {figures['worker_cores']:.2f} cores" + (
         "" if broker is None else f", broker {broker:.2f}")
     return f"           done at: {done}; {cpu}"
+
+
+def keep_logs(workdir: Path, into: Path) -> Path | None:
+    """Copy the workers' logs of a run (``<stage>/<worker>.log``) out of its work
+    directory, which is deleted; returns where they went, or None if there were none."""
+    logs = sorted(workdir.glob("*/*.log"))
+    if not logs:
+        return None
+    for log in logs:
+        target = into / log.parent.name / log.name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(log, target)
+    return into
 
 
 def ratio(a: dict[str, Any] | None, b: dict[str, Any] | None) -> float | None:
@@ -155,6 +169,12 @@ def main(*, stages: list[str], events: int, latency_seconds: float, open_cases: 
                                 latency_rate=latency_rate,
                                 open_cases=open_cases, window_seconds=window_seconds,
                                 results=results))
+        except BaseException:
+            run.stop_all()
+            kept = keep_logs(run.workdir, out.with_suffix(".logs"))
+            if kept:
+                say(f"the run failed; its workers' logs are in {kept}")
+            raise
         finally:
             run.stop_all()
             if broker is not None:
