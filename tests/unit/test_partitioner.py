@@ -19,3 +19,13 @@ def test_keys_land_on_the_default_partitioners_partition_every_time():
             assert remembering(key, partitions, partitions) == default(key, partitions,
                                                                        partitions)
 
+
+
+def test_a_key_remembered_ahead_is_placed_as_any_other():
+    default, remembering = DefaultPartitioner(), KeyPartitioner(recent_keys=64)
+    keys = [f"C20261126-371502004-{n:08x}".encode() for n in range(40)]
+    for key in keys:
+        remembering.remember(key)
+    partitions = list(range(8))
+    assert [remembering(k, partitions, partitions) for k in keys] == [
+        default(k, partitions, partitions) for k in keys]

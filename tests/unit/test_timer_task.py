@@ -61,6 +61,26 @@ def test_fires_are_armed_ahead_and_sent_at_their_instant_in_chunks() -> None:
     assert all(len(chunk) <= FIRE_CHUNK for chunk in sent)
 
 
+def test_the_sender_is_told_each_case_a_fire_is_armed_for_once_ahead_of_its_instant() -> None:
+    stored, due = _open_cases(3)
+    timers = _timers(stored)
+    expected: list[bytes] = []
+    sent: list[tuple[float, bytes, bytes]] = []
+
+    async def send(fires: list[tuple[float, bytes, bytes]]) -> None:
+        sent.extend(fires)
+
+    async def tick(now: datetime) -> int:
+        return await timers.tick(lambda: now, stored.get, send, expect=expected.append)
+
+    asyncio.run(tick(due - timedelta(seconds=5)))
+    assert sorted(expected) == sorted(stored) and sent == []  # told before the instant
+    asyncio.run(tick(due - timedelta(seconds=4)))  # nothing newly armed, nothing told
+    assert sorted(expected) == sorted(stored)
+    asyncio.run(tick(due))
+    assert {key for _, key, _ in sent} == set(expected)
+
+
 def test_arming_many_cases_lets_the_other_tasks_run_between_chunks() -> None:
     cases = 5 * ARM_CHUNK
     stored, due = _open_cases(cases)
