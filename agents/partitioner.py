@@ -26,8 +26,8 @@ class KeyPartitioner:
 
     def remember(self, key: bytes) -> None:
         """Compute ``key``'s hash now, for a record sent soon (a deadline's fire, armed
-        ahead): a burst of 20,000 fires of keys not seen lately spent about 240 ms on
-        their hashes at the instant they fell due, and 30 ms on everything else."""
+        ahead): packing a burst of 20,000 records of keys not seen lately took 258 ms,
+        32 ms when their hashes were known."""
         self._hash(key)
 
     def __call__(self, key: bytes | None, all_partitions: Sequence[int],

@@ -164,7 +164,8 @@ class Worker:
         """The sum of every sample of metric ``name`` this worker serves (0 if none yet).
 
         Only that metric is asked for (``?name[]=``): rendering all of them, polled
-        every 200 ms, took about a tenth of the worker's CPU samples during a drain."""
+        every 200 ms, took about 4 % of the worker's samples in a py-spy profile of
+        a drain."""
         query = urllib.parse.urlencode({"name[]": name})
         try:
             with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics?{query}",

@@ -20,7 +20,6 @@ def test_keys_land_on_the_default_partitioners_partition_every_time():
                                                                        partitions)
 
 
-
 def test_a_key_remembered_ahead_is_placed_as_any_other():
     default, remembering = DefaultPartitioner(), KeyPartitioner(recent_keys=64)
     keys = [f"C20261126-371502004-{n:08x}".encode() for n in range(40)]
