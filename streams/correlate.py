@@ -191,8 +191,8 @@ def correlate(
 def record(
     state: TownshipState,
     event: Event,
-    location: Location,
-    classification: Classification,
+    location: Location | None,
+    classification: Classification | None,
     priority: PriorityDecision,
     match: Match,
     rules: TriageRules,
@@ -206,7 +206,8 @@ def record(
     Expired ids go at once; stale open cases and old history are swept every
     ``SWEEP_SECONDS`` (``correlate`` and ``recurrences`` filter by time anyway).
 
-    For ``match.kind == "new"`` pass the new ``case_id``; ``joinable=False``
+    For ``match.kind == "new"`` pass the new ``case_id``, its ``location`` and
+    ``classification`` (an event joining a case needs neither); ``joinable=False``
     records a case that later events must not join (closed at grid, kept by
     the police) — it still counts for recurrence and de-duplication.
     """
@@ -220,6 +221,8 @@ def record(
     cases = state.open_cases
     history = state.history
     if match.kind == "new":
+        if location is None or classification is None:
+            raise ValueError("record: a new case needs its location and classification")
         if location.grid_code is not None:
             key = f"{location.grid_code}|{classification.category}"
             since = n - c.recurrence_window_seconds

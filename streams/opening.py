@@ -16,8 +16,9 @@ TRIAGE_ACTOR = "triage"
 
 
 def case_command(decision: TriageDecision, located: LocatedEvent, now: datetime) -> Command | None:
-    """``OpenCase`` for a new case, ``LinkEvent`` for an event joining one, and
-    nothing for a redelivered message or a repeated camera alarm (one event)."""
+    """``OpenCase`` for a new case, ``LinkEvent`` for an event joining one or a
+    camera's repeated alarm (``repeat``: folded into the case), and nothing for a
+    redelivered message."""
     if decision.action == "open":
         assert decision.classification and decision.priority and decision.routing
         return OpenCase(
@@ -35,13 +36,15 @@ def case_command(decision: TriageDecision, located: LocatedEvent, now: datetime)
             recurrences=decision.recurrences,
             hot_spot=decision.hot_spot,
         )
-    if decision.action == "join":
+    if decision.action in ("join", "repeat"):
+        repeat = decision.action == "repeat"
         return LinkEvent(
             case_id=decision.case_id,
-            command_id=f"link:{decision.event_id}",
+            command_id=f"{'repeat' if repeat else 'link'}:{decision.event_id}",
             actor=TRIAGE_ACTOR,
             at=now,
             event=located.event,
             priority=decision.priority,
+            repeat=repeat,
         )
     return None

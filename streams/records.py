@@ -131,9 +131,10 @@ class Routing(msgspec.Struct, frozen=True, kw_only=True):
     disposition: str = "dispatch"
 
 
-class LocatedEvent(msgspec.Struct, frozen=True, kw_only=True):
-    """A validated event with its place, on its way to triage (the internal
-    ``triage.events`` topic, keyed by ``partition_key``)."""
+class LocatedEvent(msgspec.Struct, frozen=True, kw_only=True, tag_field="type",
+                   tag="located_event"):
+    """A validated event with its place, on its way to triage (on ``cases.commands``,
+    keyed by ``partition_key``, in its township writer's partition)."""
 
     event: Event
     location: Location

@@ -65,18 +65,25 @@ class TriageDecision(msgspec.Struct, frozen=True, kw_only=True):
 def triage(
     event: Event, location: Location, state: TownshipState, rules: TriageRules, now: datetime
 ) -> tuple[TriageDecision, TownshipState]:
+    """:func:`decide_triage`, and the township's state after it (:func:`remember`)."""
+    decision = decide_triage(event, location, state, rules, now)
+    return decision, remember(state, decision, event, location, rules, now)
+
+
+def decide_triage(
+    event: Event, location: Location, state: TownshipState, rules: TriageRules, now: datetime
+) -> TriageDecision:
     """Classify, prioritise, correlate and route one event (pure; ``now`` is injected)."""
     key = state_key(location)
     seen = state.seen.get(event.event_id)
     if seen is not None:
-        duplicate = TriageDecision(
+        return TriageDecision(
             action="duplicate",
             event_id=event.event_id,
             case_id=seen[1],
             state_key=key,
             reason="seen",
         )
-        return duplicate, state
     classification = classify(event, rules)
     earlier = recurrences(state, location, classification.category, rules, now)
     priority = prioritise(event, classification, rules, recurrences=earlier)
@@ -89,21 +96,9 @@ def triage(
     )
     action = _ACTIONS[match.kind]
     case_id = match.case_id if match.case_id is not None else new_case_id(event, location)
-    new_state = record(
-        state,
-        event,
-        location,
-        classification,
-        priority,
-        match,
-        rules,
-        now,
-        case_id=case_id,
-        joinable=routing.dispatch,
-    )
     opened = action == "open"
     verify = opened and routing.dispatch and needs_verification(classification, rules)
-    decision = TriageDecision(
+    return TriageDecision(
         action=action,
         event_id=event.event_id,
         case_id=case_id,
@@ -117,4 +112,30 @@ def triage(
         recurrences=earlier,
         reason=match.reason,
     )
-    return decision, new_state
+
+
+def remember(
+    state: TownshipState,
+    decision: TriageDecision,
+    event: Event,
+    location: Location,
+    rules: TriageRules,
+    now: datetime,
+) -> TownshipState:
+    """What the township remembers of a decided event (:func:`streams.correlate.record`)."""
+    if decision.action == "duplicate":
+        return state
+    assert decision.classification is not None and decision.priority is not None
+    kind = {"open": "new", "join": "join", "repeat": "repeat"}[decision.action]
+    return record(
+        state,
+        event,
+        location,
+        decision.classification,
+        decision.priority,
+        Match(kind=kind, case_id=None if kind == "new" else decision.case_id),
+        rules,
+        now,
+        case_id=decision.case_id,
+        joinable=decision.routing is not None and decision.routing.dispatch,
+    )

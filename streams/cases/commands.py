@@ -65,10 +65,12 @@ class OpenCase(Command, frozen=True, kw_only=True, tag="open_case"):
 
 
 class LinkEvent(Command, frozen=True, kw_only=True, tag="link_event"):
-    """Another event joins the case (关联); it may raise the priority."""
+    """Another event joins the case (关联); it may raise the priority. ``repeat``: a
+    camera's repeated alarm, recorded on the case as :class:`AlarmRepeated`."""
 
     event: Event
     priority: PriorityDecision | None = None
+    repeat: bool = False
 
 
 class Register(Command, frozen=True, kw_only=True, tag="register"):

@@ -63,6 +63,15 @@ class CaseOpened(CaseEvent, **_event("case_opened")):
 
 class EventLinked(CaseEvent, **_event("event_linked")):
     event: Event
+    event_priority: Priority | None = None  # the event's own priority, as triage judged it
+
+
+class AlarmRepeated(CaseEvent, **_event("alarm_repeated")):
+    """A camera alarmed again about the case's incident (重复告警): the alarm is
+    recorded on the case and folded into it, not linked as an event of its own."""
+
+    event: Event
+    event_priority: Priority | None = None
 
 
 class PriorityChanged(CaseEvent, **_event("priority_changed")):
@@ -285,6 +294,7 @@ class Deescalated(CaseEvent, **_event("deescalated")):
 AnyEvent = (
     CaseOpened
     | EventLinked
+    | AlarmRepeated
     | PriorityChanged
     | CaseRegistered
     | CaseRejected

@@ -109,6 +109,10 @@ def _linked(s: CaseState, e: ev.EventLinked) -> CaseState:
     return replace(s, event_ids=s.event_ids + (e.event.event_id,))
 
 
+def _repeated(s: CaseState, e: ev.AlarmRepeated) -> CaseState:
+    return replace(s, repeats=s.repeats + 1)
+
+
 def _absorbed(s: CaseState, e: ev.CaseAbsorbed) -> CaseState:
     return replace(s, event_ids=s.event_ids + e.event_ids, absorbed=(*s.absorbed, e.source))
 
@@ -267,6 +271,7 @@ def _is_lead(s: CaseState, assignment_id: str) -> bool:
 
 _HANDLERS: dict[type, Callable[[CaseState, ev.CaseEvent], CaseState]] = {  # type: ignore[dict-item]
     ev.EventLinked: _linked,
+    ev.AlarmRepeated: _repeated,
     ev.PriorityChanged: _priority,
     ev.CaseRegistered: _registered,
     ev.CaseRejected: _status(CaseStatus.REJECTED),

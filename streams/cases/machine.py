@@ -291,7 +291,11 @@ def _link(ctx: _Ctx, c: cmd.LinkEvent) -> None:
     if ctx.s.merged_into is not None:  # triage still saw this case open: pass it on
         ctx.emit(ev.EventForwarded, event=c.event, into=ctx.s.merged_into, priority=c.priority)
         return
-    ctx.emit(ev.EventLinked, event=c.event)
+    judged = c.priority.priority if c.priority is not None else None
+    if c.repeat:  # the same camera alarming again: recorded, folded, no new event of the case
+        ctx.emit(ev.AlarmRepeated, event=c.event, event_priority=judged)
+        return
+    ctx.emit(ev.EventLinked, event=c.event, event_priority=judged)
     if c.priority is not None and c.priority.priority < ctx.s.priority:
         why = ", ".join(c.priority.reasons) or "linked event"
         _change_priority(ctx, c.priority.priority, f"raised by {c.event.event_id}: {why}")

@@ -99,6 +99,7 @@ class CaseState(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     lat: float | None = None
     address: str | None = None
     event_ids: tuple[str, ...] = ()  # linked inbound events
+    repeats: int = 0  # repeated camera alarms folded into the case (重复告警)
     routing: Routing | None = None  # routing waiting for dispatch (before 交办)
     assignments: tuple[Assignment, ...] = ()
     clocks: tuple[Clock, ...] = ()

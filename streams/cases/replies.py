@@ -1,4 +1,5 @@
-"""The answer to each case command on ``cases.replies`` (keyed by case id)."""
+"""The answer to a case command (on ``cases.replies``, keyed by case id): accepted
+with the events it caused, or rejected with the engine's reason."""
 
 from __future__ import annotations
 
