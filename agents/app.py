@@ -1,62 +1,34 @@
 """The Faust application: one per worker process, built from the settings.
 
-Agents stay thin: decode → call ``streams`` → send. All topic handles are raw
-bytes; GridLink's own codecs (``topics.codecs``) decode and encode them, so
-no Faust ``Record`` classes duplicate the core's records.
+Faust runs the consumer group of the township writers (:mod:`agents.writer`) over
+``cases.commands``: it assigns partitions to workers, hands each worker its
+records and commits what the writer has acknowledged. Everything the workers
+write goes through GridLink's own producer (:mod:`agents.producer`), and their
+state lives in their own stores (:mod:`agents.store`): the app has no tables.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from pathlib import Path
 
 import faust
 from faust.contrib.opentelemetry import setup_opentelemetry
 
-from agents import rewind, tables
-from agents.partitioner import KeyPartitioner
+from agents import rewind
 from observability import tracing
 from settings import Settings
-from topics import registry
 
 
-@dataclass
-class Topics:
-    """Faust handles for every topic the agents use, by contract name."""
-
-    app: faust.App
-    settings: Settings
-    _handles: dict[str, faust.TopicT] = field(default_factory=dict)
-
-    def __call__(self, name: str) -> faust.TopicT:
-        """The handle of a contract topic (created on first use)."""
-        handle = self._handles.get(name)
-        if handle is None:
-            handle = self.app.topic(
-                self.settings.topic(name),
-                key_serializer="raw",
-                value_serializer="raw",
-                partitions=None,
-                internal=False,
-            )
-            self._handles[name] = handle
-        return handle
-
-    def department(self, code: str) -> faust.TopicT:
-        return self(registry.department_topic(code))
-
-
-def create_app(settings: Settings) -> faust.App:
+def create_app(settings: Settings, datadir: Path) -> faust.App:
     """A Faust app wired to the broker and tuned for prompt recovery; with tracing on
-    (:mod:`observability.tracing`), each event an agent processes is a span."""
+    (:mod:`observability.tracing`), each record an agent takes is a span."""
     rewind.install()  # a rebalance must not skip never-committed partitions' records
     brokers = [f"kafka://{server.strip()}" for server in settings.kafka_bootstrap.split(",")]
     session_timeout = settings.session_timeout_seconds
-    # Tables in memory or in RocksDB, in this worker's own state directory (agents.tables)
-    datadir = tables.claim_state_dir(settings)
     app = faust.App(
         settings.app_id,
         broker=brokers,
-        store=tables.store_url(settings),
+        store="memory://",
         datadir=str(datadir),
         topic_partitions=settings.partitions,
         topic_replication_factor=settings.replication,
@@ -66,8 +38,6 @@ def create_app(settings: Settings) -> faust.App:
         broker_rebalance_timeout=max(session_timeout * 2, 10.0),
         consumer_auto_offset_reset="earliest",
         producer_acks=-1,
-        producer_partitioner=KeyPartitioner(),
-        producer_max_request_size=registry.DEAD_LETTER_MAX_BYTES,
         web_enabled=False,
         autodiscover=False,
     )

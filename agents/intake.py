@@ -1,21 +1,23 @@
 """Intake (信息上报): the three ingest topics → validated, located events.
 
-Every message either becomes a ``LocatedEvent`` on ``triage.events`` (keyed by
-township, so that events about one incident meet in one partition) or a dead
-letter on ``ingest.dead-letter`` with its original bytes and a reason. Bad
-input never stops the stream.
+Every message either becomes a ``LocatedEvent`` on ``cases.commands``, in the
+partition of its township's writer (:mod:`topics.placement`: events about one
+incident meet there), or a dead letter on ``ingest.dead-letter`` with its
+original bytes and a reason. Bad input never stops the stream. The located
+event's record time is when intake forwarded it: the writer decides it at that
+time.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from datetime import datetime
 
-import faust
+from aiokafka import ConsumerRecord
 
-from agents.app import Topics
-from agents.clock import SHANGHAI, wall_clock
-from agents.outbox import Outbox
+from agents.clock import SHANGHAI
+from agents.producer import Batches, Producer
 from observability import metrics, tracing
 from settings import Settings
 from streams.errors import GridLinkError
@@ -25,6 +27,7 @@ from streams.records import LocatedEvent, Source
 from streams.reference import City
 from topics import codecs, registry
 from topics.deadletter import dead_letter
+from topics.placement import Placement
 
 log = logging.getLogger(__name__)
 
@@ -37,36 +40,64 @@ def admit(raw: bytes, source: Source, city: City, *, max_distance_m: float,
     return LocatedEvent(event=event, location=location, ingested_at=ingested_at)
 
 
-def register(app: faust.App, topics: Topics, settings: Settings, city: City) -> None:
-    sources = {settings.topic(name): source for name, source in registry.INGEST_SOURCES.items()}
-    ingest = app.topic(*sources, key_serializer="raw", value_serializer="raw")
-    triage_events, dead_letters = (settings.topic(registry.TRIAGE_EVENTS),
-                                   settings.topic(registry.DEAD_LETTER))
-    outbox = Outbox(app)
+class Intake:
+    """The intake stage of :class:`agents.loops.ConsumerLoop`."""
 
-    @app.agent(ingest, name="intake")
-    async def intake(stream: faust.StreamT) -> None:
-        async for message_event in stream.events():
-            message = message_event.message
-            raw: bytes = message.value if message.value is not None else b""
-            ingested_at = datetime.fromtimestamp(message.timestamp, tz=SHANGHAI)
-            source = sources[message.topic]
-            headers = tracing.outgoing_headers()
-            metrics.EVENTS_IN.labels(source).inc()
+    def __init__(self, settings: Settings, city: City, producer: Producer,
+                 placement: Placement) -> None:
+        self.settings = settings
+        self.placement = placement
+        self.city = city
+        self.producer = producer
+        self.sources = {settings.topic(name): source
+                        for name, source in registry.INGEST_SOURCES.items()}
+        self.commands = settings.topic(registry.CASE_COMMANDS)
+        self.dead_letters = settings.topic(registry.DEAD_LETTER)
+
+    @property
+    def topics(self) -> list[str]:
+        return list(self.sources)
+
+    async def __call__(self, records: Sequence[ConsumerRecord]) -> None:
+        batches = self.producer.batches()
+        for record in records:
+            self.admit(record, batches)
+        await batches.send()
+
+    def admit(self, record: ConsumerRecord, batches: Batches) -> None:
+        raw: bytes = record.value if record.value is not None else b""
+        source = self.sources[record.topic]
+        metrics.EVENTS_IN.labels(source).inc()
+        ingested_at = datetime.fromtimestamp(record.timestamp / 1000, tz=SHANGHAI)
+        with tracing.span_for(f"{record.topic} process", record.headers, root=True):
+            headers = tracing.outgoing_headers() or []
             try:
-                located = admit(raw, source, city,
-                                max_distance_m=settings.locate_max_distance_m,
+                located = admit(raw, source, self.city,
+                                max_distance_m=self.settings.locate_max_distance_m,
                                 ingested_at=ingested_at)
             except GridLinkError as error:
-                metrics.DEAD_LETTERS.labels(source, error.code).inc()
-                log.info("dead letter from %s[%d]@%d: %s %s", message.topic,
-                         message.partition, message.offset, error.code, error.reason)
-                await outbox.send(dead_letters, message.key, headers=headers, value=dead_letter(
-                    raw=raw, key=message.key, topic=message.topic,
-                    partition=message.partition, offset=message.offset,
-                    code=error.code, reason=error.reason, field=error.field,
-                    received_at=wall_clock(),
-                ))
-                continue
-            await outbox.send(triage_events, located.partition_key.encode(),
-                              codecs.encode(located), headers)
+                self.reject(record, batches, headers, error.code, error.reason, error.field)
+                return
+            except Exception as error:  # noqa: BLE001 — a message must never stop the stream
+                log.exception("intake failed on %s[%d]@%d", record.topic, record.partition,
+                              record.offset)
+                self.reject(record, batches, headers, "unexpected_error",
+                            f"{type(error).__name__}: {error}", None)
+                return
+        township = located.partition_key
+        batches.add(self.commands, self.placement.of_township(township),
+                    township.encode(), codecs.encode(located), headers,
+                    what=located.event.event_id)
+
+    def reject(self, record: ConsumerRecord, batches: Batches, headers: list[tuple[str, bytes]],
+               code: str, reason: str, field: str | None) -> None:
+        source = self.sources[record.topic]
+        metrics.DEAD_LETTERS.labels(source, code).inc()
+        log.info("dead letter from %s[%d]@%d: %s %s", record.topic, record.partition,
+                 record.offset, code, reason)
+        batches.add(self.dead_letters, 0, record.key, dead_letter(
+            raw=record.value or b"", key=record.key, topic=record.topic,
+            partition=record.partition, offset=record.offset, code=code, reason=reason,
+            field=field, received_at=datetime.fromtimestamp(record.timestamp / 1000,
+                                                            tz=SHANGHAI)),
+            headers, what=f"dead letter {record.topic}@{record.offset}")

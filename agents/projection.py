@@ -1,17 +1,14 @@
 """The SQL projection, live: ``cases.events`` → the store, in batches.
 
-Writes run in one worker thread so a batch never blocks the event loop (and
-the SLA timers with it); each batch is one transaction, idempotent on
-(case_id, seq), so a redelivered batch after a crash changes nothing.
-
-Faust acknowledges a batch (its offsets become committable) as soon as the
-agent leaves it, written or not. So a batch the database refuses (down, disk
-full, locked, read-only) is not given up: it is written again after a capped
-exponential backoff until the database takes it. During an outage the
-projection falls behind; afterwards it catches up, and nothing is lost. Only
-when the worker stops, or its partitions are being rebalanced, does the agent
-leave an unwritten batch, with its offsets left uncommitted
-(:func:`agents.batches.leave_uncommitted`): whoever reads the partition next reads it again.
+A stage of :class:`agents.loops.ConsumerLoop`: each batch the consumer fetches is
+written in one transaction, idempotent on (case_id, seq), in one worker thread so
+a write never blocks the event loop; the batch's offsets are committed only once
+it is stored. A batch the database refuses (down, disk full, locked, read-only)
+is written again after a capped exponential backoff until the database takes
+it: during an outage the projection falls behind, and nothing is lost. A record
+that is not a case event, or that the projection fails on for any other reason,
+is dead-lettered with its bytes and the error, and the rest of its batch is
+written.
 """
 
 from __future__ import annotations
@@ -20,51 +17,97 @@ import asyncio
 import logging
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor, ThreadPoolExecutor
+from datetime import datetime
 from functools import partial
 
-import faust
+import msgspec
+from aiokafka import ConsumerRecord
 from sqlalchemy.exc import DBAPIError
 
-from agents.app import Topics
-from agents.batches import leave_uncommitted
+from agents.clock import SHANGHAI
+from agents.producer import Producer
 from observability import metrics, tracing
+from settings import Settings
 from store.projector import ProjectionError
 from store.service import Store
 from streams.cases import CaseEvent, event_decoder
 from topics import registry
+from topics.deadletter import dead_letter
 
 log = logging.getLogger(__name__)
 
-BATCH_SIZE = 500
-BATCH_SECONDS = 0.2
 RETRY_FIRST_SECONDS = 0.5  # the wait after a refused write, doubled after each refusal …
 RETRY_MAX_SECONDS = 30.0  # … up to this
 
 
-def register(app: faust.App, topics: Topics, store: Store) -> None:
-    writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="projection")
+class Projection:
+    """The projection stage (see the module's docstring)."""
 
-    def interrupted() -> bool:
-        """The worker stops or rebalances: Faust waits for the agent to leave its batch."""
-        return bool(app.should_stop or app.rebalancing)
+    def __init__(self, settings: Settings, store: Store, producer: Producer,
+                 interrupted: Callable[[], bool]) -> None:
+        self.settings = settings
+        self.store = store
+        self.producer = producer
+        self.interrupted = interrupted  # the worker stops: give up waiting for the database
+        self.writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="projection")
+        self.topic = settings.topic(registry.CASE_EVENTS)
+        self.dead_letters = settings.topic(registry.DEAD_LETTER)
 
-    @app.agent(topics(registry.CASE_EVENTS), name="projection")
-    async def projection(stream: faust.StreamT) -> None:
-        async for batch in stream.take_events(BATCH_SIZE, within=BATCH_SECONDS):
-            events = [event_decoder.decode(event.value) for event in batch]
-            # traced events get one "projection" span per trace, around the write
-            with tracing.spans_per_trace("projection", (e.headers for e in batch)):
-                try:
-                    applied = await write_until_stored(store, writer, events, interrupted)
-                except asyncio.CancelledError:
-                    leave_uncommitted(batch)
-                    raise
-            if applied is None:
-                leave_uncommitted(batch)
-                log.warning("projection: %d events left unwritten and uncommitted, for the "
-                            "next reader of their partitions", len(events))
+    async def __call__(self, records: Sequence[ConsumerRecord]) -> None:
+        events: list[CaseEvent] = []
+        sources: list[ConsumerRecord] = []
+        poison: list[tuple[ConsumerRecord, str, str]] = []
+        for record in records:
+            try:
+                events.append(event_decoder.decode(record.value or b""))
+                sources.append(record)
+            except (msgspec.DecodeError, msgspec.ValidationError) as error:
+                poison.append((record, "invalid_event", f"not a case event: {error}"))
+        with tracing.spans_per_trace("projection", (r.headers for r in sources)):
+            try:
+                applied = await write_until_stored(self.store, self.writer, events,
+                                                   self.interrupted)
+            except (DBAPIError, asyncio.CancelledError):
+                raise
+            except Exception:  # noqa: BLE001 — find the event the projection fails on
+                log.exception("projection: a batch of %d events failed; writing them one by "
+                              "one", len(events))
+                applied = await self._one_by_one(events, sources, poison)
+        if applied is None:
+            raise InterruptedError("the worker stops while the database refuses a batch")
+        metrics.PROJECTED_EVENTS.inc(applied)
+        if poison:
+            await self._dead_letter(poison)
+
+    async def _one_by_one(self, events: list[CaseEvent], sources: list[ConsumerRecord],
+                          poison: list[tuple[ConsumerRecord, str, str]]) -> int | None:
+        applied = 0
+        for event, record in zip(events, sources):
+            try:
+                stored = await write_until_stored(self.store, self.writer, [event],
+                                                  self.interrupted)
+            except DBAPIError:
+                raise
+            except Exception as error:  # noqa: BLE001 — this one is poison
+                poison.append((record, "projection_failed", f"{type(error).__name__}: {error}"))
                 continue
-            metrics.PROJECTED_EVENTS.inc(applied)
+            if stored is None:
+                return None
+            applied += stored
+        return applied
+
+    async def _dead_letter(self, poison: list[tuple[ConsumerRecord, str, str]]) -> None:
+        batches = self.producer.batches()
+        for record, code, reason in poison:
+            metrics.DEAD_LETTERS.labels(registry.CASE_EVENTS, code).inc()
+            log.warning("dead letter from %s[%d]@%d: %s %s", record.topic, record.partition,
+                        record.offset, code, reason)
+            batches.add(self.dead_letters, 0, record.key, dead_letter(
+                raw=record.value or b"", key=record.key, topic=record.topic,
+                partition=record.partition, offset=record.offset, code=code, reason=reason,
+                field=None, received_at=datetime.fromtimestamp(record.timestamp / 1000,
+                                                               tz=SHANGHAI)))
+        await batches.send()
 
 
 async def write_until_stored(store: Store, writer: Executor, events: Sequence[CaseEvent],
@@ -76,8 +119,8 @@ async def write_until_stored(store: Store, writer: Executor, events: Sequence[Ca
     lost, disk full, locked, read-only, even a constraint) is waited out, with a
     warning and ``gridlink_projection_retries_total`` per refusal: skipping the
     batch would lose it for good, while a stuck projection shows in its consumer
-    lag. Anything else is a bug and propagates. Gaps are reported once, for the
-    attempt that is stored."""
+    lag. Anything else propagates. Gaps are reported once, for the attempt that is
+    stored."""
     delay = RETRY_FIRST_SECONDS
     loop = asyncio.get_running_loop()
     while True:

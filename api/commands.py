@@ -1,8 +1,9 @@
 """The command gateway: HTTP actions become commands on ``cases.commands``.
 
 The API never changes a case itself. :class:`CommandGateway` produces the
-command keyed by its case id, so the one agent owning that case applies it,
-and awaits the agent's answer on ``cases.replies``. One background consumer per
+command keyed by its case id, in the partition of its township's writer
+(:mod:`topics.placement`), so the one writer owning that case applies it, and
+awaits the writer's answer on ``cases.replies``. One background consumer per
 API process reads ``cases.replies`` from its end (no consumer group, every
 partition) and resolves the waiting request by ``command_id``; answers to other
 processes' commands are skipped.
@@ -33,7 +34,8 @@ from settings import Settings
 from streams.cases import Command, follow_up_id
 from streams.errors import TransitionRejected
 from topics import codecs, registry
-from topics.replies import CaseReply
+from topics.placement import Placement
+from streams.cases.replies import CaseReply
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +71,7 @@ class CommandGateway:
         self._producer: AIOKafkaProducer | None = None
         self._consumer: AIOKafkaConsumer | None = None
         self._reader: asyncio.Task[None] | None = None
+        self.placement = Placement()
 
     async def start(self) -> None:
         bootstrap = self.settings.kafka_bootstrap
@@ -78,6 +81,8 @@ class CommandGateway:
                                           enable_auto_commit=False)
         await self._producer.start()
         await self._consumer.start()
+        self.placement.partitions = len(
+            await self._partitions(self.settings.topic(registry.CASE_COMMANDS)))
         replies = self.settings.topic(registry.CASE_REPLIES)
         partitions = await self._partitions(replies)
         tps = [TopicPartition(replies, p) for p in sorted(partitions)]
@@ -144,9 +149,7 @@ class CommandGateway:
         future: asyncio.Future[CaseReply] = asyncio.get_running_loop().create_future()
         self._waiting[command.command_id] = future
         try:
-            await self._producer.send_and_wait(
-                self.settings.topic(registry.CASE_COMMANDS), key=command.case_id.encode(),
-                value=codecs.encode(command), headers=tracing.outgoing_headers())
+            await self._send_command(command)
             return await asyncio.wait_for(future, self.timeout_seconds)
         except TimeoutError:
             raise EngineTimeout(f"no answer to command {command.command_id} on case "
@@ -156,6 +159,13 @@ class CommandGateway:
             raise EngineUnavailable(f"cannot send the command: {error}") from None
         finally:
             self._waiting.pop(command.command_id, None)
+
+    async def _send_command(self, command: Command) -> None:
+        assert self._producer is not None
+        await self._producer.send_and_wait(
+            self.settings.topic(registry.CASE_COMMANDS), key=command.case_id.encode(),
+            value=codecs.encode(command), partition=self.placement.of_case(command.case_id),
+            headers=tracing.outgoing_headers())
 
     async def send_chain(self, command: Command,
                          follow_up: str) -> tuple[CaseReply, CaseReply | None]:
@@ -172,9 +182,7 @@ class CommandGateway:
         self._waiting[command.command_id] = first  # both before sending: no reply is missed
         self._waiting[then_id] = second
         try:
-            await self._producer.send_and_wait(
-                self.settings.topic(registry.CASE_COMMANDS), key=command.case_id.encode(),
-                value=codecs.encode(command), headers=tracing.outgoing_headers())
+            await self._send_command(command)
             try:
                 reply = await asyncio.wait_for(first, self.timeout_seconds)
             except TimeoutError:

@@ -2,7 +2,8 @@
 Faust's own ceiling on this machine, with the worker tuned as GridLink's is.
 
 Run by ``gridlink bench`` as ``python -m benchmarks.fbase`` with the stage's
-``GRIDLINK_`` settings; forwards to the stage's ``triage.events`` topic.
+``GRIDLINK_`` settings; forwards to the stage's ``cases.commands`` topic, as intake
+does.
 """
 
 from __future__ import annotations
@@ -18,10 +19,12 @@ from topics import registry
 
 
 def build(settings: Settings) -> faust.App:
-    app = create_app(settings)  # the same broker, producer and session settings
+    datadir = settings.state_dir.expanduser().absolute() / settings.app_id
+    datadir.mkdir(parents=True, exist_ok=True)
+    app = create_app(settings, datadir)  # the same broker, producer and session settings
     sources = {settings.topic(name): source for name, source in registry.INGEST_SOURCES.items()}
     inbound = app.topic(*sources, key_serializer="raw", value_serializer="raw")
-    out = app.topic(settings.topic(registry.TRIAGE_EVENTS), key_serializer="raw",
+    out = app.topic(settings.topic(registry.CASE_COMMANDS), key_serializer="raw",
                     value_serializer="raw", partitions=None, internal=False)
 
     @app.agent(inbound, name="forward")

@@ -57,7 +57,7 @@ async def lpipe(run: Run, messages: Sequence[Message]) -> dict[str, Any]:
     city = load_city(settings.reference_dir)
     rules = load_triage_rules(settings.rules_dir, departments=city.departments)
     sources = {stage.topic(name): source for name, source in registry.INGEST_SOURCES.items()}
-    out_topic = stage.topic(registry.TRIAGE_EVENTS)
+    out_topic = stage.topic(registry.CASE_COMMANDS)
     consumer = AIOKafkaConsumer(*sources, bootstrap_servers=run.bootstrap,
                                 group_id=f"lpipe-{run.run_id}", auto_offset_reset="earliest",
                                 enable_auto_commit=False, max_poll_records=2000)
@@ -104,7 +104,7 @@ async def fbase(run: Run, messages: Sequence[Message]) -> dict[str, Any]:
     await produce(run.bootstrap, stage, messages)
     worker = run.start_worker(stage, label="fbase", module="benchmarks.fbase")
     try:
-        async with OffsetWatch(run.bootstrap, [stage.topic(registry.TRIAGE_EVENTS)]) as out:
+        async with OffsetWatch(run.bootstrap, [stage.topic(registry.CASE_COMMANDS)]) as out:
             first, last, count = await _drain(out, len(messages), worker=worker)
     finally:
         worker.stop()
@@ -145,16 +145,15 @@ def _stored_events(stage: Stage) -> int:
 async def pipeline(run: Run, messages: Sequence[Message], *, workers: int = 1,
                    partitions: int = 4, name: str = "pipeline", sql_apart: bool = False
                    ) -> tuple[dict[str, Any], Stage]:
-    """GridLink's sustained rate: ingest → triage → case → department queue → SQL,
-    timed from the first validated event to the moment every stage is done:
+    """GridLink's sustained rate: ingest → triage and case → department queue → SQL,
+    timed from the first message read to the moment every stage is done:
 
-    - intake: validated events and dead letters add up to the messages sent;
-    - triage: the workers' triage decisions equal the validated events;
-    - cases: every command on ``cases.commands`` has its reply;
+    - intake: every message sent was read (validated, or dead-lettered);
+    - cases: the workers' triage decisions equal the validated events;
     - the store holds every case event of ``cases.events``.
 
-    With ``sql_apart`` the workers run intake, triage and cases, and one more
-    process (``gridlink worker --agents projection``) writes the store.
+    With ``sql_apart`` the workers run intake and cases, and one more process
+    (``gridlink worker --agents projection``) writes the store.
 
     Where the time goes: when each hop was done (seconds after the first validated
     event; under a backlog the hops mostly drain one after another), and the CPU
@@ -162,7 +161,7 @@ async def pipeline(run: Run, messages: Sequence[Message], *, workers: int = 1,
 
     Returns the figures and the stage, whose workers keep running (for latency)."""
     stage = run.stage(name, partitions=partitions)
-    agents = ["--agents", "intake,triage,cases"] if sql_apart else []
+    agents = ["--agents", "intake,cases"] if sql_apart else []
     started = [run.start_worker(stage, label=f"worker{i + 1}", args=agents, metrics=True)
                for i in range(workers)]
     if sql_apart:
@@ -188,31 +187,27 @@ async def pipeline(run: Run, messages: Sequence[Message], *, workers: int = 1,
     progress: tuple[int, ...] = ()
     moved = time.perf_counter()
     topic = stage.topic
-    async with OffsetWatch(run.bootstrap, [topic(registry.TRIAGE_EVENTS),
-                                           topic(registry.DEAD_LETTER)]) as admitted, \
-            OffsetWatch(run.bootstrap, [topic(registry.TRIAGE_EVENTS)]) as validated, \
-            OffsetWatch(run.bootstrap, [topic(registry.CASE_COMMANDS)]) as commands, \
-            OffsetWatch(run.bootstrap, [topic(registry.CASE_REPLIES)]) as replies, \
+    async with OffsetWatch(run.bootstrap, [topic(registry.DEAD_LETTER)]) as rejected, \
             OffsetWatch(run.bootstrap, [topic(registry.CASE_EVENTS)]) as logged:
         while True:
             if time.monotonic() > deadline:
                 raise RuntimeError(
-                    "the pipeline did not drain: (admitted, validated, triage decisions, case "
-                    f"commands, replies, case events, stored) = {progress}")
+                    "the pipeline did not drain: (read, dead letters, triage decisions, case "
+                    f"events, stored) = {progress}")
             now = time.perf_counter()
-            inbound = await admitted.total()
+            inbound = int(sum(w.metric("gridlink_events_in_total") for w in started))
             if inbound and first is None:
                 first, cpu_first = now, cpu()
             decided = int(sum(w.metric("gridlink_triage_decisions_total") for w in started))
-            state = (inbound, await validated.total(), decided, await commands.total(),
-                     await replies.total(), await logged.total(), _stored_events(stage))
+            state = (inbound, await rejected.total(), decided, await logged.total(),
+                     _stored_events(stage))
             if state != progress:
                 changed = ([now if new != old else at
                             for new, old, at in zip(state, progress, changed)]
                            if progress else [now] * len(state))
                 progress, moved, cpu_moved = state, now, cpu()
-            inbound, valid, decided, sent, answered, events, stored = state
-            drained = inbound >= len(messages) and decided >= valid and answered >= sent
+            inbound, dead, decided, events, stored = state
+            drained = inbound >= len(messages) and decided >= inbound - dead
             if drained and stored >= events:
                 break
             if drained and now - moved > STORE_WAIT_SECONDS:
@@ -222,14 +217,13 @@ async def pipeline(run: Run, messages: Sequence[Message], *, workers: int = 1,
             await asyncio.sleep(PIPELINE_POLL_SECONDS)
     assert first is not None
     seconds = moved - first
-    done = dict(zip(("intake", "validated", "triage", "commands", "cases", "logged", "store"),
+    done = dict(zip(("intake", "rejected", "cases", "logged", "store"),
                     (round(at - first, 2) for at in changed)))
     return {"workers": workers, "sql_apart": sql_apart, "partitions": partitions,
-            "events": len(messages),
-            "case_commands": sent, "case_events_logged": events, "case_events_stored": stored,
+            "events": len(messages), "triage_decisions": decided,
+            "case_events_logged": events, "case_events_stored": stored,
             "seconds": seconds, "events_per_second": len(messages) / seconds,
-            "hops_done_seconds": {hop: done[hop] for hop in ("intake", "triage", "cases",
-                                                             "store")},
+            "hops_done_seconds": {hop: done[hop] for hop in ("intake", "cases", "store")},
             "worker_cores": round((cpu_moved[0] - cpu_first[0]) / seconds, 2),
             "broker_cores": (round((cpu_moved[1] - cpu_first[1]) / seconds, 2)
                              if run.broker_pid else None)}, stage

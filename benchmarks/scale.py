@@ -1,21 +1,22 @@
 """The scale stage of ``gridlink bench``: a worker holding many open cases.
 
 1. A worker with no cases gives the baseline resident memory.
-2. ``open_cases`` open cases, each with a running SLA clock, are written to the
-   ``cases`` table's changelog — what a worker that had opened them would have
-   left there. A few thousand distinct cases are made by the real engine
-   (``benchmarks/timers.py``) and cloned under new ids with every instant
-   shifted, so that: ``burst`` wake-ups fall due together, ``spread`` more are
-   spread over the firing window, and the rest are due hours later.
-3. The worker starts (intake, triage and cases; the SQL projection is another
-   process's work and the cloned cases have no rows there): seconds to the
-   rebuilt deadline index, then resident memory per open case.
+2. ``open_cases`` open cases, each with a running SLA clock, are written to
+   ``cases.events`` — the logs a writer that had opened them would have left
+   there, each case in its township's partition. A few thousand distinct cases
+   are made by the real engine (``benchmarks/timers.py``) and cloned under new
+   ids (in the same townships) with every instant of their events shifted, so
+   that: ``burst`` wake-ups fall due together, ``spread`` more are spread over
+   the firing window, and the rest are due hours later. (The clones are not
+   triage's: they stay out of the townships' correlation memory.)
+3. The worker starts (intake and cases; the SQL projection is another
+   process's work): it folds the log into its store, then rebuilds its deadline
+   index; seconds to the rebuilt index, then resident memory per open case.
 4. While the pipeline runs at ``rate`` messages a second, the wake-ups fall
    due: the lateness of each ``FireDeadline`` is its record time on
    ``cases.commands`` minus the deadline, for the spread ones and the burst.
 5. ``kill -9`` of the worker, a replacement started at once: seconds to
-   processing again (the next validated event out of intake) and to its
-   rebuilt index. Afterwards every deadline of the window must have fired,
+   processing again (the next case event it appends) and to its rebuilt index. Afterwards every deadline of the window must have fired,
    and no deadline may have two ``yellow_card``/``red_card`` events.
 """
 
@@ -32,8 +33,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from kafka.admin import KafkaAdminClient, NewTopic
-from kafka.errors import TopicAlreadyExistsError
+from msgspec.structs import replace
 
 from benchmarks.harness import (
     OffsetWatch,
@@ -46,18 +46,19 @@ from benchmarks.harness import (
     produce,
     rss_bytes,
 )
-from benchmarks.timers import Engine, distinct_states, shifted
+from benchmarks.timers import Engine, distinct_states, shifted, shifted_event
 from streams.cases import CaseState, command_decoder, event_decoder, next_wakeup, pending_deadlines
 from streams.cases.commands import FireDeadline
 from streams.cases.events import RedCard, YellowCard
 from topics import codecs, registry
+from topics.placement import case_partition
 
 WINDOW_SECONDS = 60.0  # by default, the spread wake-ups fall due over this long
 RECOVERY_TRAFFIC_SECONDS = 60.0  # traffic kept for the recovery phase, at the stage's rate
 BURST = 20_000  # deadlines falling due at one instant
 SPREAD = 6_000  # deadlines spread over the window
 DISTINCT = 2_000  # cases made by the engine; the rest are clones
-AGENTS = "intake,triage,cases"
+AGENTS = "intake,cases"
 REBUILT = re.compile(r"deadline index rebuilt: (\d+) cases in \d+ partitions, ([\d.]+) s")
 
 
@@ -65,7 +66,7 @@ REBUILT = re.compile(r"deadline index rebuilt: (\d+) cases in \d+ partitions, ([
 class Seeded:
     """What was written: bytes, and the deadlines planned to fall due in the window."""
 
-    packed_bytes: int = 0
+    log_bytes: int = 0
     burst: set[tuple[str, str, str]] = field(default_factory=set)  # (case, deadline, kind)
     spread: set[tuple[str, str, str]] = field(default_factory=set)
 
@@ -77,20 +78,14 @@ def _due_at(state: CaseState, at: datetime) -> list[tuple[str, str, str]]:
 
 async def _seed(run: Run, stage: Stage, n: int, *, start: datetime, window: float, spread: int,
                 burst: int, say: Callable[[str], None]) -> Seeded:
-    """Write ``n`` open cases to the ``cases`` changelog: whole cases fall due at the
-    burst instant until ``burst`` deadlines do, ``spread`` more deadlines over the
+    """Write the logs of ``n`` open cases to ``cases.events``: whole cases fall due at
+    the burst instant until ``burst`` deadlines do, ``spread`` more deadlines over the
     window, the other cases 2–72 h after it."""
     rng = random.Random(run.seed)
-    states = distinct_states(Engine(), min(DISTINCT, n), seed=run.seed)
-    changelog = f"{stage.settings.app_id}-cases-changelog"
-    admin = KafkaAdminClient(bootstrap_servers=run.bootstrap)
-    try:  # the baseline worker has declared it already, unless it was skipped
-        admin.create_topics([NewTopic(changelog, stage.settings.partitions, 1,
-                                      topic_configs={"cleanup.policy": "compact"})])
-    except TopicAlreadyExistsError:
-        pass
-    finally:
-        admin.close()
+    engine = Engine()
+    states = distinct_states(engine, min(DISTINCT, n), seed=run.seed)
+    topic = stage.topic(registry.CASE_EVENTS)
+    partitions = stage.settings.partitions
     producer = AIOKafkaProducer(bootstrap_servers=run.bootstrap, linger_ms=20,
                                 max_batch_size=512 * 1024, acks=1)
     await producer.start()
@@ -111,13 +106,16 @@ async def _seed(run: Run, stage: Stage, n: int, *, start: datetime, window: floa
             else:
                 due = start + timedelta(seconds=window + rng.uniform(7200, 72 * 3600))
                 planned = None
-            state = shifted(model, due - wakeup, f"C-bench-{i:08d}")
+            case_id = f"{model.case_id[:-8]}{i:08x}"
             if planned is not None:
-                planned.update(_due_at(state, due))
-            value = codecs.pack(state)
-            seeded.packed_bytes += len(value)
-            pending.append(await producer.send(changelog, key=state.case_id.encode(),
-                                               value=value))
+                planned.update(_due_at(shifted(model, due - wakeup, case_id), due))
+            partition = case_partition(case_id, partitions)
+            for event in engine.logs[model.case_id]:
+                value = codecs.encode(replace(shifted_event(event, due - wakeup, case_id),
+                                              actor="bench:seed"))
+                seeded.log_bytes += len(value)
+                pending.append(await producer.send(topic, key=case_id.encode(), value=value,
+                                                   partition=partition))
             if len(pending) >= 5_000:
                 await asyncio.gather(*pending)
                 pending.clear()
@@ -224,8 +222,8 @@ async def scale(run: Run, *, open_cases: int, rate: float, say: Callable[[str], 
     baseline_worker.stop()
 
     # 2. the open cases, due after the worker has had time to load them
-    # seconds until the window: seeding (~8k cases/s here), the worker's start, Faust's
-    # changelog recovery (~3k cases/s here) and the index rebuild
+    # seconds until the window: seeding, the worker's start, its fold of the log into
+    # its store and the index rebuild
     lead = 30 + open_cases / 2_000
     start = datetime.now().astimezone() + timedelta(seconds=lead)
     say(f"scale      seeding {open_cases:,} open cases ({burst:,} deadlines due at once, "
@@ -234,7 +232,7 @@ async def scale(run: Run, *, open_cases: int, rate: float, say: Callable[[str], 
     seeded = await _seed(run, stage, open_cases, start=start, window=window, spread=spread,
                          burst=burst, say=say)
     say(f"  seeded in {time.monotonic() - seeded_at:.0f} s "
-        f"({seeded.packed_bytes / open_cases:.0f} packed bytes a case)")
+        f"({seeded.log_bytes / open_cases:.0f} bytes of case log a case)")
 
     # 3. the worker loads them
     launched = time.monotonic()
@@ -257,8 +255,7 @@ async def scale(run: Run, *, open_cases: int, rate: float, say: Callable[[str], 
     worker.check()
 
     # 5. kill -9 and a replacement, while traffic keeps coming
-    async with OffsetWatch(run.bootstrap, [stage.topic(registry.TRIAGE_EVENTS),
-                                           stage.topic(registry.DEAD_LETTER)]) as admitted:
+    async with OffsetWatch(run.bootstrap, [stage.topic(registry.CASE_EVENTS)]) as admitted:
         sending = asyncio.create_task(produce(run.bootstrap, stage, traffic[count:], rate=rate))
         await asyncio.sleep(2)
         worker.kill()
@@ -287,7 +284,7 @@ async def scale(run: Run, *, open_cases: int, rate: float, say: Callable[[str], 
         f"card written again: {fires['card_records_repeated']})")
     return {
         "open_cases": open_cases,
-        "packed_bytes_per_case": round(seeded.packed_bytes / open_cases),
+        "log_bytes_per_case": round(seeded.log_bytes / open_cases),
         "baseline_resident_bytes": baseline,
         "resident_bytes": resident,
         "resident_bytes_per_case": round((resident - baseline) / open_cases),

@@ -11,17 +11,17 @@ interpreter so resident memory is measured cleanly), the benchmark
    states are **cloned** with distinct case ids and every instant shifted
    (``msgspec.structs.replace``) so that their next wake-ups land where the
    lateness test wants them. Each is stored as ``topics.codecs.pack(state)`` in a
-   dict of bytes → bytes, what Faust's memory store holds for the ``cases`` table;
+   dict of bytes → bytes, what a writer's memory store holds for its cases;
 2. measures resident memory (VmRSS) before and after filling the dict, and the
    packed bytes per case;
-3. times the index rebuild — the loop of ``rebuild_deadline_index`` in
-   ``agents/cases.py`` (unpack every state's clocks, ``Timers.track`` → ``next_wakeup`` →
+3. times the index rebuild — the loop of ``Timers.rebuild`` in ``agents/timers.py``
+   (unpack every state's clocks, ``Timers.track`` → ``next_wakeup`` →
    ``DeadlineIndex.index_case``, yielding every ``REBUILD_CHUNK`` cases), and the
    longest slice it holds the event loop between two yields;
-4. runs the timer task's ``Timers.tick`` (``agents.cases``: arm what falls due
+4. runs the timer task's ``Timers.tick`` (``agents.timers``: arm what falls due
    within ``ARM_AHEAD`` — pop, unpack, encode ``FireDeadline`` — and send what is
-   due, here to an in-memory outbox) on one asyncio loop, while a background coroutine does the case agent's
-   per-command work (decode, unpack, ``decide``, ``apply``, pack, ``Timers.track``,
+   due, here to an in-memory outbox) on one asyncio loop, while a background coroutine does
+   the writer's per-command work (decode, unpack, ``decide``, ``apply``, pack, ``Timers.track``,
    encode events and reply) at ``--load-interval-ms`` (default one command every
    0.5 ms) and a probe measures loop lag. The wake-ups of ``--in-window`` cases
    (default: all N) are spread uniformly over ``--window`` seconds, and
@@ -56,15 +56,15 @@ import zlib
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
-from types import SimpleNamespace
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # run as a script from anywhere
 
+import msgspec
 from msgspec.structs import replace
 
-from agents import tables
-from agents.cases import REBUILD_CHUNK, TIMER_TICK_SECONDS, CaseReply, Timers
+from agents.timers import REBUILD_CHUNK, TIMER_TICK_SECONDS, Timers
 from benchmarks.triage import EMPTY_STATE, RULES_DIR, located_events, world
 from streams.calendar import WorkCalendar, load_calendar
 from streams.cases import (
@@ -80,6 +80,7 @@ from streams.cases import (
     next_wakeup,
 )
 from streams.cases import commands as cmd
+from streams.cases.replies import CaseReply
 from streams.cases.state import AssignmentStatus
 from streams.correlate import TownshipState
 from streams.errors import TransitionRejected
@@ -96,18 +97,21 @@ LEAD_IN_SECONDS = 1.0  # the loop starts this long before the window
 
 
 class Engine:
-    """The case engine with the shipped rules, and a counter for command ids."""
+    """The case engine with the shipped rules, a counter for command ids, and the log of
+    every case it ran (``logs``: case id → its events)."""
 
     def __init__(self) -> None:
         self.policy: CasePolicy = load_case_policy(RULES_DIR)
         self.calendar: WorkCalendar = load_calendar(RULES_DIR)
         self.n = 0
+        self.logs: dict[str, list] = {}
 
     def run(self, state: CaseState | None, command: cmd.Command,
             now: datetime) -> tuple[CaseState | None, list]:
         events = decide(state, command, self.policy, self.calendar, now)
         for event in events:
             state = apply(state, event)
+        self.logs.setdefault(command.case_id, []).extend(events)
         return state, events
 
     def command(self, kind: type[cmd.Command], case_id: str, at: datetime, **fields) -> cmd.Command:
@@ -195,6 +199,25 @@ def shifted(state: CaseState, delta: timedelta, case_id: str) -> CaseState:
                    suspended_at=move(state.suspended_at), assignments=assignments, clocks=clocks)
 
 
+def shifted_event(event: Any, delta: timedelta, case_id: str) -> Any:
+    """A copy of a case event under ``case_id`` with every instant in it moved by ``delta``
+    (folding such copies gives :func:`shifted` states)."""
+    return replace(_moved(event, delta), case_id=case_id)
+
+
+def _moved(value: Any, delta: timedelta) -> Any:
+    if isinstance(value, datetime):
+        return value + delta
+    if isinstance(value, tuple):
+        return tuple(_moved(item, delta) for item in value)
+    if isinstance(value, msgspec.Struct):
+        changes = {name: _moved(getattr(value, name), delta)
+                   for name in value.__struct_fields__}
+        return replace(value, **{name: new for name, new in changes.items()
+                                 if new is not getattr(value, name)})
+    return value
+
+
 def wakeup_plan(n: int, *, in_window: int, window_s: float, burst: int,
                 rng: random.Random) -> list[datetime]:
     """Next wake-up of each of ``n`` cases: ``burst`` at mid-window, the rest of
@@ -241,15 +264,15 @@ def percentiles(values: Sequence[float]) -> dict[str, float]:
 
 async def rebuild(cases: dict[bytes, bytes], recovered: dict[bytes, int],
                   active: set[int]) -> tuple[Timers, float]:
-    """The loop of ``rebuild_deadline_index`` over a memory store; returns the index and
-    the longest slice (s)."""
+    """The loop of ``Timers.rebuild`` over a memory store, partition by partition; returns
+    the index and the longest slice (s)."""
     timers = Timers()
-    store = SimpleNamespace(data=cases, _key_partition=recovered)  # what Faust's holds
     longest, slice_started = 0.0, time.perf_counter()
-    for scan in tables.scans(store, active, timers.partition_of):
-        while chunk := scan.chunk(REBUILD_CHUNK):
-            for key, raw in chunk:
-                timers.track(key, scan.partition, codecs.unpack(raw, CaseClocks) if raw else None)
+    for partition in sorted(active):
+        keys = [key for key, p in recovered.items() if p == partition]
+        for start in range(0, len(keys), REBUILD_CHUNK):
+            for key in keys[start:start + REBUILD_CHUNK]:
+                timers.track(partition, key.decode(), codecs.unpack(cases[key], CaseClocks))
             longest = max(longest, time.perf_counter() - slice_started)
             await asyncio.sleep(0)
             slice_started = time.perf_counter()
@@ -269,7 +292,7 @@ class Outbox:
 
 
 class Background:
-    """The case agent's per-command work (no Kafka), paced at one command per interval."""
+    """The writer's per-command work (no Kafka), paced at one command per interval."""
 
     def __init__(self, engine: Engine, opens: Sequence[cmd.OpenCase], cases: dict[bytes, bytes],
                  timers: Timers, clock: Callable[[], datetime], interval_s: float) -> None:
@@ -290,7 +313,7 @@ class Background:
         return self.queue.pop(0)
 
     def handle(self, raw: bytes) -> None:
-        """What ``case_agent`` does for one message, with the sends encoded only."""
+        """What the writer does for one command, with the sends encoded only."""
         command = command_decoder.decode(raw)
         key = command.case_id.encode()
         stored = self.cases.get(key)
@@ -301,7 +324,7 @@ class Background:
         except TransitionRejected as rejected:
             codecs.encode(CaseReply(case_id=command.case_id, command_id=command.command_id,
                                     accepted=False, reason=rejected.reason))
-            self.timers.track(key, partition_of(key), state)
+            self.timers.track(partition_of(key), command.case_id, state)
             return
         for event in events:
             state = apply(state, event)
@@ -319,7 +342,7 @@ class Background:
                         self.queue.append(codecs.encode(self.engine.command(
                             cmd.Claim, state.case_id, now, assignment_id=a.id,
                             department=a.department)))
-        self.timers.track(key, partition_of(key), state)
+        self.timers.track(partition_of(key), command.case_id, state)
         codecs.encode(CaseReply(case_id=command.case_id, command_id=command.command_id,
                                 accepted=True, seqs=tuple(e.seq for e in events),
                                 status=state.status if state else None))
@@ -375,10 +398,14 @@ async def fire_window(timers: Timers, cases: dict[bytes, bytes], *, expected_cas
         for due_ts, _, _ in fires:
             (late_burst if due_ts == burst_ts else late_spread).append(sent_at - due_ts)
 
-    # the timer task of agents/cases.py, with the clock and the producer above, until
+    def case_of(case_id: str) -> CaseState | None:
+        raw = cases.get(case_id.encode())
+        return codecs.unpack(raw, CaseState) if raw else None
+
+    # the timer task of agents/timers.py, with the clock and the producer above, until
     # every case of the window is armed and every armed fire sent
     while (popped < expected_cases or len(timers.armed)) and clock() < give_up:
-        popped += await timers.tick(clock, cases.get, send)
+        popped += await timers.tick(clock, case_of, send)
         await asyncio.sleep(timers.sleep_seconds(clock()))
 
     elapsed = time.perf_counter() - started

@@ -126,15 +126,16 @@ def _create_topics(settings: Settings) -> None:
 
 
 @main.command()
-@click.option("--agents", "only", default="intake,triage,cases,projection", show_default=True,
-              help="The agents this worker runs, comma-separated: run the SQL projection in "
-              "its own processes, for instance.")
+@click.option("--agents", "only", default="intake,cases,projection", show_default=True,
+              help="The stages this worker runs, comma-separated (``triage`` is a name of "
+              "``cases``, which triages too): run the SQL projection in its own processes, "
+              "for instance.")
 def worker(only: str) -> None:
     """Run the stream agents (start several for scale-out)."""
-    from agents.worker import AGENTS, run
+    from agents.worker import AGENTS, ALIASES, run
 
     chosen = [name.strip() for name in only.split(",") if name.strip()]
-    unknown = sorted(set(chosen) - set(AGENTS))
+    unknown = sorted(set(chosen) - set(AGENTS) - set(ALIASES))
     if unknown or not chosen:
         raise click.BadParameter(f"{', '.join(unknown) or 'none given'}: choose among "
                                  f"{', '.join(AGENTS)}", param_hint="--agents")

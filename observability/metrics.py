@@ -75,7 +75,28 @@ PROJECTION_GAPS = Counter(
     "gridlink replay rebuilds the store)")
 SEND_FAILURES = Counter(
     "gridlink_send_failures_total",
-    "Records the Kafka producer gave up delivering (should be 0)", ["topic"])
+    "Records the broker did not take after every retry (should be 0): the worker stops, "
+    "nothing past them is committed, and the partition's next owner takes its inputs again",
+    ["topic"])
+INPUTS_FORWARDED = Counter(
+    "gridlink_inputs_forwarded_total",
+    "Inputs found in another township's partition of cases.commands, forwarded to its writer")
+INPUTS_MISSED = Counter(
+    "gridlink_inputs_missed_total",
+    "Inputs of cases.commands the consumer skipped over (after a rebalance), read directly "
+    "and taken in their place (should stay 0)")
+LOG_GAPS = Counter(
+    "gridlink_log_gaps_total",
+    "Case events read back from cases.events that do not follow their case's last one "
+    "(should be 0)")
+FOREIGN_RECORDS = Counter(
+    "gridlink_log_foreign_records_total",
+    "Records another writer appended to a partition of cases.events while this one owned it "
+    "(a previous owner's last batch, arriving late)")
+REDECIDED_DIFFERENTLY = Counter(
+    "gridlink_redecided_differently_total",
+    "Inputs taken again after a crash whose decision differs from the events the log holds "
+    "(should be 0; the log's events are kept)")
 CALENDAR_GAPS = Counter(
     "gridlink_calendar_fallback_total",
     "Working-day calendar lookups for a year without official data (Monday-Friday fallback)",

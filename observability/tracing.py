@@ -3,21 +3,23 @@
 A camera alert's way through GridLink is one trace::
 
     <topic> process (intake)          ← root, or the child of the sender's ``traceparent``
-      └ <topic> process (triage)      ← triage.events carries intake's ``traceparent``
-          └ <topic> process (cases)   ← cases.commands carries triage's
-              ├ dept.<code> message   ← carries the case agent's ``traceparent`` header
-              └ projection            ← one span per case event written to the store
+      └ triage (the writer)           ← cases.commands carries intake's ``traceparent``
+          ├ dept.<code> message       ← carries the writer's ``traceparent`` header
+          └ projection                ← one span per trace of a batch written to the store
+
+A command on a case (from the API, a timer, another case) is a ``case`` span of
+the writer, the child of the command's own ``traceparent``.
 
 A message that comes in over HTTP (intake, or a department's action) starts
 one hop earlier: FastAPI's own telemetry opens a server span per request
 (``POST /intake/camera-alerts``), the child of the caller's ``traceparent`` if
 any, and the API produces the message with that span's ``traceparent``.
 
-The hop spans (``<topic> process``, kind CONSUMER) come from Faust's own
-:mod:`faust.contrib.opentelemetry` sensor, which extracts the W3C
-``traceparent`` from the incoming Kafka headers and keeps the span current
-while the agent works. That sensor only *reads* headers, so the agents write
-them: every ``topic.send`` passes ``headers=outgoing_headers()``. Department
+Each stage opens its span for each record it takes (:func:`span_for`, under the
+record's W3C ``traceparent``) and keeps it current while it works, and writes
+the headers of what it sends from it (:func:`outgoing_headers`). Faust's own
+:mod:`faust.contrib.opentelemetry` sensor adds a ``<topic> process`` span for
+each record the writer's consumer hands over. Department
 systems that read ``dept.<code>`` find the case's trace in that message's
 ``traceparent`` header (the payload itself is left as the core builds it).
 
@@ -182,15 +184,16 @@ def spans_per_trace(name: str, headers_of_events: Iterable[Any], **attributes: A
 
 @contextmanager
 def span_for(name: str, headers: Iterable[tuple[str, Any]] | Mapping[str, Any] | None,
-             **attributes: Any) -> Iterator[None]:
+             *, root: bool = False, **attributes: Any) -> Iterator[None]:
     """One event of a batch: a span named ``name`` under the event's ``traceparent``,
     current while the block runs, so what the block sends joins the event's trace.
-    A no-op when tracing is off or the event carries no trace."""
+    A no-op when tracing is off, or when the event carries no trace — unless ``root``:
+    where a trace enters GridLink (intake), an event without one starts it."""
     if not _enabled:
         yield
         return
     parent = extract(headers)
-    if not trace.get_current_span(parent).get_span_context().is_valid:
+    if not root and not trace.get_current_span(parent).get_span_context().is_valid:
         yield
         return
     span = tracer().start_span(name, context=parent, attributes=attributes or None)

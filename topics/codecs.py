@@ -41,3 +41,21 @@ def unpack(data: bytes, type_: type[T]) -> T:
     if decoder is None:
         decoder = _unpackers[type_] = msgspec.msgpack.Decoder(type_)
     return decoder.decode(data)
+
+
+def _writer_input() -> msgspec.json.Decoder:
+    from streams.cases import AnyCommand
+    from streams.records import LocatedEvent
+
+    return msgspec.json.Decoder(AnyCommand | LocatedEvent)  # type: ignore[arg-type]
+
+
+_inputs: list[msgspec.json.Decoder] = []
+
+
+def decode_input(data: bytes) -> Any:
+    """One record of ``cases.commands``: a :class:`~streams.records.LocatedEvent` to triage
+    or a case :class:`~streams.cases.Command` (told apart by their ``"type"``)."""
+    if not _inputs:
+        _inputs.append(_writer_input())
+    return _inputs[0].decode(data)

@@ -17,8 +17,7 @@ GRID_REPORTS = "ingest.grid-reports"
 CAMERA_ALERTS = "ingest.camera-alerts"
 POLICE_110 = "ingest.police-110"
 DEAD_LETTER = "ingest.dead-letter"
-TRIAGE_EVENTS = "triage.events"  # internal: validated events keyed by township
-CASE_COMMANDS = "cases.commands"
+CASE_COMMANDS = "cases.commands"  # every input of a township's writer (topics.placement)
 CASE_EVENTS = "cases.events"
 CASE_REPLIES = "cases.replies"  # internal: accepted or rejected, per command
 COMMAND_ALERTS = "command.alerts"
@@ -63,9 +62,11 @@ def department_topic(code: str) -> str:
 
 
 def contract_topics(settings: Settings, department_codes: Iterable[str]) -> list[TopicSpec]:
-    """Every topic of the contract, plus GridLink's internal triage topic.
+    """Every topic of the contract, plus GridLink's internal replies topic.
 
-    Faust creates its own changelog and repartition topics; they are not listed.
+    ``cases.commands`` and ``cases.events`` must have the same number of
+    partitions: partition n of both belongs to the writer of the townships placed
+    there (:mod:`topics.placement`).
     """
     p = settings.partitions
     specs = [
@@ -77,10 +78,12 @@ def contract_topics(settings: Settings, department_codes: Iterable[str]) -> list
                   7 * DAY_MS, max_message_bytes=INGEST_MAX_BYTES),
         TopicSpec(DEAD_LETTER, "source key", "rejected input with its bytes and a reason", 1,
                   30 * DAY_MS, max_message_bytes=DEAD_LETTER_MAX_BYTES),
-        TopicSpec(TRIAGE_EVENTS, "township code", "validated, located events (internal)", p,
-                  7 * DAY_MS),
-        TopicSpec(CASE_COMMANDS, "case_id", "every change asked of a case", p, 30 * DAY_MS),
-        TopicSpec(CASE_EVENTS, "case_id", "the full case log, per-case sequence numbers", p, -1),
+        TopicSpec(CASE_COMMANDS, "township code (located events) or case_id (commands)",
+                  "every input of a township's writer: validated, located events to triage and "
+                  "every change asked of a case, in the township's partition", p, 30 * DAY_MS,
+                  max_message_bytes=INGEST_MAX_BYTES),
+        TopicSpec(CASE_EVENTS, "case_id", "the full case log, per-case sequence numbers, in the "
+                  "partition of the case's township", p, -1, max_message_bytes=INGEST_MAX_BYTES),
         TopicSpec(CASE_REPLIES, "case_id", "each command's answer: accepted, or rejected and why",
                   p, 7 * DAY_MS),
         TopicSpec(COMMAND_ALERTS, "case_id", "P1 cases, SLA breaches, escalations", 1,

@@ -46,7 +46,7 @@ def _server_span(exporter: InMemorySpanExporter, name: str, trace_id: str):
     return spans[0]
 
 
-def test_an_alert_posted_over_http_is_one_trace_to_the_case_agent_and_its_action_too(
+def test_an_alert_posted_over_http_is_one_trace_to_its_writer_and_its_action_too(
         api_spans: InMemorySpanExporter, api: Api, api_worker):
     _, _, alert = _sample(CROWD)  # P1 crowd gathering → gongan
     answer = api.client.post(
@@ -60,11 +60,10 @@ def test_an_alert_posted_over_http_is_one_trace_to_the_case_agent_and_its_action
     assert format(http.parent.span_id, "016x") == UPSTREAM_SPAN
     assert http.attributes["http.response.status_code"] == 202
     hops = _wait_for_hops(api_worker, UPSTREAM_TRACE, (
-        f"{registry.CAMERA_ALERTS} process", "triage", f"{registry.CASE_COMMANDS} process"))
-    intake, triage, cases = hops.values()
+        f"{registry.CAMERA_ALERTS} process", "triage"))
+    intake, triage = hops.values()
     assert _hex(intake["parent_id"]) == format(http.context.span_id, "016x")
     assert _hex(triage["parent_id"]) == _hex(intake["context"]["span_id"])
-    assert _hex(cases["parent_id"]) == _hex(triage["context"]["span_id"])
 
     # a department's action on the case: its own request, its own trace
     desk = api.as_("gongan-desk")
@@ -77,6 +76,5 @@ def test_an_alert_posted_over_http_is_one_trace_to_the_case_agent_and_its_action
     assert claimed.status_code == 200, claimed.text
     action = _server_span(api_spans, "POST /cases/{case_id}/assignments/{assignment_id}/claim",
                           ACTION_TRACE)
-    command = _wait_for_hops(api_worker, ACTION_TRACE, (f"{registry.CASE_COMMANDS} process",))
-    assert _hex(command[f"{registry.CASE_COMMANDS} process"]["parent_id"]) == format(
-        action.context.span_id, "016x")
+    command = _wait_for_hops(api_worker, ACTION_TRACE, ("case",))
+    assert _hex(command["case"]["parent_id"]) == format(action.context.span_id, "016x")

@@ -39,7 +39,7 @@ def test_a_short_bench_runs_every_stage_and_writes_every_figure(kafka_broker, tm
     assert one["case_events_stored"] == one["case_events_logged"] > 0  # all reached the store
     assert one["vs_fbase"] and one["vs_lpipe"]
     hops = one["hops_done_seconds"]  # when each hop was done, after the first event
-    assert list(hops) == ["intake", "triage", "cases", "store"]
+    assert list(hops) == ["intake", "cases", "store"]
     assert all(0 <= at <= one["seconds"] + 0.01 for at in hops.values()), hops  # rounded
     assert one["worker_cores"] > 0 and one["broker_cores"] is None  # the broker is not ours
     # Two workers share the partitions: every command is still answered (or the stage

@@ -231,7 +231,7 @@ def test_prometheus_counts_what_was_sent(running, kafka):
     partitions = prometheus.query("gridlink_consumer_lag_messages")
     lagged = {dict(labels)["topic"] for labels in partitions}
     assert {settings.topic(t) for t in (*registry.INGEST_TOPICS, registry.CASE_COMMANDS,
-                                        registry.TRIAGE_EVENTS, registry.CASE_EVENTS)} <= lagged
+                                        registry.CASE_EVENTS)} <= lagged
     assert not any(t.endswith("-changelog") for t in lagged)
     _eventually(lambda: prometheus.scalar("max(gridlink_consumer_lag_messages)") == 0,
                 "consumer lag 0", context=context)

@@ -1,35 +1,34 @@
-"""The RocksDB table store on the real broker: a restarted worker keeps its cases on
-disk and reads only the changelog's tail."""
+"""The writer's RocksDB store on the real broker: a restarted worker keeps its cases on
+disk and reads only the log's tail."""
 
 from __future__ import annotations
 
 import re
 from pathlib import Path
 
+from kafka import KafkaConsumer, TopicPartition
+
 from streams.cases import Claim, ReportOnSite
 from tests.integration.test_cases import _assignments, _command, _ids, _log, _open_case
+from topics import registry
+from topics.placement import case_partition
 
 ROCKSDB = {"GRIDLINK_TABLE_STORE": "rocksdb"}
-ROW = re.compile(r"^\|\s*(\S+)\s*\|\s*(\d+)\s*\|\s*(-?\d+)\s*\|$")
+RECOVERED = re.compile(r"partition (\d+) recovered in [\d.]+ s: the store was at log offset "
+                       r"(\d+) and input (\d+); (\d+) events of the log's tail folded, (\d+) "
+                       r"kept")
 
 
-def _recovery_table(log: str, title: str) -> dict[tuple[str, int], int]:
-    """Faust's last recovery table titled ``title`` in a worker's log:
-    (changelog topic, partition) → offset."""
-    start = log.rindex(title)
-    rows: dict[tuple[str, int], int] = {}
-    topic = ""
-    for line in log[start:].splitlines()[3:]:
-        match = ROW.match(line.strip())
-        if match is None:
-            break
-        name, partition, offset = match.groups()
-        topic = topic if name == "〃" else name
-        rows[(topic, int(partition))] = int(offset)
-    return rows
+def _end(settings, topic: str, partition: int) -> int:  # type: ignore[no-untyped-def]
+    consumer = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap)
+    try:
+        tp = TopicPartition(settings.topic(topic), partition)
+        return consumer.end_offsets([tp])[tp]
+    finally:
+        consumer.close()
 
 
-def test_a_restarted_worker_keeps_its_cases_and_reads_only_the_changelog_tail(
+def test_a_restarted_worker_keeps_its_cases_and_reads_only_the_logs_tail(
         start_gridlink, kafka, settings):
     kafka.create_topics()
     first = start_gridlink("worker", env=ROCKSDB)
@@ -46,16 +45,15 @@ def test_a_restarted_worker_keeps_its_cases_and_reads_only_the_changelog_tail(
     second.wait_for_log("deadline index rebuilt: ", timeout=30)
     log = second.log()
     directory = Path(settings.state_dir) / settings.app_id / "0"
-    assert f"tables (rocksdb) in {directory}" in first.log() and f"in {directory}" in log
-    assert (directory / "v1" / "tables" / "cases-0.db").is_dir()
+    assert f"stores (rocksdb) in {directory}" in first.log() and f"in {directory}" in log
+    partition = case_partition(case_id, settings.partitions)
+    assert (directory / f"partition-{partition}").is_dir()
 
-    # the case is in the changelog, and the replacement read none of it again
-    changelog = f"{settings.app_id}-cases-changelog"
-    highwaters = {tp: offset for tp, offset in _recovery_table(log, "Highwater - Active").items()
-                  if tp[0] == changelog}
-    starts = _recovery_table(log, "Reading Starts At - Active")
-    assert len(highwaters) == settings.partitions and max(highwaters.values()) >= 0, highwaters
-    assert {tp: starts[tp] for tp in highwaters} == highwaters, log[-4000:]
+    # the case is on disk up to the log's end: the replacement read nothing of it again
+    recovered = {int(m[1]): m.groups()[1:] for m in RECOVERED.finditer(log)}
+    at, _, folded, kept = (int(x) for x in recovered[partition])
+    assert at == _end(settings, registry.CASE_EVENTS, partition) > 0
+    assert (folded, kept) == (0, 0)
     indexed = int(re.search(r"deadline index rebuilt: (\d+) cases", log).group(1))
     assert indexed >= 1  # the case's SLA clocks, read from disk
 

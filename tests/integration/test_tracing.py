@@ -84,15 +84,13 @@ def test_a_camera_alert_is_one_trace_from_intake_to_the_department_queue(
     assert version == "00" and len(trace_id) == 32 and int(flags, 16) & 1  # sampled
 
     hops = _wait_for_hops(worker, trace_id, (
-        f"{registry.CAMERA_ALERTS} process", "triage",
-        f"{registry.CASE_COMMANDS} process", "projection"))
-    intake, triage, cases, projection = hops.values()
+        f"{registry.CAMERA_ALERTS} process", "triage", "projection"))
+    intake, triage, projection = hops.values()
     assert intake["parent_id"] is None  # the alert came without a trace: intake starts it
     assert _hex(triage["parent_id"]) == _hex(intake["context"]["span_id"])
-    assert _hex(cases["parent_id"]) == _hex(triage["context"]["span_id"])
-    # the department message and the projection hang under the case agent's span
-    assert parent_span == _hex(cases["context"]["span_id"])
-    assert _hex(projection["parent_id"]) == _hex(cases["context"]["span_id"])
+    # the department message and the projection hang under the writer's triage span
+    assert parent_span == _hex(triage["context"]["span_id"])
+    assert _hex(projection["parent_id"]) == _hex(triage["context"]["span_id"])
     assert {s["resource"]["attributes"]["service.name"] for s in hops.values()} == {
         "gridlink-worker"}
 
@@ -102,7 +100,7 @@ def test_a_camera_alert_is_one_trace_from_intake_to_the_department_queue(
     not_json = [line for line in lines if not _is_json(line)]
     assert not not_json, not_json[:5]
     records = [json.loads(line) for line in lines if '"logger"' in line]
-    decision = next(r for r in records if r["logger"] == "agents.triage"
+    decision = next(r for r in records if r["logger"] == "agents.writer"
                     and r.get("trace_id") == trace_id)
     assert decision["case_id"] == json.loads(dept.value)["case_id"]
     assert decision["level"] == "DEBUG"

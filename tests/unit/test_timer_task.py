@@ -1,4 +1,4 @@
-"""The worker's timer round (``agents.cases.Timers``): arm ahead, send at the instant,
+"""The worker's timer round (``agents.timers.Timers``): arm ahead, send at the instant,
 and never hold the event loop for long, with a clock the test turns."""
 
 from __future__ import annotations
@@ -6,32 +6,31 @@ from __future__ import annotations
 import asyncio
 from datetime import datetime, timedelta
 
-from agents.cases import ARM_AHEAD, ARM_CHUNK, FIRE_CHUNK, Timers
+from agents.timers import ARM_AHEAD, ARM_CHUNK, FIRE_CHUNK, Timers
 from streams.cases import CaseState, FireDeadline, command_decoder, pending_deadlines
 from tests.unit.test_cases import Case
-from topics import codecs
 
 FIRST_FIRES = 2  # a case opened by ``Case.open`` : its lead's and its support's claim warnings
 
 
-def _open_cases(count: int) -> tuple[dict[bytes, bytes], datetime]:
-    """``count`` open cases as the ``cases`` table holds them, and their first deadline
+def _open_cases(count: int) -> tuple[dict[str, CaseState], datetime]:
+    """``count`` open cases as a writer holds them, and their first deadline
     (``FIRST_FIRES`` of each fall due at it)."""
-    stored: dict[bytes, bytes] = {}
+    stored: dict[str, CaseState] = {}
     first: datetime | None = None
     for n in range(count):
         case = Case(f"C{n:05d}").open()
-        stored[case.case_id.encode()] = codecs.pack(case.s)
+        stored[case.case_id] = case.s
         due = min(d.due for d in pending_deadlines(case.s))
         first = due if first is None else min(first, due)
     assert first is not None
     return stored, first
 
 
-def _timers(stored: dict[bytes, bytes]) -> Timers:
+def _timers(stored: dict[str, CaseState]) -> Timers:
     timers = Timers()
-    for key, raw in stored.items():
-        timers.track(key, 0, codecs.unpack(raw, CaseState))
+    for case_id, state in stored.items():
+        timers.track(0, case_id, state)
     return timers
 
 
@@ -61,26 +60,6 @@ def test_fires_are_armed_ahead_and_sent_at_their_instant_in_chunks() -> None:
     assert all(len(chunk) <= FIRE_CHUNK for chunk in sent)
 
 
-def test_the_sender_is_told_each_case_a_fire_is_armed_for_once_ahead_of_its_instant() -> None:
-    stored, due = _open_cases(3)
-    timers = _timers(stored)
-    expected: list[bytes] = []
-    sent: list[tuple[float, bytes, bytes]] = []
-
-    async def send(fires: list[tuple[float, bytes, bytes]]) -> None:
-        sent.extend(fires)
-
-    async def tick(now: datetime) -> int:
-        return await timers.tick(lambda: now, stored.get, send, expect=expected.append)
-
-    asyncio.run(tick(due - timedelta(seconds=5)))
-    assert sorted(expected) == sorted(stored) and sent == []  # told before the instant
-    asyncio.run(tick(due - timedelta(seconds=4)))  # nothing newly armed, nothing told
-    assert sorted(expected) == sorted(stored)
-    asyncio.run(tick(due))
-    assert {key for _, key, _ in sent} == set(expected)
-
-
 def test_arming_many_cases_lets_the_other_tasks_run_between_chunks() -> None:
     cases = 5 * ARM_CHUNK
     stored, due = _open_cases(cases)
@@ -100,9 +79,9 @@ def test_arming_many_cases_lets_the_other_tasks_run_between_chunks() -> None:
                 other_turns += 1
                 await asyncio.sleep(0)
 
-        def read(key: bytes) -> bytes | None:
+        def read(case_id: str) -> CaseState | None:
             turns.append(other_turns)
-            return stored.get(key)
+            return stored.get(case_id)
 
         other = asyncio.create_task(other_task())
         await asyncio.sleep(0)
