@@ -30,7 +30,7 @@ from pydantic import BaseModel, Field, ValidationError, field_validator
 from api import queries
 from api.auth import CommandCenterUser, CurrentUser, Role, User, require_region
 from api.commands import Gateway, wall_clock
-from api.deps import Db, scope_of, triage_reference
+from api.deps import Db, require_readable, scope_of, triage_reference
 from api.errors import Forbidden, InvalidRequest, NotFound, problem_responses
 from api.schemas import (
     Open311Attribute,
@@ -270,15 +270,6 @@ def _as_request(case: Case, facts: queries.CaseFacts, request_id: str | None) ->
         media_url=next(iter(report.get("media") or ()), None))
 
 
-def _check_readable(user: User, case: Case, db: Db) -> None:
-    if user.role is Role.DEPARTMENT:
-        if user.department not in queries.case_departments(db, case.case_id):
-            raise Forbidden(f"case {case.case_id} has no assignment for department "
-                            f"{user.department}; {user.actor} cannot see it")
-    else:
-        require_region(user, case.region_code, f"case {case.case_id}")
-
-
 def _case_of(db: Db, request_id: str) -> Case | None:
     return queries.case_of_report(db, request_id) or db.get(Case, request_id)
 
@@ -291,7 +282,7 @@ def get_request(user: CurrentUser, db: Db, service_request_id: RequestId) -> lis
     case = _case_of(db, service_request_id)
     if case is None:
         raise NotFound(f"no case holds request {service_request_id} (yet)")
-    _check_readable(user, case, db)
+    require_readable(user, case, db)
     facts = queries.case_facts(db, [case])[case.case_id]
     return [_as_request(case, facts, service_request_id)]
 
