@@ -21,7 +21,17 @@ from fastapi.responses import HTMLResponse, PlainTextResponse
 from fastapi.staticfiles import StaticFiles
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from api import auth, cases, command_center, console, departments, errors, intake, open311, statistics
+from api import (
+    auth,
+    cases,
+    command_center,
+    console,
+    departments,
+    errors,
+    intake,
+    open311,
+    statistics,
+)
 from api.board import BoardFeed
 from api.board import router as board_router
 from api.commands import CommandGateway

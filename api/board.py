@@ -34,12 +34,12 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from importlib import resources
-from typing import Annotated, Any
+from typing import Any
 
 import msgspec
 from aiokafka import AIOKafkaConsumer
 from aiokafka.errors import KafkaError
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
 from pydantic import BaseModel, Field
 

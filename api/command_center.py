@@ -248,7 +248,8 @@ async def resume(case: CommandCenterCase, user: CommandCenterUser, gateway: Idem
 
 
 @router.post("/cases/{case_id}/approve-extension", responses=ACTION_ERRORS)
-async def approve_extension(case: CommandCenterCase, user: CommandCenterUser, gateway: IdempotentGateway,
+async def approve_extension(case: CommandCenterCase, user: CommandCenterUser,
+                            gateway: IdempotentGateway,
                             body: ApproveExtensionBody) -> CommandResult:
     """Decide a pending extension request (``approved`` false denies it)."""
     return await gateway.run(ApproveExtension, case.case_id, user, **body.model_dump())
@@ -298,7 +299,8 @@ async def deescalate(case: CommandCenterCase, user: CommandCenterUser, gateway: 
 
 
 @router.post("/cases/{case_id}/merge", responses=ACTION_ERRORS)
-async def merge(case: CommandCenterCase, user: CommandCenterUser, gateway: IdempotentGateway, db: Db,
+async def merge(case: CommandCenterCase, user: CommandCenterUser,
+                gateway: IdempotentGateway, db: Db,
                 body: MergeBody) -> MergeResult:
     """合并: merge this case into case ``into``, which takes its events (as if linked to
     it) and goes on; this case ends ``merged``: its open assignments are cancelled (the
@@ -332,7 +334,8 @@ async def merge(case: CommandCenterCase, user: CommandCenterUser, gateway: Idemp
 
 
 @router.post("/cases/{case_id}/split", responses=ACTION_ERRORS)
-async def split(case: CommandCenterCase, user: CommandCenterUser, gateway: IdempotentGateway, db: Db,
+async def split(case: CommandCenterCase, user: CommandCenterUser,
+                gateway: IdempotentGateway, db: Db,
                 request: Request, body: SplitBody) -> SplitResult:
     """拆分: move some of the case's events to a new case, opened at once with them at
     the case's place, with its priority and its departments — or, given a ``category``,

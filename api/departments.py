@@ -89,7 +89,8 @@ def _target(a: DepartmentAssignment) -> dict[str, str]:
 
 
 @router.post(ACTION + "/claim", responses=ACTION_ERRORS)
-async def claim(a: DepartmentAssignment, user: DepartmentUser, gateway: IdempotentGateway) -> CommandResult:
+async def claim(a: DepartmentAssignment, user: DepartmentUser,
+                gateway: IdempotentGateway) -> CommandResult:
     """签收/领办 the assignment."""
     return await gateway.run(Claim, a.case_id, user, **_target(a))
 

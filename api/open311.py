@@ -31,7 +31,7 @@ from api import queries
 from api.auth import CommandCenterUser, CurrentUser, Role, User, require_region
 from api.commands import Gateway, wall_clock
 from api.deps import Db, require_readable, scope_of, triage_reference
-from api.errors import Forbidden, InvalidRequest, NotFound, problem_responses
+from api.errors import InvalidRequest, NotFound, problem_responses
 from api.schemas import (
     Open311Attribute,
     Open311Created,

@@ -3,7 +3,8 @@ lead department, per jurisdiction or overall, within the caller's scope.
 
 An operator (or a display) counts only cases within its jurisdiction, a
 department user only the cases its department leads (and its own assignments'
-durations), within its jurisdiction if it has one; an administrator everything. The definitions are in the response schema.
+durations), within its jurisdiction if it has one; an administrator everything.
+The definitions are in the response schema.
 """
 
 from __future__ import annotations

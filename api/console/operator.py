@@ -44,7 +44,7 @@ from store import reads
 from store.models import Case
 from store.projector import decode_state
 from streams import cases as engine
-from streams.cases import CaseState, CaseStatus
+from streams.cases import CaseState
 from streams.errors import GridLinkError
 
 router = APIRouter(include_in_schema=False)
