@@ -40,8 +40,8 @@ RATES = (("handling_rate", "办结率 handling", "#1f5fa8"),
          ("overdue_rate", "超期率 overdue", "#d62828"),
          ("satisfaction_rate", "满意率 satisfaction", "#f48c06"),
          ("return_rate", "退单率 returns", "#7b2cbf"))
-TIMES = (("time_to_accept", "签收用时 p50 (h) time to accept", "#1f5fa8"),
-         ("time_to_resolve", "办结用时 p50 (h) time to resolve", "#d62828"))
+TIMES = (("time_to_accept", "签收用时 p50 time to accept", "#1f5fa8"),
+         ("time_to_resolve", "办结用时 p50 time to resolve", "#d62828"))
 OPEN = [s for s in CaseStatus if s not in (CaseStatus.CLOSED, CaseStatus.EVALUATED,
                                            CaseStatus.REJECTED, CaseStatus.MERGED)]
 Kind = Literal["daily", "weekly", "monthly"]
@@ -82,9 +82,15 @@ def series_over_time(db: Session, f: StatsFilter, spans: list[tuple[str, datetim
             for _, start, end in spans]
 
 
-def _p50_hours(group: StatisticsGroup, name: str) -> float | None:
-    seconds = getattr(group, name).p50_seconds
-    return None if seconds is None else seconds / 3600
+def _p50_seconds(group: StatisticsGroup, name: str) -> float | None:
+    return getattr(group, name).p50_seconds  # type: ignore[no-any-return]
+
+
+def time_unit(values: list[float | None]) -> tuple[float, str]:
+    """Seconds per unit and its name: hours, or minutes when every value is under two
+    hours (a short period's times would all read 0.0 h)."""
+    known = [v for v in values if v is not None]
+    return (60.0, "分钟 min") if known and max(known) < 7200 else (3600.0, "小时 h")
 
 
 @router.get("/console/reports")
@@ -101,10 +107,13 @@ def reports_page(request: Request, visit: Visitor, db: Db,
     labels = [label for label, _, _ in spans]
     rates_svg = line_chart(labels, [Series(name, color, [getattr(g, key) for g in over_time])
                                     for key, name, color in RATES], percent=True)
-    times_svg = line_chart(labels, [Series(name, color, [_p50_hours(g, key) for g in over_time])
+    seconds = {key: [_p50_seconds(g, key) for g in over_time] for key, _, _ in TIMES}
+    per, unit = time_unit([v for values in seconds.values() for v in values])
+    times_svg = line_chart(labels, [Series(f"{name} ({unit})", color,
+                                           [None if v is None else v / per for v in seconds[key]])
                                     for key, name, color in TIMES], percent=False)
     return render(request, "reports.html", visit, table=table, rates_svg=rates_svg,
-                  times_svg=times_svg, rates=RATES, times=TIMES,
+                  times_svg=times_svg, rates=RATES, times=TIMES, time_unit=unit,
                   filters={"group_by": group_by, "region": region or "",
                            "department": department or "", "days": days, "bucket": bucket},
                   departments=reads.departments(db), today=today.isoformat())

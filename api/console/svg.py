@@ -82,7 +82,7 @@ def line_chart(labels: Sequence[str], series: Sequence[Series], *, percent: bool
     parts = [f'<svg class="chart" viewBox="0 0 {width} {height}" role="img">']
     for j in range(5):
         value = top_value * j / 4
-        text = f"{value * 100:.0f}%" if percent else f"{value:.1f}"
+        text = f"{value * 100:.0f}%" if percent else f"{value:.3g}"
         parts.append(f'<line class="gridline" x1="{left}" x2="{width - right}" '
                      f'y1="{y(value):.1f}" y2="{y(value):.1f}"/>'
                      f'<text x="{left - 4}" y="{y(value) + 4:.1f}" text-anchor="end">{text}</text>')
@@ -101,7 +101,7 @@ def line_chart(labels: Sequence[str], series: Sequence[Series], *, percent: bool
                 run = []
                 continue
             run.append(f"{x(i):.1f},{y(value):.1f}")
-            shown = f"{value * 100:.1f}%" if percent else f"{value:.2f}"
+            shown = f"{value * 100:.1f}%" if percent else f"{value:.3g}"
             parts.append(f'<circle cx="{x(i):.1f}" cy="{y(value):.1f}" r="2.5" '
                          f'fill="{s.color}"><title>{escape(s.name)} {escape(labels[i])}: '
                          f'{shown}</title></circle>')
