@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_DIR = Path(__file__).resolve().parent
@@ -79,8 +79,20 @@ class Settings(BaseSettings):
     api_host: str = Field("127.0.0.1", description="address the REST API binds")
     api_port: int = Field(8000, ge=1, le=65535, description="REST API, live board and /metrics")
     users_file: Path | None = Field(
-        None, description="TOML file of the API's users (role, scope, SHA-256 of the API key); "
+        None, description="TOML file of the API's users (role, scope, salted digests of keys and "
+        "passwords); "
         "unset: the API refuses every request but /health and /metrics"
+    )
+    session_secret: SecretStr | None = Field(
+        None, description="key that signs the console's session cookies and CSRF tokens; give "
+        "every API replica the same one (unset: drawn at start, so sessions end at a restart)"
+    )
+    session_hours: float = Field(
+        12.0, gt=0, le=24 * 30, description="how long a console sign-in lasts (a shift)"
+    )
+    cookie_secure: bool = Field(
+        False, description="mark the session cookie Secure (set it when the API is served "
+        "over TLS)"
     )
     worker_metrics_port: int = Field(
         0, ge=0, le=65535, description="a worker's /metrics port (0 = off)"

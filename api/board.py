@@ -2,19 +2,20 @@
 P1 banners and red cards, updated as the case log moves.
 
 - ``GET /board`` — the page (``api/static/board.html``: no external assets; grids
-  drawn as SVG from their centroids).
-- ``GET /board/snapshot?key=…`` — open cases per grid (with their running deadlines,
+  drawn as SVG from their centroids); it asks a browser without a session to sign
+  in first (a wall screen signs in as a read-only ``display`` user).
+- ``GET /board/snapshot`` — open cases per grid (with their running deadlines,
   for the SLA countdowns) and each department's open and overdue assignments, from
   the SQL projection.
-- ``GET /board/events?key=…`` — server-sent events: ``case`` (a case opened),
+- ``GET /board/events`` — server-sent events: ``case`` (a case opened),
   ``status`` (a case event, with the status when the event decides it and the
   deadlines it starts, moves or stops) and
   ``alert`` (``command.alerts``: serious cases, red cards, supervision, escalation).
 
-The snapshot and the stream show case titles, so they need an operator's or an
-administrator's key; browsers' ``EventSource`` cannot set headers, hence the
-``key`` query parameter (``X-API-Key`` works too). An operator sees its
-jurisdiction only.
+The snapshot and the stream answer the session cookie (``EventSource`` sends it) or
+an API key in ``X-API-Key``; no secret ever travels in a URL. An operator or a
+display sees its jurisdiction, a department desk the cases its department serves
+(within its jurisdiction, if it has one), an administrator everything.
 
 One :class:`BoardFeed` per API process reads ``cases.events`` and
 ``command.alerts`` from their end (no consumer group) and fans small JSON
@@ -33,21 +34,22 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from importlib import resources
-from typing import Annotated, Any
+from typing import Any
 
 import msgspec
 from aiokafka import AIOKafkaConsumer
 from aiokafka.errors import KafkaError
-from fastapi import APIRouter, Depends, Query, Request
-from fastapi.responses import HTMLResponse, StreamingResponse
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
 from pydantic import BaseModel, Field
 
 from api import queries
-from api.auth import Role, User, operator_or_admin
+from api.auth import CurrentUser, Role, User, session_user
 from api.commands import wall_clock
 from api.deps import Db, scope_of
 from api.errors import EngineUnavailable, problem_responses
 from settings import Settings
+from store import reads
 from store.service import Store
 from streams.cases import (
     AssignmentDispatched,
@@ -121,6 +123,7 @@ def case_update(value: bytes) -> tuple[str, dict[str, Any]] | None:
     if isinstance(event, AssignmentDispatched):
         update["department"] = event.assignment.department
         update["assignment"] = event.assignment.id
+        update["unit_region"] = event.assignment.region
         if event.assignment.role is AssignmentRole.LEAD:
             update["status"] = "dispatched"
     elif isinstance(event, PriorityChanged):
@@ -155,9 +158,14 @@ class Subscriber:
     queue: asyncio.Queue[tuple[str, dict[str, Any]] | None] = field(
         default_factory=lambda: asyncio.Queue(SUBSCRIBER_BACKLOG))
 
-    def sees(self, region: str | None) -> bool:
+    def sees(self, region: str | None, units: set[tuple[str, str]]) -> bool:
+        """Whether the update of a case in ``region`` served by ``units`` (department,
+        unit's jurisdiction) is for this board: a department desk follows the cases
+        its department serves within its jurisdiction."""
         if self.user.role is Role.ADMINISTRATOR:
             return True
+        if self.user.role is Role.DEPARTMENT:
+            return any(self.user.sees_unit(department, unit) for department, unit in units)
         return region is not None and self.user.covers_region(region)
 
 
@@ -170,6 +178,7 @@ class BoardFeed:
         self.ready = asyncio.Event()
         self._subscribers: set[Subscriber] = set()
         self._regions: OrderedDict[str, str] = OrderedDict()
+        self._units: OrderedDict[str, set[tuple[str, str]]] = OrderedDict()
         self._task: asyncio.Task[None] | None = None
         self._decoders: dict[str, Callable[[bytes], tuple[str, dict[str, Any]] | None]] = {
             settings.topic(registry.CASE_EVENTS): case_update,
@@ -230,8 +239,9 @@ class BoardFeed:
             return
         _, body = update
         region = await self._region_of(body)
+        units = await self._units_of(body)
         for subscriber in list(self._subscribers):
-            if subscriber.sees(region):
+            if subscriber.sees(region, units):
                 try:
                     subscriber.queue.put_nowait(update)
                 except asyncio.QueueFull:  # too far behind: it reconnects and reloads
@@ -260,6 +270,27 @@ class BoardFeed:
                 self._regions.popitem(last=False)
         return region  # type: ignore[no-any-return]
 
+    async def _units_of(self, body: dict[str, Any]) -> set[tuple[str, str]]:
+        """Who serves the case (department, unit's jurisdiction): only read while a
+        department desk is connected; a dispatch adds its unit as it happens."""
+        case_id = body.get("case_id")
+        if case_id is None or not any(s.user.role is Role.DEPARTMENT for s in self._subscribers):
+            return set()
+        units = self._units.get(case_id)
+        if units is None:
+            units = await asyncio.to_thread(self._stored_units, case_id)
+        if body.get("unit_region") and body.get("department"):
+            units.add((body["department"], body["unit_region"]))
+        self._units[case_id] = units
+        self._units.move_to_end(case_id)
+        if len(self._units) > REGION_CACHE:
+            self._units.popitem(last=False)
+        return units
+
+    def _stored_units(self, case_id: str) -> set[tuple[str, str]]:
+        with self.store.sessions() as session:
+            return reads.case_units(session, case_id)
+
     def _stored_region(self, case_id: str) -> str | None:
         with self.store.sessions() as session:
             return queries.case_region(session, case_id)
@@ -271,14 +302,7 @@ router = APIRouter(tags=["live board"])
 RESPONSES = problem_responses(401, 403)
 
 
-def board_user(request: Request, key: Annotated[str | None, Query(
-        description="an operator's or administrator's API key (EventSource cannot set "
-                    "headers); X-API-Key works too")] = None) -> User:
-    user = request.app.state.users.authenticate(key or request.headers.get("X-API-Key"))
-    return operator_or_admin(user)
-
-
-BoardUser = Annotated[User, Depends(board_user)]
+BoardUser = CurrentUser  # its session cookie (a browser, a wall screen) or an API key
 
 
 class GridCases(BaseModel):
@@ -326,8 +350,10 @@ def _case_item(case: Any) -> dict[str, Any]:
 
 
 @router.get("/board", response_class=HTMLResponse, include_in_schema=False)
-def board_page() -> HTMLResponse:
-    """The live board page."""
+def board_page(request: Request) -> Response:
+    """The live board page; signing in first (a wall screen as a display user)."""
+    if session_user(request) is None:
+        return RedirectResponse("/login?next=/board", status_code=303)
     page = resources.files("api").joinpath("static/board.html").read_text(encoding="utf-8")
     return HTMLResponse(page, headers={"Cache-Control": "no-cache"})
 

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Query
 
 from api import queries
 from api.auth import CurrentUser, Role
+from api.commands import wall_clock
 from api.deps import Db, Limit, Offset, Priorities, ReadableCase, scope_of
 from api.errors import Forbidden, InvalidRequest, problem_responses
 from api.schemas import CaseDetail, CaseSummary, Page
@@ -39,6 +40,10 @@ def search_cases(
     opened_from: datetime | None = None,
     opened_to: datetime | None = None,
     department: Annotated[str | None, Query(max_length=32)] = None,
+    text: Annotated[str | None, Query(max_length=100, description="words in the case id, "
+                                      "title or report")] = None,
+    overdue: Annotated[bool | None, Query(description="true: a red card fired or a running "
+                                          "deadline is past; false: neither")] = None,
     limit: Limit = 50,
     offset: Offset = 0,
 ) -> Page[CaseSummary]:
@@ -53,4 +58,5 @@ def search_cases(
     return queries.search_cases(
         db, scope=scope_of(user), region=region, category=category, priorities=priority or (),
         statuses=[str(s) for s in status or ()], opened_from=opened_from, opened_to=opened_to,
-        department=department, limit=limit, offset=offset)
+        department=department, text=text, overdue=overdue, now=wall_clock(), limit=limit,
+        offset=offset)

@@ -13,7 +13,8 @@ from pydantic import BaseModel, Field
 
 from api import queries
 from api.auth import CommandCenterUser, Role, User, require_region
-from api.commands import CommandResult, Gateway, result_of
+from api.commands import CommandResult, result_of
+from api.idempotency import IdempotentGateway
 from api.deps import CommandCenterCase, Db, Limit, Offset, scope_of, triage_reference
 from api.errors import InvalidRequest, problem_responses
 from api.schemas import CASE_ID_EXAMPLE, CaseSummary, Page
@@ -62,6 +63,8 @@ class RoutingBody(BaseModel):
 class RegisterBody(BaseModel):
     note: Text = ""
     dispatch: bool = Field(True, description="dispatch at once (交办)")
+    category: str | None = Field(None, max_length=32, examples=["05.03"],
+                                 description="corrected category (a taxonomy code)")
     priority: int | None = Field(None, ge=1, le=4, description="corrected priority, 1 = P1")
     routing: RoutingBody | None = Field(None, description="corrected routing")
 
@@ -166,25 +169,47 @@ def verification_queue(user: CommandCenterUser, db: Db,
     return queries.verification_queue(db, scope=scope_of(user), limit=limit, offset=offset)
 
 
+def _classification(request: Request, user: User, code: str, field: str) -> Classification:
+    """An operator's choice of category, as the engine records a classification."""
+    rules, _ = triage_reference(request)
+    category = rules.categories.get(code)
+    if category is None:
+        raise InvalidRequest(f"no category {code} in the taxonomy", field=field)
+    return Classification(category=category.code, name=category.name_zh, confidence=1.0,
+                          rule=f"operator:{user.name}")
+
+
 @router.post("/cases/{case_id}/register", responses=ACTION_ERRORS)
-async def register(case: CommandCenterCase, user: CommandCenterUser, gateway: Gateway,
+async def register(case: CommandCenterCase, user: CommandCenterUser,
+                   gateway: IdempotentGateway, request: Request, db: Db,
                    body: RegisterBody) -> CommandResult:
-    """立案 after verification; may correct the priority or the routing."""
+    """立案 after verification; may correct the category, the priority or the routing. A
+    corrected category without a routing takes that category's departments from the
+    routing table."""
+    classification = (_classification(request, user, body.category, "category")
+                      if body.category else None)
+    routing = _routing(body.routing) if body.routing else None
+    if classification is not None and routing is None:
+        state = decode_state(case.state)
+        first = queries.event_records(db, case.case_id, state.event_ids[:1])
+        if first:
+            routing = route(classification, next(iter(first.values())), case_location(state),
+                            triage_reference(request)[0])
     return await gateway.run(
         Register, case.case_id, user, note=body.note, dispatch=body.dispatch,
-        priority=Priority(body.priority) if body.priority else None,
-        routing=_routing(body.routing) if body.routing else None)
+        classification=classification,
+        priority=Priority(body.priority) if body.priority else None, routing=routing)
 
 
 @router.post("/cases/{case_id}/reject", responses=ACTION_ERRORS)
-async def reject(case: CommandCenterCase, user: CommandCenterUser, gateway: Gateway,
+async def reject(case: CommandCenterCase, user: CommandCenterUser, gateway: IdempotentGateway,
                  body: ReasonBody) -> CommandResult:
     """不予立案."""
     return await gateway.run(Reject, case.case_id, user, reason=body.reason)
 
 
 @router.post("/cases/{case_id}/reroute", responses=ACTION_ERRORS)
-async def reroute(case: CommandCenterCase, user: CommandCenterUser, gateway: Gateway,
+async def reroute(case: CommandCenterCase, user: CommandCenterUser, gateway: IdempotentGateway,
                   body: RerouteBody) -> CommandResult:
     """改派: cancel the current assignments and dispatch afresh."""
     return await gateway.run(Reroute, case.case_id, user, routing=_routing(body),
@@ -192,7 +217,7 @@ async def reroute(case: CommandCenterCase, user: CommandCenterUser, gateway: Gat
 
 
 @router.post("/cases/{case_id}/rule", responses=ACTION_ERRORS)
-async def rule(case: CommandCenterCase, user: CommandCenterUser, gateway: Gateway,
+async def rule(case: CommandCenterCase, user: CommandCenterUser, gateway: IdempotentGateway,
                body: RuleBody) -> CommandResult:
     """裁定 a disputed lead, by the jurisdiction the ruling is awaited from."""
     return await gateway.run(Rule, case.case_id, user, lead=body.lead,
@@ -201,7 +226,7 @@ async def rule(case: CommandCenterCase, user: CommandCenterUser, gateway: Gatewa
 
 
 @router.post("/cases/{case_id}/supervise", responses=ACTION_ERRORS)
-async def supervise(case: CommandCenterCase, user: CommandCenterUser, gateway: Gateway,
+async def supervise(case: CommandCenterCase, user: CommandCenterUser, gateway: IdempotentGateway,
                     body: SuperviseBody) -> CommandResult:
     """督办."""
     level = body.level or (user.level if user.role is Role.OPERATOR else None)
@@ -209,63 +234,64 @@ async def supervise(case: CommandCenterCase, user: CommandCenterUser, gateway: G
 
 
 @router.post("/cases/{case_id}/suspend", responses=ACTION_ERRORS)
-async def suspend(case: CommandCenterCase, user: CommandCenterUser, gateway: Gateway,
+async def suspend(case: CommandCenterCase, user: CommandCenterUser, gateway: IdempotentGateway,
                   body: ReasonBody) -> CommandResult:
     """挂起 while waiting on the citizen: every clock pauses."""
     return await gateway.run(Suspend, case.case_id, user, reason=body.reason)
 
 
 @router.post("/cases/{case_id}/resume", responses=ACTION_ERRORS)
-async def resume(case: CommandCenterCase, user: CommandCenterUser, gateway: Gateway,
+async def resume(case: CommandCenterCase, user: CommandCenterUser, gateway: IdempotentGateway,
                  body: NoteBody | None = None) -> CommandResult:
     """Resume a suspended case."""
     return await gateway.run(Resume, case.case_id, user, note=(body or NoteBody()).note)
 
 
 @router.post("/cases/{case_id}/approve-extension", responses=ACTION_ERRORS)
-async def approve_extension(case: CommandCenterCase, user: CommandCenterUser, gateway: Gateway,
+async def approve_extension(case: CommandCenterCase, user: CommandCenterUser,
+                            gateway: IdempotentGateway,
                             body: ApproveExtensionBody) -> CommandResult:
     """Decide a pending extension request (``approved`` false denies it)."""
     return await gateway.run(ApproveExtension, case.case_id, user, **body.model_dump())
 
 
 @router.post("/cases/{case_id}/check", responses=ACTION_ERRORS)
-async def check(case: CommandCenterCase, user: CommandCenterUser, gateway: Gateway,
+async def check(case: CommandCenterCase, user: CommandCenterUser, gateway: IdempotentGateway,
                 body: NoteBody | None = None) -> CommandResult:
     """核查: start verifying the outcome."""
     return await gateway.run(Check, case.case_id, user, note=(body or NoteBody()).note)
 
 
 @router.post("/cases/{case_id}/close", responses=ACTION_ERRORS)
-async def close(case: CommandCenterCase, user: CommandCenterUser, gateway: Gateway,
+async def close(case: CommandCenterCase, user: CommandCenterUser, gateway: IdempotentGateway,
                 body: NoteBody | None = None) -> CommandResult:
     """结案: the outcome is verified."""
     return await gateway.run(Close, case.case_id, user, note=(body or NoteBody()).note)
 
 
 @router.post("/cases/{case_id}/rework", responses=ACTION_ERRORS)
-async def rework(case: CommandCenterCase, user: CommandCenterUser, gateway: Gateway,
+async def rework(case: CommandCenterCase, user: CommandCenterUser, gateway: IdempotentGateway,
                  body: ReasonBody) -> CommandResult:
     """返工: verification failed, the lead works again."""
     return await gateway.run(Rework, case.case_id, user, reason=body.reason)
 
 
 @router.post("/cases/{case_id}/evaluate", responses=ACTION_ERRORS)
-async def evaluate(case: CommandCenterCase, user: CommandCenterUser, gateway: Gateway,
+async def evaluate(case: CommandCenterCase, user: CommandCenterUser, gateway: IdempotentGateway,
                    body: EvaluateBody) -> CommandResult:
     """回访评价 of a closed case."""
     return await gateway.run(Evaluate, case.case_id, user, result=body.result, note=body.note)
 
 
 @router.post("/cases/{case_id}/escalate", responses=ACTION_ERRORS)
-async def escalate(case: CommandCenterCase, user: CommandCenterUser, gateway: Gateway,
+async def escalate(case: CommandCenterCase, user: CommandCenterUser, gateway: IdempotentGateway,
                    body: EscalateBody) -> CommandResult:
     """Move coordination up (default: one level)."""
     return await gateway.run(Escalate, case.case_id, user, level=body.level, reason=body.reason)
 
 
 @router.post("/cases/{case_id}/deescalate", responses=ACTION_ERRORS)
-async def deescalate(case: CommandCenterCase, user: CommandCenterUser, gateway: Gateway,
+async def deescalate(case: CommandCenterCase, user: CommandCenterUser, gateway: IdempotentGateway,
                      body: DeescalateBody) -> CommandResult:
     """Move coordination down, by the dispatcher of the current level."""
     return await gateway.run(Deescalate, case.case_id, user, level=body.level,
@@ -273,7 +299,8 @@ async def deescalate(case: CommandCenterCase, user: CommandCenterUser, gateway: 
 
 
 @router.post("/cases/{case_id}/merge", responses=ACTION_ERRORS)
-async def merge(case: CommandCenterCase, user: CommandCenterUser, gateway: Gateway, db: Db,
+async def merge(case: CommandCenterCase, user: CommandCenterUser,
+                gateway: IdempotentGateway, db: Db,
                 body: MergeBody) -> MergeResult:
     """合并: merge this case into case ``into``, which takes its events (as if linked to
     it) and goes on; this case ends ``merged``: its open assignments are cancelled (the
@@ -307,7 +334,8 @@ async def merge(case: CommandCenterCase, user: CommandCenterUser, gateway: Gatew
 
 
 @router.post("/cases/{case_id}/split", responses=ACTION_ERRORS)
-async def split(case: CommandCenterCase, user: CommandCenterUser, gateway: Gateway, db: Db,
+async def split(case: CommandCenterCase, user: CommandCenterUser,
+                gateway: IdempotentGateway, db: Db,
                 request: Request, body: SplitBody) -> SplitResult:
     """拆分: move some of the case's events to a new case, opened at once with them at
     the case's place, with its priority and its departments — or, given a ``category``,
@@ -328,13 +356,9 @@ async def split(case: CommandCenterCase, user: CommandCenterUser, gateway: Gatew
     events = tuple(records[i] for i in wanted)
     classification = routing = None
     if body.category is not None:
-        rules, _ = triage_reference(request)
-        category = rules.categories.get(body.category)
-        if category is None:
-            raise InvalidRequest(f"no category {body.category} in the taxonomy", field="category")
-        classification = Classification(category=category.code, name=category.name_zh,
-                                        confidence=1.0, rule=f"operator:{user.name}")
-        routing = route(classification, events[0], case_location(state), rules)
+        classification = _classification(request, user, body.category, "category")
+        routing = route(classification, events[0], case_location(state),
+                        triage_reference(request)[0])
     result, then = await gateway.run_chain(
         SplitCase, case.case_id, user, follow_up=OPEN, events=events, reason=body.reason,
         classification=classification, routing=routing)

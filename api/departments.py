@@ -14,8 +14,9 @@ from pydantic import BaseModel, Field
 
 from api import queries
 from api.auth import CurrentUser, DepartmentUser, Role, require_department
-from api.commands import CommandResult, Gateway, wall_clock
-from api.deps import Db, DepartmentAssignment, Limit, Offset, Priorities
+from api.commands import CommandResult, wall_clock
+from api.idempotency import IdempotentGateway
+from api.deps import Db, DepartmentAssignment, Limit, Offset, Priorities, scope_of
 from api.errors import problem_responses
 from api.schemas import Page, QueueItem
 from streams.cases import (
@@ -73,11 +74,12 @@ def queue(
     """A department's to-do list (待办): its dispatched, accepted and in-progress
     assignments, most urgent first (the case's priority, then the running deadline).
     Returned, handled and cancelled ones when asked for by ``status``. An operator sees
-    those of cases in its jurisdiction."""
+    those of cases in its jurisdiction; a desk with a jurisdiction (a township's, a
+    county's) those served within it."""
     if user.role is Role.DEPARTMENT:
         require_department(user, code, f"the queue of {code}")
     return queries.department_queue(
-        db, department=code, scope=queries.Scope(region=user.region), now=wall_clock(),
+        db, department=code, scope=scope_of(user), now=wall_clock(),
         statuses=status or (), priorities=priority or (), overdue=overdue, limit=limit,
         offset=offset)
 
@@ -87,27 +89,28 @@ def _target(a: DepartmentAssignment) -> dict[str, str]:
 
 
 @router.post(ACTION + "/claim", responses=ACTION_ERRORS)
-async def claim(a: DepartmentAssignment, user: DepartmentUser, gateway: Gateway) -> CommandResult:
+async def claim(a: DepartmentAssignment, user: DepartmentUser,
+                gateway: IdempotentGateway) -> CommandResult:
     """签收/领办 the assignment."""
     return await gateway.run(Claim, a.case_id, user, **_target(a))
 
 
 @router.post(ACTION + "/return", responses=ACTION_ERRORS)
-async def return_(a: DepartmentAssignment, user: DepartmentUser, gateway: Gateway,
+async def return_(a: DepartmentAssignment, user: DepartmentUser, gateway: IdempotentGateway,
                   body: ReturnBody) -> CommandResult:
     """退单 within the return window, with a reason code."""
     return await gateway.run(Return, a.case_id, user, **_target(a), **body.model_dump())
 
 
 @router.post(ACTION + "/progress", responses=ACTION_ERRORS)
-async def progress(a: DepartmentAssignment, user: DepartmentUser, gateway: Gateway,
+async def progress(a: DepartmentAssignment, user: DepartmentUser, gateway: IdempotentGateway,
                    body: ProgressBody) -> CommandResult:
     """进展反馈."""
     return await gateway.run(Progress, a.case_id, user, **_target(a), **body.model_dump())
 
 
 @router.post(ACTION + "/on-site", responses=ACTION_ERRORS)
-async def on_site(a: DepartmentAssignment, user: DepartmentUser, gateway: Gateway,
+async def on_site(a: DepartmentAssignment, user: DepartmentUser, gateway: IdempotentGateway,
                   body: NoteBody | None = None) -> CommandResult:
     """到场."""
     return await gateway.run(ReportOnSite, a.case_id, user, **_target(a),
@@ -115,21 +118,21 @@ async def on_site(a: DepartmentAssignment, user: DepartmentUser, gateway: Gatewa
 
 
 @router.post(ACTION + "/extension", responses=ACTION_ERRORS)
-async def extension(a: DepartmentAssignment, user: DepartmentUser, gateway: Gateway,
+async def extension(a: DepartmentAssignment, user: DepartmentUser, gateway: IdempotentGateway,
                     body: ExtensionBody) -> CommandResult:
     """延期申请: ``days`` more on the resolve clock, for the dispatching level to approve."""
     return await gateway.run(RequestExtension, a.case_id, user, **_target(a), **body.model_dump())
 
 
 @router.post(ACTION + "/handle", responses=ACTION_ERRORS)
-async def handle(a: DepartmentAssignment, user: DepartmentUser, gateway: Gateway,
+async def handle(a: DepartmentAssignment, user: DepartmentUser, gateway: IdempotentGateway,
                  body: HandleBody) -> CommandResult:
     """办结反馈 by the lead department."""
     return await gateway.run(Handle, a.case_id, user, **_target(a), **body.model_dump())
 
 
 @router.post(ACTION + "/support-done", responses=ACTION_ERRORS)
-async def support_done(a: DepartmentAssignment, user: DepartmentUser, gateway: Gateway,
+async def support_done(a: DepartmentAssignment, user: DepartmentUser, gateway: IdempotentGateway,
                        body: NoteBody | None = None) -> CommandResult:
     """配合反馈: a supporting department reports its part."""
     return await gateway.run(SupportDone, a.case_id, user, **_target(a),

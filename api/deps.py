@@ -17,11 +17,12 @@ from api.auth import (
     DepartmentUser,
     Role,
     User,
-    require_department,
     require_region,
+    require_unit,
 )
 from api.errors import Forbidden
 from settings import Settings
+from store import reads
 from store.models import AssignmentRow, Case
 from streams.reference import City, load_city
 from streams.triage_rules import TriageRules, load_triage_rules
@@ -55,21 +56,29 @@ def triage_reference(request: Request) -> tuple[TriageRules, City]:
 
 
 def scope_of(user: User) -> queries.Scope:
-    if user.role is Role.OPERATOR:
+    if user.role in (Role.OPERATOR, Role.DISPLAY):
         return queries.Scope(region=user.region)
     if user.role is Role.DEPARTMENT:
-        return queries.Scope(department=user.department)
+        return queries.Scope(department=user.department, unit_region=user.region)
     return queries.Scope()
+
+
+def require_readable(user: User, case: Case, db: Session) -> None:
+    """A department user reads a case that has (or had) an assignment of its department
+    served within its jurisdiction; others the cases of their jurisdiction."""
+    if user.role is Role.DEPARTMENT:
+        units = reads.case_units(db, case.case_id)
+        if not any(user.sees_unit(department, region) for department, region in units):
+            where = f" within {user.region}" if user.region else ""
+            raise Forbidden(f"case {case.case_id} has no assignment for department "
+                            f"{user.department}{where}; {user.actor} cannot see it")
+    else:
+        require_region(user, case.region_code, f"case {case.case_id}")
 
 
 def _readable_case(case_id: CaseId, user: CurrentUser, db: Db) -> Case:
     case = queries.get_case(db, case_id)
-    if user.role is Role.DEPARTMENT:
-        if user.department not in queries.case_departments(db, case_id):
-            raise Forbidden(f"case {case_id} has no assignment for department "
-                            f"{user.department}; {user.actor} cannot see it")
-    else:
-        require_region(user, case.region_code, f"case {case_id}")
+    require_readable(user, case, db)
     return case
 
 
@@ -82,14 +91,17 @@ def _command_center_case(case_id: CaseId, user: CommandCenterUser, db: Db) -> Ca
 def _department_assignment(case_id: CaseId, assignment_id: AssignmentId, user: DepartmentUser,
                            db: Db) -> AssignmentRow:
     assignment = queries.get_assignment(db, case_id, assignment_id)
-    require_department(user, assignment.department,
-                       f"assignment {assignment_id} of case {case_id}")
+    require_unit(user, assignment.department, assignment.region,
+                 f"assignment {assignment_id} of case {case_id}")
     return assignment
 
 
+command_center_case = _command_center_case  # for the console, which resolves them itself
+department_assignment = _department_assignment
 ReadableCase = Annotated[Case, Depends(_readable_case)]
 CommandCenterCase = Annotated[Case, Depends(_command_center_case)]
 DepartmentAssignment = Annotated[AssignmentRow, Depends(_department_assignment)]
 
-__all__ = ["CommandCenterCase", "Db", "DepartmentAssignment", "Limit", "Offset", "Priorities",
-           "ReadableCase", "scope_of", "triage_reference"]
+__all__ = ["CommandCenterCase", "Db", "DepartmentAssignment", "command_center_case",
+           "department_assignment", "Limit", "Offset", "Priorities",
+           "ReadableCase", "require_readable", "scope_of", "triage_reference"]

@@ -19,7 +19,8 @@ error                          status  when
 =============================  ======  ==========================================
 
 Every body has ``type``, ``title``, ``status``, ``detail`` and ``instance``,
-plus ``code`` and, where known, ``field``, ``reason`` and ``errors``.
+plus ``code`` and, where known, ``field``, ``reason`` and ``errors``. The console's
+pages (``app.state.problem_page``) show the same problem as a page a person reads.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -92,7 +93,8 @@ def problem(request: Request, *, status: int, title: str, detail: str, code: str
     return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
 
 
-def _status_of(error: GridLinkError) -> tuple[int, str]:
+def status_of(error: GridLinkError) -> tuple[int, str]:
+    """The HTTP status and title an error is answered with."""
     if isinstance(error, ApiError):
         return error.status, error.title
     for kind, answer in _CORE.items():
@@ -101,9 +103,13 @@ def _status_of(error: GridLinkError) -> tuple[int, str]:
     return 500, "Internal error"
 
 
-async def _gridlink_error(request: Request, error: Exception) -> JSONResponse:
+async def _gridlink_error(request: Request, error: Exception) -> Response:
     assert isinstance(error, GridLinkError)
-    status, title = _status_of(error)
+    status, title = status_of(error)
+    page = getattr(request.app.state, "problem_page", None)  # the console's HTML pages
+    answer = page(request, status, title, error) if page is not None else None
+    if answer is not None:
+        return answer  # type: ignore[no-any-return]
     headers = {"WWW-Authenticate": 'ApiKey header="X-API-Key"'} if status == 401 else None
     return problem(request, status=status, title=title, detail=error.reason, code=error.code,
                    reason=error.reason, field=error.field, headers=headers)
@@ -181,4 +187,5 @@ __all__ = [
     "install",
     "problem",
     "problem_responses",
+    "status_of",
 ]

@@ -24,14 +24,15 @@ from typing import Annotated, Any
 from urllib.parse import parse_qsl
 from zoneinfo import ZoneInfo
 
-from fastapi import APIRouter, Path, Query, Request
+from fastapi import APIRouter, Header, Path, Query, Request
 from pydantic import BaseModel, Field, ValidationError, field_validator
 
 from api import queries
 from api.auth import CommandCenterUser, CurrentUser, Role, User, require_region
 from api.commands import Gateway, wall_clock
-from api.deps import Db, scope_of, triage_reference
-from api.errors import Forbidden, InvalidRequest, NotFound, problem_responses
+from api.deps import Db, require_readable, scope_of, triage_reference
+from api.idempotency import HEADER, MAX_KEY_CHARS, checked_key, command_id_for
+from api.errors import InvalidRequest, NotFound, problem_responses
 from api.schemas import (
     Open311Attribute,
     Open311Created,
@@ -187,7 +188,8 @@ def _grid(body: RequestBody, city: City, settings: Settings) -> str:
                          "cannot be placed)", field="attribute[grid_code]")
 
 
-def _grid_report(body: RequestBody, grid_code: str, user: User) -> dict[str, Any]:
+def _grid_report(body: RequestBody, grid_code: str, user: User,
+                 report_id: str | None) -> dict[str, Any]:
     now = wall_clock()
     reporter: dict[str, str] = {"staff_id": body.account_id or f"open311:{user.name}"[:32]}
     name = "".join(part for part in (body.last_name, body.first_name) if part)
@@ -196,7 +198,8 @@ def _grid_report(body: RequestBody, grid_code: str, user: User) -> dict[str, Any
     if body.phone:
         reporter["phone"] = body.phone
     report: dict[str, Any] = {
-        "report_id": f"O311-{now:%Y%m%d}-{uuid.uuid4().hex[:10]}", "grid_code": grid_code,
+        "report_id": report_id or f"O311-{now:%Y%m%d}-{uuid.uuid4().hex[:10]}",
+        "grid_code": grid_code,
         "reported_at": now.isoformat(), "reporter": reporter,
         "category": {"code": body.service_code}, "description": body.description,
     }
@@ -219,18 +222,26 @@ def _grid_report(body: RequestBody, grid_code: str, user: User) -> dict[str, Any
                                                       "description": "垃圾桶满溢，无人清运。",
                                                       "attribute": {"grid_code":
                                                                     "371502004001002"}}}}}})
-async def post_request(request: Request, user: CommandCenterUser,
-                       gateway: Gateway) -> list[Open311Created]:
+async def post_request(request: Request, user: CommandCenterUser, gateway: Gateway,
+                       idempotency_key: Annotated[str | None, Header(
+                           alias=HEADER, max_length=MAX_KEY_CHARS, description="sent again "
+                           "with the same key, the request makes the same report, which the "
+                           "stream takes once")] = None) -> list[Open311Created]:
     """A citizen's or grid worker's request (诉求上报), form-encoded as the standard has it
     or JSON. It becomes a grid report produced to ``ingest.grid-reports``; the answer's
-    ``service_request_id`` reads back once the case is open (usually within seconds)."""
+    ``service_request_id`` reads back once the case is open (usually within seconds).
+    With an ``Idempotency-Key`` the report's id derives from it, so a retry repeats the
+    same report (the stream recognises a repeated report) and gets the same id."""
+    key = checked_key(idempotency_key)
+    report_id = (None if key is None else
+                 "O311-" + command_id_for(user.actor, request.url.path, key)[5:21])
     body = _parse(_fields(await request.body(), request.headers.get("content-type", "")))
     rules, city = _reference(request)
     if body.service_code not in rules.categories:
         raise InvalidRequest(f"unknown service_code {body.service_code!r}: see services.json",
                              field="service_code")
     grid_code = _grid(body, city, request.app.state.settings)
-    raw = json.dumps(_grid_report(body, grid_code, user), ensure_ascii=False).encode()
+    raw = json.dumps(_grid_report(body, grid_code, user, report_id), ensure_ascii=False).encode()
     event = PARSERS[registry.INGEST_SOURCES[registry.GRID_REPORTS]](raw)  # 422 if refused
     if user.role is Role.OPERATOR:
         require_region(user, grid_code, "the request's grid")
@@ -270,15 +281,6 @@ def _as_request(case: Case, facts: queries.CaseFacts, request_id: str | None) ->
         media_url=next(iter(report.get("media") or ()), None))
 
 
-def _check_readable(user: User, case: Case, db: Db) -> None:
-    if user.role is Role.DEPARTMENT:
-        if user.department not in queries.case_departments(db, case.case_id):
-            raise Forbidden(f"case {case.case_id} has no assignment for department "
-                            f"{user.department}; {user.actor} cannot see it")
-    else:
-        require_region(user, case.region_code, f"case {case.case_id}")
-
-
 def _case_of(db: Db, request_id: str) -> Case | None:
     return queries.case_of_report(db, request_id) or db.get(Case, request_id)
 
@@ -291,7 +293,7 @@ def get_request(user: CurrentUser, db: Db, service_request_id: RequestId) -> lis
     case = _case_of(db, service_request_id)
     if case is None:
         raise NotFound(f"no case holds request {service_request_id} (yet)")
-    _check_readable(user, case, db)
+    require_readable(user, case, db)
     facts = queries.case_facts(db, [case])[case.case_id]
     return [_as_request(case, facts, service_request_id)]
 

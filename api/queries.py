@@ -38,6 +38,7 @@ from store.models import (
     Region,
     within_region,
 )
+from store import reads
 from store.projector import decode_state
 from streams.cases import CaseStatus
 from streams.records import Event
@@ -47,23 +48,33 @@ _EVENT_ENVELOPE = {"case_id", "seq", "at", "actor", "command_id", "type"}
 
 @dataclass(frozen=True)
 class Scope:
-    """What a caller may see: every case, a jurisdiction's, or a department's."""
+    """What a caller may see: every case, a jurisdiction's, or a department's — all of
+    its cases, or (``unit_region``) those where one of its assignments is served within
+    that jurisdiction (a township's or a county's desk)."""
 
     region: str | None = None
     department: str | None = None
+    unit_region: str | None = None
 
     def clauses(self) -> list[ColumnElement[bool]]:
         clauses = []
         if self.region is not None:
             clauses.append(within_region(Case.region_code, self.region))
         if self.department is not None:
-            clauses.append(_has_assignment(self.department))
+            clauses.append(_has_assignment(self.department, self.unit_region))
         return clauses
 
+    @property
+    def place(self) -> str | None:
+        """The jurisdiction whose map the caller sees (None: the whole city)."""
+        return self.region or self.unit_region
 
-def _has_assignment(department: str) -> ColumnElement[bool]:
-    return exists().where(AssignmentRow.case_id == Case.case_id,
-                          AssignmentRow.department == department)
+
+def _has_assignment(department: str, unit_region: str | None = None) -> ColumnElement[bool]:
+    clauses = [AssignmentRow.case_id == Case.case_id, AssignmentRow.department == department]
+    if unit_region is not None:
+        clauses.append(within_region(AssignmentRow.region, unit_region))
+    return exists().where(*clauses)
 
 
 def _page(session: Session, query: Select[Any], *, limit: int, offset: int) -> tuple[int, list]:
@@ -83,11 +94,6 @@ def get_assignment(session: Session, case_id: str, assignment_id: str) -> Assign
     if row is None:
         raise NotFound(f"case {case_id} has no assignment {assignment_id}")
     return row
-
-
-def case_departments(session: Session, case_id: str) -> set[str]:
-    return set(session.scalars(select(AssignmentRow.department)
-                               .where(AssignmentRow.case_id == case_id)))
 
 
 def case_detail(session: Session, case: Case) -> CaseDetail:
@@ -123,8 +129,12 @@ def search_cases(session: Session, *, scope: Scope, region: str | None = None,
                  category: str | None = None, priorities: Sequence[int] = (),
                  statuses: Sequence[str] = (), opened_from: datetime | None = None,
                  opened_to: datetime | None = None, department: str | None = None,
-                 limit: int, offset: int) -> Page[CaseSummary]:
+                 text: str | None = None, overdue: bool | None = None,
+                 now: datetime | None = None, limit: int, offset: int) -> Page[CaseSummary]:
     query = select(Case).where(*scope.clauses())
+    if text or overdue is not None:
+        query = reads.filter_cases(query, text=text, overdue=overdue,
+                                   now=now or datetime.now().astimezone())
     if region is not None:
         query = query.where(within_region(Case.region_code, region))
     if category is not None:
@@ -155,10 +165,14 @@ def department_queue(session: Session, *, department: str, scope: Scope, now: da
                      overdue: bool | None = None, limit: int, offset: int) -> Page[QueueItem]:
     """A department's assignments, most urgent first: by the case's priority, then the
     running deadline. Read off the assignments' own (department, status, priority,
-    due_at) index; the cases are joined only to check a jurisdiction and to fill the page."""
+    due_at) index; the cases are joined only to check a jurisdiction and to fill the page.
+    A scope's ``unit_region`` keeps the assignments served within it."""
     a = AssignmentRow
     query = select(a).where(a.department == department,
                             a.status.in_(statuses or QUEUE_STATUSES))
+    if scope.unit_region is not None:
+        query = query.where(within_region(a.region, scope.unit_region))
+    scope = Scope(region=scope.region)  # the department is this queue's already
     scoped = scope.clauses()
     if scoped:
         query = query.join(Case, Case.case_id == a.case_id).where(*scoped)
@@ -310,8 +324,8 @@ BOARD_CLOSED = (CaseStatus.CLOSED, CaseStatus.EVALUATED, CaseStatus.REJECTED,
 def board_regions(session: Session, *, scope: Scope, levels: Sequence[int]) -> list[Region]:
     """Regions of ``levels`` in the caller's jurisdiction (grids carry their centroid)."""
     query = select(Region).where(Region.level.in_(levels))
-    if scope.region is not None:
-        query = query.where(within_region(Region.code, scope.region))
+    if scope.place is not None:
+        query = query.where(within_region(Region.code, scope.place))
     return list(session.scalars(query.order_by(Region.code)))
 
 
@@ -328,14 +342,22 @@ def board_department_load(session: Session, *, scope: Scope, now: datetime
     caller's jurisdiction; open = dispatched, accepted or in progress."""
     a = AssignmentRow
     late = or_(a.accept_due_at < now, a.resolve_due_at < now)
+    own: list[ColumnElement[bool]] = []  # a department sees its own load only
+    if scope.department is not None:
+        own.append(a.department == scope.department)
+        if scope.unit_region is not None:
+            own.append(within_region(a.region, scope.unit_region))
     counts = (select(a.department, func.count().label("open"),
                      func.count().filter(late).label("overdue"))
               .join(Case, Case.case_id == a.case_id)
-              .where(a.status.in_(("dispatched", "accepted", "in_progress")), *scope.clauses())
+              .where(a.status.in_(("dispatched", "accepted", "in_progress")),
+                     *Scope(region=scope.region).clauses(), *own)
               .group_by(a.department).subquery())
-    rows = session.execute(select(Department, counts.c.open, counts.c.overdue)
-                           .outerjoin(counts, counts.c.department == Department.code)
-                           .order_by(Department.code))
+    departments = select(Department, counts.c.open, counts.c.overdue).outerjoin(
+        counts, counts.c.department == Department.code)
+    if scope.department is not None:
+        departments = departments.where(Department.code == scope.department)
+    rows = session.execute(departments.order_by(Department.code))
     return [(department, open_ or 0, overdue or 0) for department, open_, overdue in rows]
 
 

@@ -1,9 +1,10 @@
 """Statistics (统计考核): the metrics a command center is judged by (DOMAIN.md §7), per
 lead department, per jurisdiction or overall, within the caller's scope.
 
-An operator counts only cases within its jurisdiction, a department user only
-the cases its department leads (and its own assignments' durations); an
-administrator everything. The definitions are in the response schema.
+An operator (or a display) counts only cases within its jurisdiction, a
+department user only the cases its department leads (and its own assignments'
+durations), within its jurisdiction if it has one; an administrator everything.
+The definitions are in the response schema.
 """
 
 from __future__ import annotations
@@ -56,10 +57,9 @@ def _region(user: User, region: str | None) -> str | None:
             level_of(region)
         except ValueError as error:
             raise InvalidRequest(str(error), field="region") from None
-        if user.role is Role.OPERATOR:
-            require_region(user, region, "the statistics' region")
+        require_region(user, region, "the statistics' region")
         return region
-    return user.region if user.role is Role.OPERATOR else None
+    return user.region  # the caller's jurisdiction, if it has one
 
 
 def _department(user: User, department: str | None) -> str | None:
@@ -92,9 +92,17 @@ def get_statistics(
 ) -> Statistics:
     """办结率, 按期办结率, 超期率, 满意率, 调处成功率, 自办率, 退单率, 返工率, 督办率 and the
     times to accept and to resolve (p50/p90), computed from the case store."""
-    start, end = _aware(period_from), _aware(period_to)
+    f = scoped_filter(user, region=region, department=department, start=period_from,
+                      end=period_to)
+    return stats_queries.statistics(db, group_by=group_by, f=f)
+
+
+def scoped_filter(user: User, *, region: str | None, department: str | None,
+                  start: datetime | None, end: datetime | None) -> StatsFilter:
+    """Which cases ``user`` may count: the region and department asked for, within its
+    scope (403 outside it), over [``start``, ``end``)."""
+    start, end = _aware(start), _aware(end)
     if start is not None and end is not None and end <= start:
         raise InvalidRequest("`to` must be after `from`", field="to")
-    f = StatsFilter(region=_region(user, region), department=_department(user, department), start=start,
-                    end=end)
-    return stats_queries.statistics(db, group_by=group_by, f=f)
+    return StatsFilter(region=_region(user, region), department=_department(user, department),
+                       start=start, end=end)

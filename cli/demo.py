@@ -32,15 +32,26 @@ def _spawn(args: list[str], log: Path, env: dict[str, str] | None = None) -> sub
 
 
 def demo_users(settings: Settings, path: Path) -> dict[str, str]:
-    """A users file for the demo's API: an administrator, a city operator and
-    one desk per department, with fresh keys (returned, shown once)."""
-    from api.auth import write_demo_users
+    """A users file for the demo's API, with fresh keys (returned, shown once): an
+    administrator; the city operator and one per county; a read-only ``wall`` display
+    for the board; a city-wide desk per department (``<code>-desk``), a desk per township
+    for the territorial ``township`` department (``township-<township>-desk``) and a
+    desk per county for every other department (``<code>-<county>-desk``)."""
+    from api.auth import Desk, write_demo_users
     from streams.reference import load_city
+    from streams.records import Level
 
     city = load_city(settings.reference_dir)
-    return write_demo_users(path, departments=sorted(city.departments),
-                            operator_regions={"op-city": next(
-                                code for code, r in city.regions.items() if r.parent is None)})
+    top = next(code for code, r in city.regions.items() if r.parent is None)
+    counties = sorted(c for c, r in city.regions.items() if r.level is Level.COUNTY)
+    townships = sorted(c for c, r in city.regions.items() if r.level is Level.TOWNSHIP)
+    departments = sorted(city.departments)
+    desks = [Desk(f"township-{t}-desk", "township", t) for t in townships]
+    desks += [Desk(f"{d}-{c}-desk", d, c) for c in counties for d in departments
+              if d != "township"]
+    return write_demo_users(path, departments=departments, desks=desks,
+                            operator_regions={"op-city": top, **{f"op-{c}": c for c in counties}},
+                            displays={"wall": top})
 
 
 def _size(log: Path) -> int:
@@ -135,10 +146,10 @@ rules, checks, closes and calls back. Progress: {logs}/simulate.log."""
             people = "\nNo department actors: GRIDLINK_USERS_FILE is set, the demo has no keys."
         else:
             people = ""
-        board = f"{base}/board?key={keys['op-city']}" if "op-city" in keys else f"{base}/board"
         click.echo(f"""
 GridLink demo is running. {sent} sample events were sent, and {traffic}.{people}
-  board:             {board}
+  console:           {base}/console  (sign in with a user name below and its key)
+  board:             {base}/board    (a wall screen signs in as `wall`)
   API:               {base}/docs
   metrics:           {base}/metrics
   department queue:  kcat -b {settings.kafka_bootstrap} -C -t {settings.topic('dept.chengguan')} -e
@@ -146,8 +157,9 @@ GridLink demo is running. {sent} sample events were sent, and {traffic}.{people}
   dead letters:      kcat -b {settings.kafka_bootstrap} -C -t {settings.topic('ingest.dead-letter')} -e
   logs:              {logs}/worker.log, {logs}/api.log
   API keys (X-API-Key header; written to {users_file} as digests):
-{chr(10).join(f"    {name:18} {key}" for name, key in list(keys.items())[:4])}
-    … and one "<department>-desk" key per department (all printed to {logs}/keys.txt)
+{chr(10).join(f"    {name:18} {key}" for name, key in list(keys.items())[:6])}
+    … and the desks: "<department>-desk" (city-wide), "township-<code>-desk" and
+    "<department>-<county>-desk" (all keys printed to {logs}/keys.txt)
 Press Ctrl-C to stop the worker, the API and the simulator (the broker keeps running:
 `gridlink kafka down` stops it).""")
         while all(child.poll() is None for child in children):

@@ -222,9 +222,11 @@ def demo(rate: float, departments: bool) -> None:
 
 
 def _register_simulate() -> None:
+    from cli.users import users
     from simulation.cli import simulate
 
     main.add_command(simulate)
+    main.add_command(users)
 
 
 _register_simulate()

@@ -143,9 +143,11 @@ def load_keys(path: Path) -> dict[str, str]:
 
 
 def desks_of(keys: Mapping[str, str]) -> dict[str, str]:
-    """Department code → key, from the ``<department>-desk`` users."""
-    return {name.removesuffix(DESK_SUFFIX): key for name, key in keys.items()
-            if name.endswith(DESK_SUFFIX)}
+    """Department code → key, from the city-wide ``<department>-desk`` users (desks with
+    a jurisdiction, ``township-<code>-desk`` or ``<department>-<county>-desk``, see only
+    part of their department's queue and are left to people)."""
+    return {code: key for name, key in keys.items() if name.endswith(DESK_SUFFIX)
+            and "-" not in (code := name.removesuffix(DESK_SUFFIX))}
 
 
 def operator_of(keys: Mapping[str, str], name: str | None = None) -> str | None:

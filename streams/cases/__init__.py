@@ -13,7 +13,7 @@ from streams.cases.events import *  # noqa: F403
 from streams.cases.events import AnyEvent, CaseEvent, event_decoder
 from streams.cases.evolve import apply, fold
 from streams.cases.follow_ups import compensations, follow_up_id, follow_ups
-from streams.cases.machine import CasePolicy, decide, load_case_policy, when
+from streams.cases.machine import CasePolicy, allowed, decide, load_case_policy, when
 from streams.cases.messages import alert_messages, department_messages
 from streams.cases.state import (
     Assignment,
@@ -40,6 +40,7 @@ __all__ = [
     "Deadline",
     "Satisfaction",
     "alert_messages",
+    "allowed",
     "apply",
     "command_decoder",
     "compensations",

@@ -188,6 +188,12 @@ _ALLOWED: dict[type, frozenset[CaseStatus]] = {
 }
 
 
+def allowed(command: type[cmd.Command], status: CaseStatus) -> bool:
+    """Whether the engine takes a ``command`` on a case in ``status`` at all (it may still
+    refuse one for the case's particulars, with its reason)."""
+    return status in _ALLOWED.get(command, frozenset())
+
+
 def decide(
     state: CaseState | None,
     command: cmd.Command,

@@ -8,6 +8,7 @@ tests' reports ever join one case.
 
 from __future__ import annotations
 
+import re
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -18,7 +19,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api.app import create_app
-from api.auth import write_demo_users
+from api.auth import Desk, write_demo_users
 from settings import Settings
 from streams.reference import load_city
 from tests.integration.conftest import GridlinkProcess
@@ -47,12 +48,22 @@ def api_settings(api_env: dict[str, str]) -> Settings:
                        for key, value in api_env.items()})
 
 
+#: desks with a jurisdiction: two townships of 东昌府区, and 城管 of two counties
+DESKS = [Desk("township-371502004-desk", "township", "371502004"),  # 新区街道
+         Desk("township-371502001-desk", "township", "371502001"),  # 古楼街道
+         Desk("chengguan-371502-desk", "chengguan", "371502"),  # 东昌府区
+         Desk("chengguan-371503-desk", "chengguan", "371503")]  # 茌平区
+DISPLAYS = {"wall": "371500"}
+
+
 @pytest.fixture(scope="module")
 def keys(api_settings: Settings) -> dict[str, str]:
-    """user name → API key: ``admin``, the operators of OPERATORS, ``<code>-desk``."""
+    """user name → API key: ``admin``, the operators of OPERATORS, ``<code>-desk``, the
+    desks of DESKS and the displays of DISPLAYS."""
     assert api_settings.users_file is not None
-    return write_demo_users(api_settings.users_file, departments=sorted(load_city(api_settings.reference_dir).departments),
-                            operator_regions=OPERATORS)
+    departments = sorted(load_city(api_settings.reference_dir).departments)
+    return write_demo_users(api_settings.users_file, departments=departments,
+                            operator_regions=OPERATORS, desks=DESKS, displays=DISPLAYS)
 
 
 @pytest.fixture(scope="module")
@@ -91,15 +102,31 @@ class _UserClient:
         self.client, self.headers = client, {"X-API-Key": key}
 
     def get(self, url: str, **kwargs: Any) -> Any:
-        return self.client.get(url, headers=self.headers, **kwargs)
+        return self.client.get(url, headers={**self.headers, **kwargs.pop("headers", {})},
+                               **kwargs)
 
     def post(self, url: str, **kwargs: Any) -> Any:
-        return self.client.post(url, headers=self.headers, **kwargs)
+        return self.client.post(url, headers={**self.headers, **kwargs.pop("headers", {})},
+                                **kwargs)
 
 
 @pytest.fixture(scope="module")
 def api(client: TestClient, keys: dict[str, str]) -> Api:
     return Api(client, keys)
+
+
+def sign_in(client: Any, name: str, secret: str) -> str:
+    """Sign ``client`` (a test client or an httpx client keeping cookies) in on the
+    console's page; returns the page it lands on."""
+    form = client.get("/login")
+    assert form.status_code == 200, form.text
+    token = re.search(r'name="login_token" value="([^"]+)"', form.text)
+    assert token is not None
+    answer = client.post("/login", data={"login_token": token.group(1), "name": name,
+                                         "secret": secret, "next": ""},
+                         follow_redirects=False)
+    assert answer.status_code == 303, answer.text
+    return str(answer.headers["location"])
 
 
 def eventually(probe: Callable[[], Any], *, timeout: float = 40.0, what: str = "") -> Any:

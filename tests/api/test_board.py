@@ -20,7 +20,7 @@ import uvicorn
 
 from api.app import create_app
 from settings import Settings
-from tests.api.conftest import eventually
+from tests.api.conftest import eventually, sign_in
 
 pytestmark = pytest.mark.integration
 
@@ -98,7 +98,7 @@ class EventStream:
 
 
 def _open_stream(http: httpx.Client, key: str):
-    return http.stream("GET", "/board/events", params={"key": key},
+    return http.stream("GET", "/board/events", headers={"X-API-Key": key},
                        timeout=httpx.Timeout(30, read=CASE_WITHIN_SECONDS + 5))
 
 
@@ -127,11 +127,11 @@ def test_a_new_case_arrives_on_the_event_stream_within_seconds(http, keys, grid_
 
 def test_the_snapshot_shows_open_cases_per_grid_and_department_queues(http, keys,
                                                                      grid_report_sample):
-    admin = {"key": keys["admin"]}
+    admin = {"X-API-Key": keys["admin"]}
     _post_report(http, keys["op-dongchangfu"], grid_report_sample, "371502004001004")
 
     def grid_with_case() -> dict | None:
-        snapshot = http.get("/board/snapshot", params=admin).json()
+        snapshot = http.get("/board/snapshot", headers=admin).json()
         grid = next(g for g in snapshot["grids"] if g["code"] == "371502004001004")
         return snapshot if any(c["department"] for c in grid["open_cases"]) else None
 
@@ -147,7 +147,7 @@ def test_the_snapshot_shows_open_cases_per_grid_and_department_queues(http, keys
     assert all(d["overdue"] <= d["open"] for d in departments.values())
     assert {c["code"] for c in snapshot["counties"]} >= {"371502", "371503"}
 
-    chiping = http.get("/board/snapshot", params={"key": keys["op-chiping"]}).json()
+    chiping = http.get("/board/snapshot", headers={"X-API-Key": keys["op-chiping"]}).json()
     assert chiping["grids"] and all(g["code"].startswith("371503") for g in chiping["grids"])
     assert [c["code"] for c in chiping["counties"]] == ["371503"]
 
@@ -163,19 +163,45 @@ def test_an_operator_s_stream_shows_its_jurisdiction_only(http, keys, grid_repor
         assert case["grid"] == CHIPING_GRID  # the 371502 case, earlier, was not sent
 
 
-def test_the_board_needs_an_operator_or_administrator_key(http, keys):
+def test_a_township_desk_s_stream_shows_its_own_township_only(http, keys, grid_report_sample):
+    """Overflowing bins: 城管 leads, the township of the grid supports. The desk of
+    another township hears nothing of it; the grid's township desk hears its dispatch."""
+    with _open_stream(http, keys["township-371502001-desk"]) as other, \
+            _open_stream(http, keys["township-371502004-desk"]) as own:
+        theirs, ours = EventStream(other), EventStream(own)
+        assert theirs.next()[0] == "ready" and ours.next()[0] == "ready"
+        _post_report(http, keys["admin"], grid_report_sample, "371502004003001")  # 新区街道
+        dispatched = ours.first("status", lambda u: u.get("event") == "assignment_dispatched",
+                                within=CASE_WITHIN_SECONDS)
+        assert dispatched["department"] == "township"
+        assert dispatched["unit_region"] == "371502004"
+        _post_report(http, keys["admin"], grid_report_sample, "371502001001003")  # 古楼街道
+        first = theirs.first("status", lambda u: u.get("event") == "assignment_dispatched",
+                             within=CASE_WITHIN_SECONDS)
+        assert first["unit_region"] == "371502001"  # the 新区街道 case never reached it
+        assert first["case_id"] != dispatched["case_id"]
+
+
+def test_the_board_takes_a_key_header_or_a_session_never_a_key_in_the_url(http, keys):
     assert http.get("/board/snapshot").status_code == 401
-    assert http.get("/board/snapshot", params={"key": "wrong"}).status_code == 401
-    assert http.get("/board/events", params={"key": keys["chengguan-desk"]}).status_code == 403
+    assert http.get("/board/snapshot", headers={"X-API-Key": "wrong"}).status_code == 401
+    assert http.get("/board/snapshot", params={"key": keys["admin"]}).status_code == 401
     assert http.get("/board/snapshot",
                     headers={"X-API-Key": keys["op-dongchangfu"]}).status_code == 200
+    wall = http.get("/board/snapshot", headers={"X-API-Key": keys["wall"]})
+    assert wall.status_code == 200 and wall.json()["grids"]
+    assert http.get("/board", follow_redirects=False).headers["location"] == \
+        "/login?next=/board"
 
 
-def test_the_page_is_self_contained(http):
-    page = http.get("/board")
+def test_the_page_is_self_contained(base_url, keys):
+    with httpx.Client(base_url=base_url, timeout=30) as browser:
+        assert sign_in(browser, "wall", keys["wall"]) == "/board"  # a display's home
+        page = browser.get("/board")
     assert page.status_code == 200
     assert page.headers["content-type"].startswith("text/html")
     html = page.text
+    assert "?key=" not in html
     assert "综治中心" in html and "Live Board" in html
     assert "/board/events" in html and "/board/snapshot" in html
     # no CDN, no map tiles: nothing is fetched from another origin

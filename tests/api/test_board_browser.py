@@ -95,8 +95,12 @@ def _case_opened_at(kafka: KafkaTestClient, case_id: str) -> float:
     return float(record.timestamp) / 1000
 
 
-def _open_board(page: Page, base: str, key: str) -> None:
-    page.goto(f"{base}/board?key={key}")
+def _open_board(page: Page, base: str, name: str, key: str) -> None:
+    page.goto(f"{base}/board")  # no session yet: the sign-in page, then back
+    page.fill("input[name=name]", name)
+    page.fill("input[name=secret]", key)
+    page.click("#login button[type=submit]")
+    page.wait_for_url(f"{base}/board")
     page.wait_for_selector("#conn.live", timeout=30_000)  # subscribed to the live stream
     page.wait_for_selector("#maps svg rect.cell", timeout=10_000)  # the snapshot is drawn
 
@@ -108,7 +112,7 @@ def test_a_new_case_shows_on_the_board_within_a_second(browser, base_url, keys, 
     page.on("console", lambda message: console.append(f"{message.type}: {message.text}"))
     page.on("pageerror", lambda error: console.append(f"page error: {error}"))
     try:
-        _open_board(page, base_url, keys["admin"])
+        _open_board(page, base_url, "admin", keys["admin"])
 
         _, produced = _send_report(kafka, _sample(1), ROUTINE_GRID)
         item = page.wait_for_selector(f'#new-cases li[data-grid="{ROUTINE_GRID}"]',

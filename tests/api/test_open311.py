@@ -3,6 +3,8 @@ becoming a case through ingest.grid-reports, and reading it back by its id."""
 
 from __future__ import annotations
 
+import uuid
+
 from datetime import datetime
 
 import pytest
@@ -101,6 +103,23 @@ def test_a_json_request_is_placed_by_its_coordinates(api: Api):
     case = api.as_("admin").get(f"/cases/{request['case_id']}").json()
     assert case["grid_code"] == "371502101001002"
     assert request["lat"] == pytest.approx(36.5281) and request["long"] == pytest.approx(116.0714)
+
+
+def test_a_request_sent_twice_with_one_idempotency_key_is_one_report(api: Api):
+    body = {"service_code": BINS, "description": "沙镇幸福社区东口垃圾满溢。",
+            "attribute": {"grid_code": "371502101001003"}}
+    key = {"Idempotency-Key": f"retry-{uuid.uuid4().hex}"}
+    first = api.as_("admin").post(f"{V2}/requests.json", json=body, headers=key)
+    again = api.as_("admin").post(f"{V2}/requests.json", json=body, headers=key)
+    assert first.status_code == again.status_code == 202, again.text
+    request_id = first.json()[0]["service_request_id"]
+    assert again.json()[0]["service_request_id"] == request_id
+    request = _request_once_open(api, request_id)
+    case = api.as_("admin").get(f"/cases/{request['case_id']}").json()
+    assert case["event_count"] == 1  # the repeat was recognised, not linked as a second report
+    other = api.as_("admin").post(f"{V2}/requests.json", json=body,
+                                  headers={"Idempotency-Key": f"other-{uuid.uuid4().hex}"})
+    assert other.json()[0]["service_request_id"] != request_id
 
 
 def test_requests_that_cannot_become_reports_are_problems(api: Api):
