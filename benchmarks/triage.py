@@ -12,13 +12,16 @@ Figures (events/s, best of ``--repeat`` runs after a warm-up):
 
 - ``classify+route`` — ``classify`` and ``route`` of a located event;
 - ``triage+state``   — ``streams.triage.triage`` with the correlation state kept
-  per township in a dict of msgpack bytes, unpacked and packed per event as
-  ``agents/triage.py`` does, the whole stream from empty states;
+  per township in a dict of msgpack bytes, unpacked and packed per event, the
+  whole stream from empty states;
 - ``triage+state, 2nd half`` — the same over the second half of the stream,
   starting from the states the first half left (townships holding a day or two
   of open cases, recurrence history and seen ids: the steady state);
-- ``triage agent body`` — the whole stream, as ``triage+state`` plus what else the agent does per message
-  (decode the ``LocatedEvent`` JSON, ``case_command``, encode the command);
+- ``writer body`` — the whole stream through the township writer's pure core, as
+  ``agents/writer.py`` takes a located event but for Kafka and the store: decode the
+  ``LocatedEvent`` JSON, ``streams.handlers.handle_event`` (triage, the case engine,
+  the township's fold, what departments and the command center must see), encode
+  the case events and the messages;
 - ``parse+locate``   — ``PARSERS[source](raw)`` and ``locate`` (the intake agent),
   over the mix and per source.
 
@@ -50,10 +53,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # run as a script from anywhere
 
+from streams.calendar import load_calendar
+from streams.cases import CaseState, load_case_policy
 from streams.classify import classify
 from streams.correlate import TownshipState
+from streams.handlers import Rules, handle_event
 from streams.locate import locate
-from streams.opening import case_command
 from streams.parse import PARSERS
 from streams.records import LocatedEvent, Source
 from streams.reference import City, load_city
@@ -311,25 +316,28 @@ def run_triage_state(located: Sequence[LocatedEvent], rules: TriageRules,
     return actions
 
 
-def run_triage_agent_body(values: Sequence[bytes], rules: TriageRules) -> int:
-    """Everything ``agents/triage.py`` does per message but Kafka I/O."""
-    states: dict[bytes, bytes] = {}
-    sent = 0
+def run_writer_body(values: Sequence[bytes], rules: Rules) -> int:
+    """Everything the township writer does per located event but Kafka I/O and its store."""
+    cases: dict[str, CaseState] = {}
+    townships: dict[str, TownshipState] = {}
+    written = 0
     for value in values:
         located = codecs.decode(value, LocatedEvent)
-        key = located.partition_key.encode()
-        stored = states.get(key)
-        state = codecs.unpack(stored, TownshipState) if stored else EMPTY_STATE
-        now = located.ingested_at
-        event_time = min(now, located.event.occurred_at)
-        decision, new_state = triage(located.event, located.location, state, rules, event_time)
-        if new_state is not state:
-            states[key] = codecs.pack(new_state)
-        command = case_command(decision, located, now)
-        if command is not None:
-            codecs.encode(command)
-            sent += 1
-    return sent
+        township = located.partition_key
+        outcome = handle_event(located, located.ingested_at,
+                               townships.get(township, EMPTY_STATE), cases.get, rules)
+        if outcome.case is not None:
+            cases[outcome.case.case_id] = outcome.case
+        if outcome.township is not None:
+            townships[township] = outcome.township
+        for event in outcome.events:
+            codecs.encode(event)
+            written += 1
+        for _, payload in outcome.departments:
+            codecs.encode(payload)
+        for payload in outcome.alerts:
+            codecs.encode(payload)
+    return written
 
 
 def run_parse_locate(messages: Sequence[Message], city: City) -> int:
@@ -385,9 +393,11 @@ def measure(events: int, *, repeat: int, seed: int, gap_seconds: float) -> dict:
     run_triage_state(located[:half], rules, prefilled)
     row("triage+state, 2nd half on warm states", lambda: run_triage_state(
         located[half:], rules, dict(prefilled)), events - half)
-    row("triage agent body (decode+triage+state+command)",
-        lambda: run_triage_agent_body(values, rules), events,
-        lambda: run_triage_agent_body(values[:warm], rules))
+    writer_rules = Rules(triage=rules, policy=load_case_policy(RULES_DIR),
+                         calendar=load_calendar(RULES_DIR))
+    row("writer body (decode+triage+case+messages)",
+        lambda: run_writer_body(values, writer_rules), events,
+        lambda: run_writer_body(values[:warm], writer_rules))
     row("parse+locate (mix)", lambda: run_parse_locate(messages, city), events,
         lambda: run_parse_locate(messages[:warm], city))
     for kind, _ in MIX:

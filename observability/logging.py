@@ -3,7 +3,7 @@
 ``GRIDLINK_LOG_LEVEL`` sets the level; with ``GRIDLINK_LOG_JSON=true`` every
 record is one JSON object on one line::
 
-    {"time": "2026-11-26T10:15:00.123+08:00", "level": "INFO", "logger": "agents.cases",
+    {"time": "2026-11-26T10:15:00.123+08:00", "level": "INFO", "logger": "agents.writer",
      "message": "…", "case_id": "C-371502004-20261126-0001",
      "trace_id": "4bf92f3577b34da6a3ce929d0e0e4736"}
 

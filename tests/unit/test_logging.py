@@ -51,7 +51,7 @@ def test_json_lines_carry_time_level_logger_and_message(captured):
 
 def test_case_id_from_extra_or_from_the_context(captured):
     stream = captured(log_json=True)
-    log = logging.getLogger("agents.cases")
+    log = logging.getLogger("agents.writer")
     log.info("applied", extra={"case_id": "C-1"})
     with log_setup.case_context("C-2"):
         log.warning("red card")
@@ -66,7 +66,7 @@ def test_trace_id_of_the_current_span(captured):
     stream = captured(log_json=True)
     tracer = TracerProvider().get_tracer("test")
     with tracer.start_as_current_span("cases") as span:
-        logging.getLogger("agents.cases").info("inside a span")
+        logging.getLogger("agents.writer").info("inside a span")
     [entry] = _lines(stream)
     assert entry["trace_id"] == format(span.get_span_context().trace_id, "032x")
 
