@@ -202,6 +202,7 @@ class Writer:
                                                  name(registry.COMMAND_ALERTS))
         self.dead_letter_topic = name(registry.DEAD_LETTER)
         self._recoveries: dict[int, asyncio.Task[None]] = {}
+        self._unacknowledged = False  # a window is decided and not all of it acknowledged
         self._department_partitions: dict[str, int] = {}
 
     # -- partitions come and go --------------------------------------------------------
@@ -220,7 +221,7 @@ class Writer:
             if task is not None and not task.done():
                 task.cancel()
             if partition is not None and partition.store is not None:
-                if partition.ready.is_set() and not partition.tail:
+                if partition.ready.is_set() and not partition.tail and not self._unacknowledged:
                     partition.persist()
                 partition.store.close()
 
@@ -285,7 +286,14 @@ class Writer:
                 for record in batch.get(tp, []):
                     if record.offset >= end:
                         break
-                    event = event_decoder.decode(record.value)
+                    try:
+                        event = event_decoder.decode(record.value or b"")
+                        township_of(event.case_id)
+                    except (msgspec.DecodeError, ValueError) as error:
+                        # not written by a writer: the projection dead-letters it
+                        log.warning("cases.events[%d]@%d is not a case event, left out: %s",
+                                    partition.number, record.offset, error)
+                        continue
                     source = _input_offset(record.headers)
                     if source < start:
                         folded += self._fold_logged(partition, event)
@@ -328,6 +336,7 @@ class Writer:
         the broker has all of it (or raises :class:`~agents.producer.DeliveryFailed`)."""
         out = Outputs(self.producer.batches(), self.producer.batches())
         touched: dict[int, Partition] = {}
+        self._unacknowledged = True  # until the broker has all of it: memory is ahead
         for item in inputs:
             partition = self.partitions.get(item.partition)
             if partition is None:
@@ -346,6 +355,7 @@ class Writer:
             touched[partition.number] = partition
         self._account(await out.events.send())
         await out.others.send()
+        self._unacknowledged = False
         sent_at = wall_clock()
         for ingested, departments in out.delivered:
             metrics.observe_department_messages(ingested, departments, sent_at)

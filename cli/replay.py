@@ -1,9 +1,19 @@
-"""``gridlink replay``: rebuild the SQL projection from the start of ``cases.events``."""
+"""``gridlink replay``: rebuild the SQL projection from the start of ``cases.events``.
+
+A record that is not a case event, or that the projection cannot apply, is
+reported (topic, partition, offset, why) and skipped; the replay goes on and
+says at the end how many it skipped.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import click
+import msgspec
 from kafka import KafkaConsumer, TopicPartition
+from kafka.consumer.fetcher import ConsumerRecord
+from sqlalchemy.exc import DBAPIError
 
 from settings import Settings
 from store.service import Store
@@ -37,15 +47,50 @@ def replay(settings: Settings, *, force: bool = False) -> int:
         ends = consumer.end_offsets(tps)
         starts = consumer.beginning_offsets(tps)
         total = sum(ends[tp] - starts[tp] for tp in tps)
-        applied = 0
+        applied = skipped = 0
         with click.progressbar(length=total, label=f"Replaying {topic}", show_pos=True) as bar:
             while any(consumer.position(tp) < ends[tp] for tp in tps):
                 for tp, records in consumer.poll(timeout_ms=1000).items():
                     records = [r for r in records if r.offset < ends[tp]]
-                    applied += store.project([event_decoder.decode(r.value) for r in records])
+                    done, bad = _project(store, records)
+                    applied, skipped = applied + done, skipped + bad
                     bar.update(len(records))
         click.echo(f"{applied} events projected into {settings.database_url}")
+        if skipped:
+            click.echo(f"{skipped} records skipped (reported above)", err=True)
         return applied
     finally:
         consumer.close()
         store.close()
+
+
+def _project(store: Store, records: Sequence[ConsumerRecord]) -> tuple[int, int]:
+    """Project a poll's records; returns (events applied, records skipped)."""
+    events, kept, skipped = [], [], 0
+    for record in records:
+        try:
+            events.append(event_decoder.decode(record.value or b""))
+            kept.append(record)
+        except msgspec.DecodeError as error:
+            _skip(record, f"not a case event: {error}")
+            skipped += 1
+    try:
+        return store.project(events), skipped
+    except DBAPIError:
+        raise
+    except Exception:  # noqa: BLE001 — find the record the projection fails on
+        applied = 0
+        for event, record in zip(events, kept):
+            try:
+                applied += store.project([event])
+            except DBAPIError:
+                raise
+            except Exception as error:  # noqa: BLE001 — reported and skipped
+                _skip(record, f"{type(error).__name__}: {error}")
+                skipped += 1
+        return applied, skipped
+
+
+def _skip(record: ConsumerRecord, reason: str) -> None:
+    click.echo(f"\nskipped {record.topic}[{record.partition}]@{record.offset}: {reason}",
+               err=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import socket
 import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -69,3 +70,14 @@ def postgres_cluster_for(who: str) -> Iterator[PostgresCluster]:
         yield cluster
     finally:
         cluster.stop()
+
+
+_STARTED = time.time()
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """The fault suite's table (tests/faults), when it ran in this session."""
+    table = PROJECT_DIR / "artifacts" / "faults.md"
+    if table.exists() and table.stat().st_mtime >= _STARTED:
+        terminalreporter.write_sep("=", "fault table (artifacts/faults.md)")
+        terminalreporter.write(table.read_text(encoding="utf-8"))
