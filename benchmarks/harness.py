@@ -28,6 +28,7 @@ from typing import Any, Self
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from kafka import KafkaAdminClient
+from kafka.errors import CoordinatorNotAvailableError
 from prometheus_client.parser import text_string_to_metric_families
 
 from settings import Settings
@@ -276,7 +277,11 @@ def wait_for_group(bootstrap: str, group_id: str, members: int, *,
     group: dict[str, Any] = {}
     try:
         while time.monotonic() - started < timeout:
-            group = admin.describe_groups([group_id])[group_id]
+            try:
+                group = admin.describe_groups([group_id])[group_id]
+            except CoordinatorNotAvailableError:  # a broker just started: not yet
+                time.sleep(0.2)
+                continue
             joined = group.get("members") or []
             if (group.get("group_state") == "Stable" and len(joined) == members
                     and all(member.get("member_assignment") for member in joined)):

@@ -31,7 +31,7 @@ from streams.cases import (
     alert_messages,
     apply,
     compensations,
-    decide,
+    decide_applied,
     department_messages,
     follow_ups,
 )
@@ -93,14 +93,14 @@ def handle_event(
             return Outcome(township=township, decision=decision)
         state = case_of(command.case_id)
         try:
-            events = decide(state, command, rules.policy, rules.calendar, at)
+            events, trail = decide_applied(state, command, rules.policy, rules.calendar, at)
         except TransitionRejected:
             # The case can take no more events. The township's state follows the log,
             # so triage does not pick such a case; should it, the event is not lost:
             # it is decided again without that case.
             memory = forget_case(memory, command.case_id)
             continue
-        outcome = _applied(state, command, events, township, rules)
+        outcome = _applied(state, command, events, trail, township, rules)
         outcome.decision = decision
         return outcome
     raise TransitionRejected(f"event {located.event.event_id}: no case would take it")
@@ -112,7 +112,7 @@ def handle_command(
     """Apply one command to its case: its events and consequences, or the engine's
     refusal (and what undoes another case's part of it, for a refused merge)."""
     try:
-        events = decide(state, command, rules.policy, rules.calendar, command.at)
+        events, trail = decide_applied(state, command, rules.policy, rules.calendar, command.at)
     except TransitionRejected as refused:
         return Outcome(
             case=state,
@@ -122,7 +122,7 @@ def handle_command(
             command=command,
             rejected=refused.reason,
         )
-    outcome = _applied(state, command, events, township, rules)
+    outcome = _applied(state, command, events, trail, township, rules)
     outcome.reply = _reply(command, outcome.case, events=events)
     return outcome
 
@@ -158,10 +158,12 @@ def _applied(
     state: CaseState | None,
     command: Command,
     events: list[CaseEvent],
+    trail: list[CaseState],
     township: TownshipState,
     rules: Rules,
 ) -> Outcome:
-    trail, township = fold(state, township, events, rules)
+    for event in events:
+        township = evolve(township, event, rules.triage)
     after = trail[-1] if trail else state
     departments, alerts, commands = consequences(after, command, events)
     return Outcome(events=events, case=after, trail=trail, township=township,

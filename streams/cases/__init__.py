@@ -13,7 +13,14 @@ from streams.cases.events import *  # noqa: F403
 from streams.cases.events import AnyEvent, CaseEvent, event_decoder
 from streams.cases.evolve import apply, fold
 from streams.cases.follow_ups import compensations, follow_up_id, follow_ups
-from streams.cases.machine import CasePolicy, allowed, decide, load_case_policy, when
+from streams.cases.machine import (
+    CasePolicy,
+    allowed,
+    decide,
+    decide_applied,
+    load_case_policy,
+    when,
+)
 from streams.cases.messages import alert_messages, department_messages
 from streams.cases.state import (
     Assignment,
@@ -45,6 +52,7 @@ __all__ = [
     "command_decoder",
     "compensations",
     "decide",
+    "decide_applied",
     "department_messages",
     "event_decoder",
     "fold",

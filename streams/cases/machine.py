@@ -100,6 +100,7 @@ class _Ctx:
         self.cal = calendar
         self.now = now
         self.events: list[ev.CaseEvent] = []
+        self.trail: list[CaseState] = []  # the case after each event
 
     @property
     def s(self) -> CaseState:
@@ -117,6 +118,7 @@ class _Ctx:
         )
         self.state = apply(self.state, event)
         self.events.append(event)
+        self.trail.append(self.state)
 
     def clock(
         self,
@@ -202,22 +204,33 @@ def decide(
     now: datetime,
 ) -> list[ev.CaseEvent]:
     """The events ``command`` causes on the case; raises :class:`TransitionRejected`."""
+    return decide_applied(state, command, policy, calendar, now)[0]
+
+
+def decide_applied(
+    state: CaseState | None,
+    command: cmd.Command,
+    policy: CasePolicy,
+    calendar: WorkCalendar,
+    now: datetime,
+) -> tuple[list[ev.CaseEvent], list[CaseState]]:
+    """:func:`decide`, and the case after each of the events (their fold, as it went)."""
     if now.tzinfo is None:
         raise ValueError("now must be timezone-aware")
     if state is not None:
         if command.case_id != state.case_id:
             raise _reject(f"command for case {command.case_id} sent to case {state.case_id}")
         if command_hash(command.command_id) in state.recent:
-            return []
+            return [], []
     ctx = _Ctx(state, command, policy, calendar, now)
     if isinstance(command, cmd.FireDeadline):
         _fire(ctx, command)
-        return ctx.events
+        return ctx.events, ctx.trail
     if state is None:
         if not isinstance(command, cmd.OpenCase):
             raise _reject(f"case {command.case_id} does not exist")
         _open(ctx, command)
-        return ctx.events
+        return ctx.events, ctx.trail
     if isinstance(command, cmd.OpenCase):
         raise _reject(f"case {state.case_id} is already open")
     allowed = _ALLOWED[type(command)]
@@ -235,7 +248,7 @@ def decide(
             f"(allowed when {', '.join(sorted(allowed))})"
         )
     _DECIDE[type(command)](ctx, command)
-    return ctx.events
+    return ctx.events, ctx.trail
 
 
 # -- step 2: open, link, verify --------------------------------------------------------
