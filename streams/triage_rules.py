@@ -9,7 +9,12 @@ The rule files live in one directory (``GRIDLINK_RULES_DIR``; the project's
 - ``keywords.toml`` — Chinese keyword rules → category, with weights;
 - ``routing.toml`` — category → lead and supporting departments, entry levels;
 - ``triage.toml`` — verification threshold, signals (word lists), priority
-  rules, escalation on entry, correlation windows, recurrence, de-duplication.
+  rules, escalation on entry, correlation windows, recurrence, de-duplication,
+  and the ``[classifier]`` section naming the files below;
+- ``classifier/lexicon.toml`` — negation cues and terms, settled markers
+  (:mod:`streams.text`); ``classifier/userdict.txt`` — the segmenter's
+  dictionary of governance terms; ``classifier/model.json`` — the learned
+  model (:mod:`streams.model`), written by ``gridlink classifier train``.
 
 ``load_triage_rules`` raises :class:`RulesError` naming the file and the entry
 for anything inconsistent: an unknown category or department, a bad number,
@@ -29,7 +34,9 @@ from typing import Any, NoReturn
 import msgspec
 
 from streams.errors import RulesError
+from streams.model import MODEL_FORMAT, ModelFile, TextModel
 from streams.records import Level, Priority, Source
+from streams.text import Lexicon
 
 #: Department codes of DOMAIN.md §3; ``township`` is the 属地 township of the case.
 DOMAIN_DEPARTMENTS: frozenset[str] = frozenset(
@@ -155,6 +162,19 @@ class PriorityRules(msgspec.Struct, frozen=True, kw_only=True):
         return self.default, "default"
 
 
+class VulnerableRule(msgspec.Struct, frozen=True, kw_only=True):
+    """Vulnerable people (老人, 儿童, 孕妇 …) named in the text raise ``raise_from`` to
+    ``raise_to`` in the listed categories or families."""
+
+    words: tuple[str, ...]
+    raise_from: Priority
+    raise_to: Priority
+    categories: tuple[str, ...]
+
+    def applies(self, category: str) -> bool:
+        return any(category == key or category[:2] == key for key in self.categories)
+
+
 class EscalationRules(msgspec.Struct, frozen=True, kw_only=True):
     level_up_signals: tuple[str, ...]
     level_up_categories: frozenset[str]
@@ -227,6 +247,15 @@ def expand_compatibility(
     }
 
 
+class ClassifierRules(msgspec.Struct, frozen=True, kw_only=True):
+    """How keyword rules, source codes and the learned model combine (triage.toml [classifier])."""
+
+    rules_win: float  # a keyword score this high decides, whatever the model says
+    overrule_at: float  # a keyword score this high in another family overrules a source code
+    model_min: float  # below this probability the model's guess is not used
+    model_file: str = ""  # relative to the rules directory, "" without a model
+
+
 class TriageRules(msgspec.Struct, frozen=True, kw_only=True):
     categories: dict[str, Category]
     families: dict[str, str]  # "05" → 城市管理
@@ -248,6 +277,15 @@ class TriageRules(msgspec.Struct, frozen=True, kw_only=True):
     verification_threshold: float
     fallback_confidence: float
     departments: frozenset[str]
+    classifier: ClassifierRules
+    lexicon: Lexicon
+    model: TextModel | None = None
+    # every distinct keyword-rule word, for one scan of a text
+    keyword_words: tuple[str, ...] = ()
+    # priorities from text: vulnerable people and settled reports (triage.toml [priority.*])
+    vulnerable: VulnerableRule | None = None
+    settled_cap: Priority | None = None
+    person_nouns: tuple[str, ...] = ()
 
     def police_code(self, bjlx: str) -> CodeRule | None:
         """The 110 code rule of the longest matching prefix."""
@@ -332,12 +370,16 @@ class _File:
             self.fail(entry, f"unknown key(s) {sorted(unknown)}; allowed: {sorted(allowed)}")
 
 
-def load_triage_rules(rules_dir: Path, *, departments: Iterable[str] | None = None) -> TriageRules:
-    """Load and validate the five triage rule files in ``rules_dir``.
+def load_triage_rules(
+    rules_dir: Path, *, departments: Iterable[str] | None = None, with_model: bool = True
+) -> TriageRules:
+    """Load and validate the triage rule files in ``rules_dir``.
 
     ``departments`` is the city's department list (e.g. the reference data's
-    codes); by default the codes of DOMAIN.md §3. Raises ``RulesError``.
+    codes); by default the codes of DOMAIN.md §3. ``with_model`` False leaves
+    the learned model out (to train a new one). Raises ``RulesError``.
     """
+    rules_dir = Path(rules_dir)
     known = frozenset(departments) if departments is not None else DOMAIN_DEPARTMENTS
     categories, families = _load_taxonomy(_File(rules_dir, "taxonomy.toml"))
     keywords, bonus, cap = _load_keywords(_File(rules_dir, "keywords.toml"), categories)
@@ -369,6 +411,14 @@ def load_triage_rules(rules_dir: Path, *, departments: Iterable[str] | None = No
     )
     if fallback_confidence >= threshold:
         triage.fail("verification.fallback_confidence", "must be below confidence_threshold")
+    classifier = _load_classifier(triage)
+    lexicon = _load_lexicon(rules_dir, triage)
+    model = (
+        _load_model(rules_dir, classifier.model_file, categories)
+        if classifier.model_file and with_model
+        else None
+    )
+    vulnerable, settled_cap, nouns = _load_text_priority(triage, categories, families)
     return TriageRules(
         categories=categories,
         families=families,
@@ -390,7 +440,124 @@ def load_triage_rules(rules_dir: Path, *, departments: Iterable[str] | None = No
         verification_threshold=threshold,
         fallback_confidence=fallback_confidence,
         departments=known,
+        classifier=classifier,
+        lexicon=lexicon,
+        model=model,
+        keyword_words=tuple(dict.fromkeys(w for rule in keywords for w in rule.words)),
+        vulnerable=vulnerable,
+        settled_cap=settled_cap,
+        person_nouns=nouns,
     )
+
+
+def _load_classifier(f: _File) -> ClassifierRules:
+    table = f.section("classifier")
+    f.only_keys(table, {"lexicon", "model", "rules_win", "overrule_at", "model_min"}, "classifier")
+    model = table.get("model", "")
+    if not isinstance(model, str):
+        f.fail("classifier.model", f"expected a file name, got {model!r}")
+    return ClassifierRules(
+        rules_win=f.number(table.get("rules_win"), "classifier.rules_win", low=0.0, high=1.0),
+        overrule_at=f.number(table.get("overrule_at"), "classifier.overrule_at", low=0.0,
+                             high=1.0),
+        model_min=f.number(table.get("model_min"), "classifier.model_min", low=0.0, high=1.0),
+        model_file=model,
+    )
+
+
+def _load_lexicon(rules_dir: Path, triage: _File) -> Lexicon:
+    name = triage.section("classifier").get("lexicon")
+    if not isinstance(name, str) or not name:
+        triage.fail("classifier.lexicon", f"expected a file name, got {name!r}")
+    f = _File(rules_dir, name)
+    negation = f.section("negation")
+    f.only_keys(negation, {"cues", "scope_chars", "clause_breaks", "negatable"},
+                "negation")
+    settled = f.section("settled")
+    f.only_keys(settled, {"markers", "unless"}, "settled")
+    breaks = negation.get("clause_breaks")
+    if not isinstance(breaks, str) or not breaks:
+        f.fail("negation.clause_breaks", "expected a string of characters")
+    userdict = rules_dir / (Path(name).parent / "userdict.txt")
+    if not userdict.exists():
+        raise RulesError(f"{userdict.name}: missing beside {name} in rules directory {rules_dir}")
+    _check_userdict(userdict)
+    return Lexicon(
+        userdict=userdict,
+        negation_cues=f.strings(negation.get("cues"), "negation.cues"),
+        negatable=f.strings(negation.get("negatable"), "negation.negatable"),
+        scope_chars=f.integer(negation.get("scope_chars"), "negation.scope_chars"),
+        clause_breaks=breaks,
+        settled=f.strings(settled.get("markers"), "settled.markers"),
+        not_settled=f.strings(settled.get("unless", []), "settled.unless"),
+    )
+
+
+def _check_userdict(path: Path) -> None:
+    """jieba's format: ``word [frequency] [tag]`` a line."""
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        parts = line.split()
+        if not parts:
+            continue
+        if len(parts) > 3 or (len(parts) > 1 and not parts[1].isdigit()):
+            raise RulesError(f"{path.name}: line {number}: expected 'word [frequency] [tag]', "
+                             f"got {line!r}", field=f"{path.name}:{number}")
+
+
+def _load_model(rules_dir: Path, name: str, categories: Mapping[str, Category]) -> TextModel:
+    path = rules_dir / name
+    try:
+        data = msgspec.json.decode(path.read_bytes(), type=ModelFile)
+    except FileNotFoundError:
+        raise RulesError(f"{name}: missing from rules directory {rules_dir} "
+                         "(train one: gridlink classifier train)") from None
+    except msgspec.ValidationError as exc:
+        raise RulesError(f"{name}: not a model file: {exc}", field=name) from None
+    if data.format != MODEL_FORMAT:
+        raise RulesError(f"{name}: format {data.format!r}, expected {MODEL_FORMAT!r}", field=name)
+    unknown = [code for code in data.classes if code not in categories]
+    if unknown:
+        raise RulesError(f"{name}: classes: unknown categories {unknown} (not in taxonomy.toml)",
+                         field=f"{name}:classes")
+    if len(data.bias) != len(data.classes):
+        raise RulesError(f"{name}: bias: {len(data.bias)} values for {len(data.classes)} classes",
+                         field=f"{name}:bias")
+    for feature, row in data.weights.items():
+        if any(not 0 <= k < len(data.classes) for k, _ in row):
+            raise RulesError(f"{name}: weights.{feature}: class index out of range",
+                             field=f"{name}:weights")
+    return TextModel.from_file(data)
+
+
+def _load_text_priority(
+    f: _File, categories: Mapping[str, Category], families: Mapping[str, str]
+) -> tuple[VulnerableRule | None, Priority | None, tuple[str, ...]]:
+    vulnerable = None
+    table = f.section("priority", "vulnerable", required=False)
+    if table:
+        f.only_keys(table, {"words", "raise_from", "raise_to", "categories"},
+                    "priority.vulnerable")
+        keys = f.strings(table.get("categories"), "priority.vulnerable.categories")
+        for key in keys:
+            if key not in categories and key not in families:
+                f.fail("priority.vulnerable.categories", f"unknown category or family {key!r}")
+        vulnerable = VulnerableRule(
+            words=f.strings(table.get("words"), "priority.vulnerable.words"),
+            raise_from=f.priority(table.get("raise_from"), "priority.vulnerable.raise_from"),
+            raise_to=f.priority(table.get("raise_to"), "priority.vulnerable.raise_to"),
+            categories=keys,
+        )
+    settled = f.section("priority", "settled", required=False)
+    cap = None
+    if settled:
+        f.only_keys(settled, {"at_most"}, "priority.settled")
+        cap = f.priority(settled.get("at_most"), "priority.settled.at_most")
+    persons = f.section("persons", required=False)
+    nouns: tuple[str, ...] = ()
+    if persons:
+        f.only_keys(persons, {"nouns"}, "persons")
+        nouns = f.strings(persons.get("nouns"), "persons.nouns")
+    return vulnerable, cap, nouns
 
 
 def _load_taxonomy(f: _File) -> tuple[dict[str, Category], dict[str, str]]:
