@@ -64,6 +64,9 @@ class RegisterBody(BaseModel):
     dispatch: bool = Field(True, description="dispatch at once (交办)")
     priority: int | None = Field(None, ge=1, le=4, description="corrected priority, 1 = P1")
     routing: RoutingBody | None = Field(None, description="corrected routing")
+    category: str | None = Field(None, max_length=32, examples=["06.02"],
+                                 description="corrected category (it goes on the case log, "
+                                 "and `gridlink classifier train --from-log` learns from it)")
 
 
 class ReasonBody(BaseModel):
@@ -76,6 +79,8 @@ class NoteBody(BaseModel):
 
 class RerouteBody(RoutingBody):
     reason: Reason
+    category: str | None = Field(None, max_length=32, examples=["06.02"],
+                                 description="corrected category, if the case was misclassified")
 
 
 class RuleBody(RoutingBody):
@@ -166,14 +171,27 @@ def verification_queue(user: CommandCenterUser, db: Db,
     return queries.verification_queue(db, scope=scope_of(user), limit=limit, offset=offset)
 
 
+def _corrected(request: Request, user: User, category: str | None) -> Classification | None:
+    """An operator's corrected category, as the case log records it."""
+    if category is None:
+        return None
+    rules, _ = triage_reference(request)
+    found = rules.categories.get(category)
+    if found is None:
+        raise InvalidRequest(f"no category {category} in the taxonomy", field="category")
+    return Classification(category=found.code, name=found.name_zh, confidence=1.0,
+                          rule=f"operator:{user.name}")
+
+
 @router.post("/cases/{case_id}/register", responses=ACTION_ERRORS)
 async def register(case: CommandCenterCase, user: CommandCenterUser, gateway: Gateway,
-                   body: RegisterBody) -> CommandResult:
-    """立案 after verification; may correct the priority or the routing."""
+                   request: Request, body: RegisterBody) -> CommandResult:
+    """立案 after verification; may correct the category, the priority or the routing."""
     return await gateway.run(
         Register, case.case_id, user, note=body.note, dispatch=body.dispatch,
         priority=Priority(body.priority) if body.priority else None,
-        routing=_routing(body.routing) if body.routing else None)
+        routing=_routing(body.routing) if body.routing else None,
+        classification=_corrected(request, user, body.category))
 
 
 @router.post("/cases/{case_id}/reject", responses=ACTION_ERRORS)
@@ -185,10 +203,11 @@ async def reject(case: CommandCenterCase, user: CommandCenterUser, gateway: Gate
 
 @router.post("/cases/{case_id}/reroute", responses=ACTION_ERRORS)
 async def reroute(case: CommandCenterCase, user: CommandCenterUser, gateway: Gateway,
-                  body: RerouteBody) -> CommandResult:
-    """改派: cancel the current assignments and dispatch afresh."""
+                  request: Request, body: RerouteBody) -> CommandResult:
+    """改派: cancel the current assignments and dispatch afresh; may correct the category."""
     return await gateway.run(Reroute, case.case_id, user, routing=_routing(body),
-                             reason=body.reason)
+                             reason=body.reason,
+                             classification=_corrected(request, user, body.category))
 
 
 @router.post("/cases/{case_id}/rule", responses=ACTION_ERRORS)

@@ -24,7 +24,7 @@ from __future__ import annotations
 from streams.classify import police_code
 from streams.jurisdiction import ancestor_at
 from streams.priority import persons_involved, signals_found
-from streams.records import Classification, Event, Level, Location, Routing, Source
+from streams.records import PROVISIONAL, Classification, Event, Level, Location, Routing, Source
 from streams.triage_rules import TOWNSHIP, TriageRules
 
 
@@ -81,6 +81,21 @@ def route(
         supports=tuple(dict.fromkeys(d for d in supports if d != lead)),
         entry_level=level,
         rule=rule,
+    )
+
+
+def provisional(routing: Routing, event: Event, rules: TriageRules) -> Routing:
+    """The routing of a P1 whose category is unknown: dispatched at once to the
+    fallback lead (综治中心 兜底), with 应急 and others where the signals of
+    ``routing.toml [provisional]`` show life at risk, while an operator verifies it."""
+    signals = signals_found(event, rules)
+    supports = [d for signal, depts in rules.provisional_when if signal in signals for d in depts]
+    return Routing(
+        lead=rules.fallback_lead,
+        supports=tuple(dict.fromkeys(d for d in supports if d != rules.fallback_lead)),
+        entry_level=routing.entry_level,
+        rule="provisional:p1_unknown_category",
+        disposition=PROVISIONAL,
     )
 
 

@@ -279,6 +279,8 @@ class TriageRules(msgspec.Struct, frozen=True, kw_only=True):
     departments: frozenset[str]
     classifier: ClassifierRules
     lexicon: Lexicon
+    # a P1 of unknown category: supports of the fallback lead per signal (routing.toml)
+    provisional_when: tuple[tuple[str, tuple[str, ...]], ...] = ()
     model: TextModel | None = None
     # every distinct keyword-rule word, for one scan of a text
     keyword_words: tuple[str, ...] = ()
@@ -385,9 +387,9 @@ def load_triage_rules(
     keywords, bonus, cap = _load_keywords(_File(rules_dir, "keywords.toml"), categories)
     triage = _File(rules_dir, "triage.toml")
     signals = _load_signals(triage)
-    routes, fallback, entry = _load_routing(
-        _File(rules_dir, "routing.toml"), categories, families, known, signals
-    )
+    routing_file = _File(rules_dir, "routing.toml")
+    routes, fallback, entry = _load_routing(routing_file, categories, families, known, signals)
+    provisional_when = _load_provisional(routing_file, known, signals)
     codes = _File(rules_dir, "codes.toml")
     police = _load_codes(codes, "police", "bjlx", categories, families, routes)
     ai_events = _load_codes(codes, "camera", "ai_event", categories, families, routes)
@@ -447,7 +449,24 @@ def load_triage_rules(
         vulnerable=vulnerable,
         settled_cap=settled_cap,
         person_nouns=nouns,
+        provisional_when=provisional_when,
     )
+
+
+def _load_provisional(
+    f: _File, known: frozenset[str], signals: Mapping[str, Signal]
+) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    table = f.section("provisional", required=False)
+    f.only_keys(table, {"when"}, "provisional")
+    out = []
+    for signal, departments in f.table(table.get("when", {}), "provisional.when").items():
+        if signal not in signals:
+            f.fail(f"provisional.when.{signal}", "unknown signal (not in triage.toml [signals])")
+        listed = f.strings(departments, f"provisional.when.{signal}")
+        for dept in listed:
+            _check_department(f, dept, f"provisional.when.{signal}", known - {TOWNSHIP})
+        out.append((signal, listed))
+    return tuple(out)
 
 
 def _load_classifier(f: _File) -> ClassifierRules:
