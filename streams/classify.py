@@ -49,10 +49,46 @@ def classify(event: Event, rules: TriageRules) -> Classification:
     reading = read(event, rules)
     scores = keyword_scores(reading.masked, rules)
     code = _source_code(event, rules)
-    guess = _model_guess(event, reading, scores, code, rules)
+    guess = _Guess(event, reading, scores, rules)
     if code is not None:
         return _from_code(event, code, reading, scores, guess, rules)
     return _from_text(scores, guess, rules)
+
+
+class _Guess:
+    """The learned model's reading of one event, worked out only if a decision needs it
+    (a sure keyword decides alone, and most texts have one)."""
+
+    def __init__(self, event: Event, reading: Reading,
+                 scores: dict[str, tuple[float, int, KeywordRule]], rules: TriageRules) -> None:
+        self._args = (event, reading, scores, rules)
+        self._done = False
+        self._prediction: Prediction | None = None
+        self.features: list[str] = []
+
+    @property
+    def prediction(self) -> Prediction | None:
+        """The model's best category over all of them, or None without a model."""
+        if not self._done:
+            self._done = True
+            event, reading, scores, rules = self._args
+            if rules.model is not None:
+                self.features = model_features(event, reading, scores, rules)
+                self._prediction = rules.model.predict(self.features, explain=False)
+        return self._prediction
+
+    def within(self, family: str) -> Prediction | None:
+        """The model's best category of ``family``, explained."""
+        model = self._args[3].model
+        if self.prediction is None or model is None:
+            return None
+        return model.predict(self.features, within=family)
+
+    def explained(self) -> tuple[str, ...]:
+        model = self._args[3].model
+        if self.prediction is None or model is None:
+            return ()
+        return model.explain(self.features, model.index[self.prediction.category])
 
 
 def needs_verification(classification: Classification, rules: TriageRules) -> bool:
@@ -83,12 +119,21 @@ def keyword_scores(text: str, rules: TriageRules) -> dict[str, tuple[float, int,
     A category scores its strongest matching rule's weight plus a small bonus
     per further matching rule, capped. Categories in file order.
     """
-    present = {word for word in rules.keyword_words if word in text}
+    by_char = rules.keyword_index
+    present = {
+        word
+        for ch in set(text)
+        for word in by_char.get(ch, ())
+        if word in text
+    }
     if not present:
         return {}
     best: dict[str, tuple[float, int, KeywordRule]] = {}
-    for rule in rules.keywords:
-        if rule.words[0] in present and all(word in present for word in rule.words[1:]):
+    by_word = rules.keyword_rules
+    candidates = sorted({i for word in present for i in by_word.get(word, ())})
+    for index in candidates:  # file order
+        rule = rules.keywords[index]
+        if all(word in present for word in rule.words):
             seen = best.get(rule.category)
             if seen is None:
                 best[rule.category] = (rule.weight, 1, rule)
@@ -150,30 +195,17 @@ def _code_name(event: Event) -> str | None:
     return event.source_code
 
 
-def _model_guess(
-    event: Event,
-    reading: Reading,
-    scores: dict[str, tuple[float, int, KeywordRule]],
-    code: CodeRule | None,
-    rules: TriageRules,
-) -> tuple[Prediction, list[str]] | None:
-    if rules.model is None:
-        return None
-    feats = model_features(event, reading, scores, rules)
-    return rules.model.predict(feats), feats
-
-
 def _from_text(
     scores: dict[str, tuple[float, int, KeywordRule]],
-    guess: tuple[Prediction, list[str]] | None,
+    guess: _Guess,
     rules: TriageRules,
 ) -> Classification:
     c = rules.classifier
     hit = _best(scores)
     if hit is not None and hit[1] >= c.rules_win:
-        return _keyword(rules, hit, scores, guess)
-    if guess is not None and guess[0].probability >= c.model_min:
-        prediction = guess[0]
+        return _keyword(rules, hit, scores)
+    prediction = guess.prediction
+    if prediction is not None and rules.model is not None and prediction.probability >= c.model_min:
         confidence = prediction.probability
         if hit is not None and hit[0] == prediction.category:
             confidence = max(confidence, hit[1])
@@ -181,12 +213,12 @@ def _from_text(
             rules,
             prediction.category,
             confidence,
-            f"model:{rules.model.version}" if rules.model else "model",
-            features=prediction.top_features,
-            model=rules.model.version if rules.model else "",
+            f"model:{rules.model.version}",
+            features=guess.explained(),
+            model=rules.model.version,
         )
     if hit is not None:
-        return _keyword(rules, hit, scores, guess)
+        return _keyword(rules, hit, scores)
     return _make(rules, FALLBACK_CATEGORY, rules.fallback_confidence, "fallback")
 
 
@@ -194,20 +226,17 @@ def _keyword(
     rules: TriageRules,
     hit: Hit,
     scores: dict[str, tuple[float, int, KeywordRule]],
-    guess: tuple[Prediction, list[str]] | None,
     *,
     prefix: str = "",
     confidence: float | None = None,
 ) -> Classification:
     category, score, rule = hit
-    agrees = guess is not None and guess[0].category == category
     return _make(
         rules,
         category,
         score if confidence is None else confidence,
         f"{prefix}keyword:{rule.label}",
         features=_matched(rules, category, scores),
-        model=rules.model.version if agrees and rules.model else "",
     )
 
 
@@ -247,7 +276,7 @@ def _from_code(
     code: CodeRule,
     reading: Reading,
     scores: dict[str, tuple[float, int, KeywordRule]],
-    guess: tuple[Prediction, list[str]] | None,
+    guess: _Guess,
     rules: TriageRules,
 ) -> Classification:
     result = _overrule(code, scores, guess, rules) or _refine(code, scores, guess, rules)
@@ -259,7 +288,7 @@ def _from_code(
 def _overrule(
     code: CodeRule,
     scores: dict[str, tuple[float, int, KeywordRule]],
-    guess: tuple[Prediction, list[str]] | None,
+    guess: _Guess,
     rules: TriageRules,
 ) -> Classification | None:
     """The text clearly names a category of another family: the code is overruled."""
@@ -270,20 +299,21 @@ def _overrule(
     own = _best(scores, family=family)
     if own is not None and own[1] >= other[1]:
         return None
-    if guess is not None and guess[0].category[:2] != other[0][:2]:
+    prediction = guess.prediction
+    if prediction is not None and prediction.category[:2] != other[0][:2]:
         return None  # the model reads it as the code's family, or a third one: no clear case
     why = (
         f"{code.rule} 指向 {code.category} {rules.name_of(code.category)}，"
         f"文本明确为 {other[0]} {rules.name_of(other[0])}（{other[2].label}）"
     )
-    result = _keyword(rules, other, scores, guess, prefix=f"{code.rule}>overruled:")
+    result = _keyword(rules, other, scores, prefix=f"{code.rule}>overruled:")
     return _with(result, overruled=why)
 
 
 def _refine(
     code: CodeRule,
     scores: dict[str, tuple[float, int, KeywordRule]],
-    guess: tuple[Prediction, list[str]] | None,
+    guess: _Guess,
     rules: TriageRules,
 ) -> Classification:
     """The code's category, refined within its family by the text."""
@@ -291,16 +321,16 @@ def _refine(
     if code.refine_within is None:
         own = _best(scores, family=code.category[:2])
         if own is not None and own[0] != code.category and own[1] >= c.overrule_at:
-            return _keyword(rules, own, scores, guess, prefix=f"{code.rule}>",
+            return _keyword(rules, own, scores, prefix=f"{code.rule}>",
                             confidence=max(code.confidence, own[1]))
         return _make(rules, code.category, code.confidence, code.rule)
     family = code.refine_within
     own = _best(scores, family=family)
     if own is not None and own[1] >= c.rules_win:
-        return _keyword(rules, own, scores, guess, prefix=f"{code.rule}>",
+        return _keyword(rules, own, scores, prefix=f"{code.rule}>",
                         confidence=max(code.confidence, own[1]))
-    if guess is not None and rules.model is not None:
-        within = rules.model.predict(guess[1], within=family)
+    within = guess.within(family)
+    if within is not None and rules.model is not None:
         if within.probability >= c.model_min and _text_speaks(within):
             confidence = max(code.confidence, within.probability)
             if own is not None and own[0] == within.category:
@@ -309,7 +339,7 @@ def _refine(
                          f"{code.rule}>model:{rules.model.version}",
                          features=within.top_features, model=rules.model.version)
     if own is not None:
-        return _keyword(rules, own, scores, guess, prefix=f"{code.rule}>",
+        return _keyword(rules, own, scores, prefix=f"{code.rule}>",
                         confidence=max(code.confidence, own[1]))
     return _make(rules, code.category, code.confidence, code.rule)
 

@@ -117,7 +117,7 @@ class TextModel:
         return scores
 
     def predict(self, feats: Sequence[str], *, within: str | None = None,
-                top: int = 5) -> Prediction:
+                top: int = 5, explain: bool = True) -> Prediction:
         """The most probable category (of family ``within`` only, if given)."""
         scores = self.scores(feats)
         allowed: Collection[int] = (
@@ -136,7 +136,7 @@ class TextModel:
         return Prediction(
             category=self.classes[winner],
             probability=exps[winner] / total,
-            top_features=self.explain(feats, winner, top=top),
+            top_features=self.explain(feats, winner, top=top) if explain else (),
             runner_up=None if second is None else self.classes[second],
             runner_up_probability=0.0 if second is None else exps[second] / total,
         )

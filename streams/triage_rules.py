@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import re
 import tomllib
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from functools import cached_property
 from itertools import pairwise
 from pathlib import Path
@@ -282,8 +282,10 @@ class TriageRules(msgspec.Struct, frozen=True, kw_only=True):
     # a P1 of unknown category: supports of the fallback lead per signal (routing.toml)
     provisional_when: tuple[tuple[str, tuple[str, ...]], ...] = ()
     model: TextModel | None = None
-    # every distinct keyword-rule word, for one scan of a text
-    keyword_words: tuple[str, ...] = ()
+    # keyword-rule words by their first character, and rule indexes by their first word:
+    # a text is scanned once for the words it can hold
+    keyword_index: dict[str, tuple[str, ...]] = {}
+    keyword_rules: dict[str, tuple[int, ...]] = {}
     # priorities from text: vulnerable people and settled reports (triage.toml [priority.*])
     vulnerable: VulnerableRule | None = None
     settled_cap: Priority | None = None
@@ -445,7 +447,8 @@ def load_triage_rules(
         classifier=classifier,
         lexicon=lexicon,
         model=model,
-        keyword_words=tuple(dict.fromkeys(w for rule in keywords for w in rule.words)),
+        keyword_index=_by_first_character(w for rule in keywords for w in rule.words),
+        keyword_rules=_by_first_word(keywords),
         vulnerable=vulnerable,
         settled_cap=settled_cap,
         person_nouns=nouns,
@@ -467,6 +470,20 @@ def _load_provisional(
             _check_department(f, dept, f"provisional.when.{signal}", known - {TOWNSHIP})
         out.append((signal, listed))
     return tuple(out)
+
+
+def _by_first_character(words: Iterable[str]) -> dict[str, tuple[str, ...]]:
+    index: dict[str, list[str]] = {}
+    for word in dict.fromkeys(words):
+        index.setdefault(word[0], []).append(word)
+    return {ch: tuple(found) for ch, found in index.items()}
+
+
+def _by_first_word(keywords: Sequence[KeywordRule]) -> dict[str, tuple[int, ...]]:
+    index: dict[str, list[int]] = {}
+    for i, rule in enumerate(keywords):
+        index.setdefault(rule.words[0], []).append(i)
+    return {word: tuple(found) for word, found in index.items()}
 
 
 def _load_classifier(f: _File) -> ClassifierRules:
