@@ -33,7 +33,7 @@ def route(
 ) -> Routing:
     """Who handles the case and at which level it enters."""
     signals = signals_found(event, rules)
-    persons = persons_involved(event) or 0
+    persons = persons_involved(event, rules) or 0
     level = entry_level(event, location, classification, rules, signals=signals, persons=persons)
     row = rules.routes.get(classification.category)
     if event.source is Source.GRID and event.self_resolved:
@@ -115,7 +115,7 @@ def entry_level(
 ) -> Level:
     """The level a new case enters at (DOMAIN.md §5.1 and §5.3)."""
     signals = signals_found(event, rules) if signals is None else signals
-    persons = (persons_involved(event) or 0) if persons is None else persons
+    persons = (persons_involved(event, rules) or 0) if persons is None else persons
     esc = rules.escalation
     level = min(rules.entry_levels[event.source], location.level)
     if persons >= esc.township_from_persons:

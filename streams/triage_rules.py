@@ -153,6 +153,8 @@ class PriorityRules(msgspec.Struct, frozen=True, kw_only=True):
     persons: tuple[tuple[int, Priority], ...]  # (at_least, priority), largest first
     honour_hints: frozenset[Priority]
     follow_up: Priority
+    danger_signals: tuple[str, ...] = ()  # a P1 category without any of these may be doubted
+    potential: tuple[str, ...] = ()  # words naming a danger as possible (隐患, 担心 …)
 
     def for_category(self, code: str) -> tuple[Priority, str]:
         """The category's default priority and the key that gave it."""
@@ -850,7 +852,15 @@ def _load_priority(
         f.priority(h, "priority.honour_hints")
         for h in f.strings(table.get("honour_hints", []), "priority.honour_hints")
     )
+    named: dict[str, tuple[str, ...]] = {}
+    for key in ("danger_signals",):
+        named[key] = f.strings(table.get(key, []), f"priority.{key}")
+        for name in named[key]:
+            if name not in signals:
+                f.fail(f"priority.{key}", f"unknown signal {name!r} (not in [signals])")
     return PriorityRules(
+        danger_signals=named["danger_signals"],
+        potential=f.strings(table.get("potential", []), "priority.potential"),
         default=f.priority(table.get("default"), "priority.default"),
         by_category=by_category,
         signals=tuple(by_signal),
