@@ -13,15 +13,18 @@ blanked out, settled markers). Then, in the order of DOMAIN.md §2:
 3. the learned model (``classifier/model.json``) decides the rest, when it is
    at least ``model_min`` sure; its words, bigrams and the keyword rules that
    matched are its features, and the decision records the strongest of them;
-4. a weaker keyword match, or the fallback 11.00 — both with a confidence
-   below the verification threshold: the operators' 核实 queue.
+4. a weaker keyword match — with the model's probability added when its best
+   guess is the same category (two weak voices agreeing), below the
+   verification threshold when it is not —, or the fallback 11.00 with a low
+   confidence: the operators' 核实 queue.
 
 Coarse codes. Some source codes name only a family: 110 ``600600`` 城管执法
 says "city management", not which kind. Such a code has ``refine_within`` in
 ``codes.toml``: keywords *of that family* pick the subtype when they are sure
 (``rule="bjlx:600600>keyword:烧烤"`` → 05.09), else the model restricted to
-that family (``bjlx:600600>model:lr-…``); the code's own category is the
-default when neither says anything. A precise code is refined within its
+that family (``bjlx:600600>model:lr-…``) unless a keyword of the family at
+least ``family_keyword_win`` sure says otherwise; the code's own category is
+the default when neither says anything. A precise code is refined within its
 family only by a keyword at least ``overrule_at`` sure (110 打架斗殴 + 持刀 → 03.07).
 
 Overruled codes. A keyword of *another* family at least ``overrule_at`` sure,
@@ -208,7 +211,7 @@ def _from_text(
     if prediction is not None and rules.model is not None and prediction.probability >= c.model_min:
         confidence = prediction.probability
         if hit is not None and hit[0] == prediction.category:
-            confidence = max(confidence, hit[1])
+            confidence = _both(confidence, hit[1])
         return _make(
             rules,
             prediction.category,
@@ -218,7 +221,12 @@ def _from_text(
             model=rules.model.version,
         )
     if hit is not None:
-        return _keyword(rules, hit, scores)
+        # neither a sure keyword nor a sure model: a weak keyword the model does not
+        # back stays below the verification threshold (核实 decides)
+        if prediction is not None and prediction.category == hit[0]:  # two weak voices agree
+            return _keyword(rules, hit, scores, confidence=_both(hit[1], prediction.probability))
+        ceiling = rules.verification_threshold - 0.01 if prediction is not None else 1.0
+        return _keyword(rules, hit, scores, confidence=min(hit[1], ceiling))
     return _make(rules, FALLBACK_CATEGORY, rules.fallback_confidence, "fallback")
 
 
@@ -330,6 +338,11 @@ def _refine(
         return _keyword(rules, own, scores, prefix=f"{code.rule}>",
                         confidence=max(code.confidence, own[1]))
     within = guess.within(family)
+    if own is not None and own[1] >= c.family_keyword_win and (
+        within is None or within.category == own[0] or within.probability < c.rules_win
+    ):  # the family is the code's: a fair keyword of it decides, unless the model is sure
+        return _keyword(rules, own, scores, prefix=f"{code.rule}>",
+                        confidence=max(code.confidence, own[1]))
     if within is not None and rules.model is not None:
         if within.probability >= c.model_min and _text_speaks(within):
             confidence = max(code.confidence, within.probability)
@@ -342,6 +355,11 @@ def _refine(
         return _keyword(rules, own, scores, prefix=f"{code.rule}>",
                         confidence=max(code.confidence, own[1]))
     return _make(rules, code.category, code.confidence, code.rule)
+
+
+def _both(one: float, other: float) -> float:
+    """The confidence of two independent voices naming the same category (noisy-or)."""
+    return 1.0 - (1.0 - one) * (1.0 - other)
 
 
 def _text_speaks(prediction: Prediction) -> bool:

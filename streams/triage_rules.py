@@ -255,6 +255,7 @@ class ClassifierRules(msgspec.Struct, frozen=True, kw_only=True):
     rules_win: float  # a keyword score this high decides, whatever the model says
     overrule_at: float  # a keyword score this high in another family overrules a source code
     model_min: float  # below this probability the model's guess is not used
+    family_keyword_win: float = 0.7  # within a coarse code's family, this keyword score decides
     model_file: str = ""  # relative to the rules directory, "" without a model
 
 
@@ -490,7 +491,8 @@ def _by_first_word(keywords: Sequence[KeywordRule]) -> dict[str, tuple[int, ...]
 
 def _load_classifier(f: _File) -> ClassifierRules:
     table = f.section("classifier")
-    f.only_keys(table, {"lexicon", "model", "rules_win", "overrule_at", "model_min"}, "classifier")
+    f.only_keys(table, {"lexicon", "model", "rules_win", "overrule_at", "model_min",
+                        "family_keyword_win"}, "classifier")
     model = table.get("model", "")
     if not isinstance(model, str):
         f.fail("classifier.model", f"expected a file name, got {model!r}")
@@ -499,6 +501,8 @@ def _load_classifier(f: _File) -> ClassifierRules:
         overrule_at=f.number(table.get("overrule_at"), "classifier.overrule_at", low=0.0,
                              high=1.0),
         model_min=f.number(table.get("model_min"), "classifier.model_min", low=0.0, high=1.0),
+        family_keyword_win=f.number(table.get("family_keyword_win", 0.7),
+                                    "classifier.family_keyword_win", low=0.0, high=1.0),
         model_file=model,
     )
 
