@@ -42,7 +42,7 @@ sys.path.insert(0, str(ROOT))  # run as a script from anywhere
 from streams.classify import classify  # noqa: E402
 from streams.correlate import TownshipState  # noqa: E402
 from streams.corpus import AT, LabelledText, as_event, read_corpus, split_of  # noqa: E402
-from streams.priority import prioritise  # noqa: E402
+from streams.priority import persons_in_text, prioritise, signals_found  # noqa: E402
 from streams.records import Event, Location, Priority  # noqa: E402
 from streams.reference import load_city  # noqa: E402
 from streams.route import route  # noqa: E402
@@ -125,16 +125,25 @@ def rate(located: Sequence[tuple[Event, Location]], rules: TriageRules, *, repea
     """Texts/s of classify+route (and prioritise), every reading made afresh."""
     best = math.inf
     for _ in range(repeat + 1):  # the first run warms up
-        rules.lexicon.read.cache_clear()
+        _forget(rules)
         started = time.perf_counter()
         for event, location in located:
             classification = classify(event, rules)
-            if with_priority:
-                prioritise(event, classification, rules)
-            route(classification, event, location, rules)
+            if with_priority:  # as triage does: the signals once, for both
+                signals = signals_found(event, rules)
+                prioritise(event, classification, rules, signals=signals)
+                route(classification, event, location, rules, signals=signals)
+            else:
+                route(classification, event, location, rules)
         best = min(best, time.perf_counter() - started)
-    rules.lexicon.read.cache_clear()
+    _forget(rules)
     return len(located) / best
+
+
+def _forget(rules: TriageRules) -> None:
+    """Drop what the core remembers of texts read (readings, head counts)."""
+    rules.lexicon.read.cache_clear()
+    persons_in_text.cache_clear()
 
 
 def report(name: str, result: dict, top: int) -> None:

@@ -75,6 +75,7 @@ def chinese_number(numeral: str) -> int:
     return total + section + digit
 
 
+@lru_cache(maxsize=4096)
 def persons_in_text(text: str, nouns: tuple[str, ...] = PERSON_NOUNS) -> int | None:
     """The largest head count the text states: 约40人 → 40, 三十多人 → 30, 十余人 → 10,
     数十人 → 20, 二十多个工人 → 20, 二三十人 → 20 (lower bounds: 余/多 mean "more
@@ -116,12 +117,18 @@ def is_hot_spot(recurrences: int, rules: TriageRules) -> bool:
 
 
 def prioritise(
-    event: Event, classification: Classification, rules: TriageRules, *, recurrences: int = 0
+    event: Event,
+    classification: Classification,
+    rules: TriageRules,
+    *,
+    recurrences: int = 0,
+    signals: dict[str, str] | None = None,
 ) -> PriorityDecision:
     """The priority of a new event and every reason for it.
 
     ``recurrences`` is how many earlier cases of the same grid and category
-    fall within the recurrence window (not counting this event).
+    fall within the recurrence window (not counting this event); ``signals``
+    what :func:`signals_found` gave, if the caller has it already.
     """
     p = rules.priority
     code = police_code(event, rules)
@@ -130,7 +137,7 @@ def prioritise(
             priority=p.follow_up, reasons=(f"follow_up:{code.rule}={p.follow_up.label}",)
         )
     reading = read(event, rules)
-    found = signals_found(event, rules)
+    found = signals_found(event, rules) if signals is None else signals
     persons = persons_involved(event, rules)
     # what the text, the category and the head count say (a settled report caps these) …
     said = _from_text(classification.category, reading, found, persons, rules)

@@ -29,10 +29,16 @@ from streams.triage_rules import TOWNSHIP, TriageRules
 
 
 def route(
-    classification: Classification, event: Event, location: Location, rules: TriageRules
+    classification: Classification,
+    event: Event,
+    location: Location,
+    rules: TriageRules,
+    *,
+    signals: dict[str, str] | None = None,
 ) -> Routing:
-    """Who handles the case and at which level it enters."""
-    signals = signals_found(event, rules)
+    """Who handles the case and at which level it enters (``signals``: what
+    :func:`~streams.priority.signals_found` gave, if the caller has it already)."""
+    signals = signals_found(event, rules) if signals is None else signals
     persons = persons_involved(event, rules) or 0
     level = entry_level(event, location, classification, rules, signals=signals, persons=persons)
     row = rules.routes.get(classification.category)

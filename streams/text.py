@@ -38,6 +38,7 @@ MASK = "□"
 _WIDTH = str.maketrans(
     {chr(code): chr(code - 0xFEE0) for code in range(0xFF01, 0xFF5F)} | {"\u3000": " "}
 )
+_FULL_WIDTH = re.compile("[\uff01-\uff5e\u3000]")
 _PUNCT = re.compile(r"^[\W_]+$")
 
 
@@ -128,7 +129,9 @@ class Lexicon:
 
 def normalise(text: str) -> str:
     """Full-width ASCII folded to half-width, letters lower-cased."""
-    return text.translate(_WIDTH).lower()
+    if _FULL_WIDTH.search(text):
+        text = text.translate(_WIDTH)
+    return text.lower()
 
 
 @lru_cache(maxsize=8)

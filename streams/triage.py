@@ -32,7 +32,7 @@ from streams.correlate import (
     recurrences,
     state_key,
 )
-from streams.priority import is_hot_spot, prioritise
+from streams.priority import is_hot_spot, prioritise, signals_found
 from streams.records import Classification, Event, Location, Priority, PriorityDecision, Routing
 from streams.route import provisional, route
 from streams.triage_rules import TriageRules
@@ -81,8 +81,9 @@ def triage(
         return duplicate, state
     classification = classify(event, rules)
     earlier = recurrences(state, location, classification.category, rules, now)
-    priority = prioritise(event, classification, rules, recurrences=earlier)
-    routing = route(classification, event, location, rules)
+    signals = signals_found(event, rules)
+    priority = prioritise(event, classification, rules, recurrences=earlier, signals=signals)
+    routing = route(classification, event, location, rules, signals=signals)
     closed = routing.disposition == "closed_at_grid"
     match = (
         Match(kind="new")

@@ -26,7 +26,7 @@ from __future__ import annotations
 import re
 import tomllib
 from collections.abc import Iterable, Mapping, Sequence
-from functools import cached_property
+from functools import cached_property, lru_cache
 from itertools import pairwise
 from pathlib import Path
 from typing import Any, NoReturn
@@ -128,13 +128,27 @@ class Signal(msgspec.Struct, frozen=True, kw_only=True):
         for flag in flags:
             if flag in self.flags or flag.partition(":")[0] in self.flags:
                 return flag
-        for phrase in self.unless:
-            if phrase in text:
-                text = text.replace(phrase, "\u0000")
-        for word in self.words:
-            if word in text:
-                return word
-        return None
+        if not self.words:
+            return None
+        words, unless = _patterns(self.words, self.unless)
+        if unless is not None:
+            text = unless.sub("\u0000", text)
+        found = words.findall(text)
+        if not found:
+            return None
+        return min(found, key=self.words.index)  # the first listed of the words found
+
+
+@lru_cache(maxsize=256)
+def _patterns(
+    words: tuple[str, ...], unless: tuple[str, ...]
+) -> tuple[re.Pattern[str], re.Pattern[str] | None]:
+    """A signal's words and 'unless' phrases as one alternation each (longest first)."""
+
+    def alternation(items: tuple[str, ...]) -> re.Pattern[str]:
+        return re.compile("|".join(map(re.escape, sorted(set(items), key=len, reverse=True))))
+
+    return alternation(words), alternation(unless) if unless else None
 
 
 class RouteRule(msgspec.Struct, frozen=True, kw_only=True):
