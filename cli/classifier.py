@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import click
+import msgspec
 from msgspec.structs import replace
 
 from settings import Settings
@@ -23,7 +24,7 @@ from streams.classify import classify
 from streams.corpus import as_event, read_corpus, split_of
 from streams.errors import RulesError
 from streams.learning import Correction, Example, TrainingParameters, corrections, example_of, train
-from streams.model import TextModel, model_json
+from streams.model import ModelFile, TextModel, model_json
 from streams.records import Event
 from streams.reference import load_city
 from streams.triage_rules import TriageRules, load_triage_rules
@@ -125,14 +126,19 @@ def _corrections(settings: Settings) -> list[Correction]:
 
 
 def _current_model(path: Path, rules: TriageRules) -> TextModel | None:
+    """The model in use at ``path`` (None if there is none, or it cannot be read)."""
     if not path.exists():
         return None
     try:
-        with_model = load_triage_rules(path.parent.parent, departments=rules.departments)
-    except RulesError as exc:
+        data = msgspec.json.decode(path.read_bytes(), type=ModelFile)
+    except msgspec.DecodeError as exc:
         click.echo(f"the model in use cannot be read ({exc}): no 'before' score")
         return None
-    return with_model.model
+    if any(code not in rules.categories for code in data.classes):
+        click.echo("the model in use names categories the taxonomy no longer has: "
+                   "no 'before' score")
+        return None
+    return TextModel.from_file(data)
 
 
 def _report(held: Sequence[HeldOut], rules: TriageRules, before: TextModel | None,
