@@ -131,8 +131,9 @@ class Signal(msgspec.Struct, frozen=True, kw_only=True):
         if not self.words:
             return None
         words, unless = _patterns(self.words, self.unless)
-        if unless is not None:
-            text = unless.sub("\u0000", text)
+        for phrase in unless:  # longest first: a phrase inside another goes with it
+            if phrase in text:
+                text = text.replace(phrase, "\u0000")
         found = words.findall(text)
         if not found:
             return None
@@ -142,13 +143,13 @@ class Signal(msgspec.Struct, frozen=True, kw_only=True):
 @lru_cache(maxsize=256)
 def _patterns(
     words: tuple[str, ...], unless: tuple[str, ...]
-) -> tuple[re.Pattern[str], re.Pattern[str] | None]:
-    """A signal's words and 'unless' phrases as one alternation each (longest first)."""
-
-    def alternation(items: tuple[str, ...]) -> re.Pattern[str]:
-        return re.compile("|".join(map(re.escape, sorted(set(items), key=len, reverse=True))))
-
-    return alternation(words), alternation(unless) if unless else None
+) -> tuple[re.Pattern[str], tuple[str, ...]]:
+    """A signal's words as one alternation, and its 'unless' phrases longest first."""
+    longest_first = sorted(set(words), key=len, reverse=True)
+    return (
+        re.compile("|".join(map(re.escape, longest_first))),
+        tuple(sorted(set(unless), key=len, reverse=True)),
+    )
 
 
 class RouteRule(msgspec.Struct, frozen=True, kw_only=True):
