@@ -49,7 +49,8 @@ def classifier() -> None:
 
 
 @classifier.command("train")
-@click.option("--corpus", "corpus_path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
+@click.option("--corpus", "corpus_path",
+              type=click.Path(exists=True, dir_okay=False, path_type=Path),
               default=CORPUS, show_default=True, help="Labelled texts (JSONL).")
 @click.option("--from-log", is_flag=True,
               help="Also learn from operators' corrections on the case log (cases.events).")
