@@ -15,8 +15,9 @@ blanked out, settled markers). Then, in the order of DOMAIN.md §2:
    matched are its features, and the decision records the strongest of them;
 4. a weaker keyword match — with the model's probability added when its best
    guess is the same category (two weak voices agreeing), below the
-   verification threshold when it is not —, or the fallback 11.00 with a low
-   confidence: the operators' 核实 queue.
+   verification threshold when it is not —, or without any keyword the
+   model's guess with its low probability (at least ``model_guess_min``), or
+   the fallback 11.00 with a low confidence: the operators' 核实 queue.
 
 Coarse codes. Some source codes name only a family: 110 ``600600`` 城管执法
 says "city management", not which kind. Such a code has ``refine_within`` in
@@ -220,6 +221,13 @@ def _from_text(
             features=guess.explained(),
             model=rules.model.version,
         )
+    if hit is None and prediction is not None and rules.model is not None:
+        # no keyword at all: the model's best guess, with its low probability, is a
+        # better suggestion for the operators than 11.00 (it goes to 核实 either way)
+        if prediction.probability >= c.model_guess_min:
+            return _make(rules, prediction.category, prediction.probability,
+                         f"model:{rules.model.version}", features=guess.explained(),
+                         model=rules.model.version)
     if hit is not None:
         # neither a sure keyword nor a sure model: a weak keyword the model does not
         # back stays below the verification threshold (核实 decides)

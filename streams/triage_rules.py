@@ -271,6 +271,7 @@ class ClassifierRules(msgspec.Struct, frozen=True, kw_only=True):
     overrule_at: float  # a keyword score this high in another family overrules a source code
     model_min: float  # below this probability the model's guess is not used
     family_keyword_win: float = 0.7  # within a coarse code's family, this keyword score decides
+    model_guess_min: float = 0.1  # without any keyword, a guess this likely is suggested (核实)
     model_file: str = ""  # relative to the rules directory, "" without a model
 
 
@@ -507,7 +508,7 @@ def _by_first_word(keywords: Sequence[KeywordRule]) -> dict[str, tuple[int, ...]
 def _load_classifier(f: _File) -> ClassifierRules:
     table = f.section("classifier")
     f.only_keys(table, {"lexicon", "model", "rules_win", "overrule_at", "model_min",
-                        "family_keyword_win"}, "classifier")
+                        "family_keyword_win", "model_guess_min"}, "classifier")
     model = table.get("model", "")
     if not isinstance(model, str):
         f.fail("classifier.model", f"expected a file name, got {model!r}")
@@ -518,6 +519,8 @@ def _load_classifier(f: _File) -> ClassifierRules:
         model_min=f.number(table.get("model_min"), "classifier.model_min", low=0.0, high=1.0),
         family_keyword_win=f.number(table.get("family_keyword_win", 0.7),
                                     "classifier.family_keyword_win", low=0.0, high=1.0),
+        model_guess_min=f.number(table.get("model_guess_min", 0.1),
+                                 "classifier.model_guess_min", low=0.0, high=1.0),
         model_file=model,
     )
 
