@@ -191,9 +191,14 @@ def _from_text(
             if persons >= at_least:
                 candidates.append((level, f"persons:{persons}>={at_least}"))
                 break
+    past = next((word for word in p.past_harm if word in reading.masked), None)
     for name, level in p.signals:
-        if name in found:
-            candidates.append((level, f"signal:{name}:{found[name]}"))
+        if name not in found:
+            continue
+        if past is not None and name in p.past_signals:  # a past harm, now a claim
+            candidates.append((max(level, Priority.P2), f"signal:{name}:{found[name]}:{past}"))
+            continue
+        candidates.append((level, f"signal:{name}:{found[name]}"))
     vulnerable = rules.vulnerable
     current = min(level for level, _ in candidates)
     if vulnerable is not None and current == vulnerable.raise_from and vulnerable.applies(category):

@@ -65,6 +65,7 @@ class Lexicon:
         clause_breaks: str,
         settled: Iterable[str],
         not_settled: Iterable[str] = (),
+        not_negation: Iterable[str] = (),
         cache_size: int = 4096,
     ) -> None:
         self.userdict = userdict
@@ -75,6 +76,7 @@ class Lexicon:
         self.clause_breaks = clause_breaks
         self.settled = tuple(settled)
         self.not_settled = tuple(not_settled)
+        self.not_negation = tuple(not_negation)
         self._clause = re.compile("[" + re.escape(clause_breaks) + "]")
         self._terms = (
             re.compile("|".join(map(re.escape, self.negatable))) if self.negatable else None
@@ -111,6 +113,8 @@ class Lexicon:
     def _is_negated(self, text: str, start: int) -> bool:
         window = text[max(0, start - self.scope_chars - 3) : start]
         clause = self._clause.split(window)[-1]
+        for phrase in self.not_negation:  # 有没有 asks, it does not deny
+            clause = clause.replace(phrase, MASK * len(phrase))
         for cue in self.negation_cues:
             at = clause.rfind(cue)
             if at != -1 and len(clause) - (at + len(cue)) <= self.scope_chars:

@@ -170,6 +170,8 @@ class PriorityRules(msgspec.Struct, frozen=True, kw_only=True):
     follow_up: Priority
     danger_signals: tuple[str, ...] = ()  # a P1 category without any of these may be doubted
     potential: tuple[str, ...] = ()  # words naming a danger as possible (隐患, 担心 …)
+    past_harm: tuple[str, ...] = ()  # a harm reported as past and claimed for (赔偿 …)
+    past_signals: tuple[str, ...] = ()  # the signals such a report does not count
 
     def for_category(self, code: str) -> tuple[Priority, str]:
         """The category's default priority and the key that gave it."""
@@ -531,7 +533,7 @@ def _load_lexicon(rules_dir: Path, triage: _File) -> Lexicon:
         triage.fail("classifier.lexicon", f"expected a file name, got {name!r}")
     f = _File(rules_dir, name)
     negation = f.section("negation")
-    f.only_keys(negation, {"cues", "scope_chars", "clause_breaks", "negatable"},
+    f.only_keys(negation, {"cues", "scope_chars", "clause_breaks", "negatable", "unless"},
                 "negation")
     settled = f.section("settled")
     f.only_keys(settled, {"markers", "unless"}, "settled")
@@ -550,6 +552,7 @@ def _load_lexicon(rules_dir: Path, triage: _File) -> Lexicon:
         clause_breaks=breaks,
         settled=f.strings(settled.get("markers"), "settled.markers"),
         not_settled=f.strings(settled.get("unless", []), "settled.unless"),
+        not_negation=f.strings(negation.get("unless", []), "negation.unless"),
     )
 
 
@@ -875,13 +878,15 @@ def _load_priority(
         for h in f.strings(table.get("honour_hints", []), "priority.honour_hints")
     )
     named: dict[str, tuple[str, ...]] = {}
-    for key in ("danger_signals",):
+    for key in ("danger_signals", "past_signals"):
         named[key] = f.strings(table.get(key, []), f"priority.{key}")
         for name in named[key]:
             if name not in signals:
                 f.fail(f"priority.{key}", f"unknown signal {name!r} (not in [signals])")
     return PriorityRules(
         danger_signals=named["danger_signals"],
+        past_signals=named["past_signals"],
+        past_harm=f.strings(table.get("past_harm", []), "priority.past_harm"),
         potential=f.strings(table.get("potential", []), "priority.potential"),
         default=f.priority(table.get("default"), "priority.default"),
         by_category=by_category,

@@ -300,6 +300,7 @@ NOT_NOW = [
     ("a scuffle settled", "两人推搡了几下，经劝解已各自离开", "03.01"),
     ("a room number is not a crowd", "602住户称将报警", "01.02"),
     ("households are not a crowd", "三十多户村民在外租房已两年", "01.06"),
+    ("a past injury, now a claim", "学生被篮球架砸伤，家长和学校为赔偿谈不拢", "01.16"),
 ]
 
 

@@ -43,6 +43,7 @@ CITY = load_city(ROOT / "reference" / "demo_city")
         ("有人受伤，没有人管", ()),  # the cue stands after the term
         ("没有人管，有人受伤了", ()),  # another clause
         ("老板不给工资", ()),  # 工资 is no danger term: never negated
+        ("阳台塌下来了，不知道有没有砸到人", ()),  # 有没有 asks, it does not deny
     ],
 )
 def test_negated_terms(text: str, negated: tuple[str, ...]) -> None:
