@@ -79,6 +79,8 @@ class NoteBody(BaseModel):
 
 class RerouteBody(RoutingBody):
     reason: Reason
+    category: str | None = Field(None, max_length=32, examples=["06.02"],
+                                 description="corrected category, if the case was misclassified")
 
 
 class RuleBody(RoutingBody):
@@ -210,10 +212,12 @@ async def reject(case: CommandCenterCase, user: CommandCenterUser, gateway: Idem
 
 @router.post("/cases/{case_id}/reroute", responses=ACTION_ERRORS)
 async def reroute(case: CommandCenterCase, user: CommandCenterUser, gateway: IdempotentGateway,
-                  body: RerouteBody) -> CommandResult:
-    """改派: cancel the current assignments and dispatch afresh."""
+                  request: Request, body: RerouteBody) -> CommandResult:
+    """改派: cancel the current assignments and dispatch afresh; may correct the category."""
+    classification = (_classification(request, user, body.category, "category")
+                      if body.category else None)
     return await gateway.run(Reroute, case.case_id, user, routing=_routing(body),
-                             reason=body.reason)
+                             reason=body.reason, classification=classification)
 
 
 @router.post("/cases/{case_id}/rule", responses=ACTION_ERRORS)

@@ -42,6 +42,7 @@ from store import reads
 from store.projector import decode_state
 from streams.cases import CaseStatus
 from streams.records import Event
+from streams.sla import Step
 
 _EVENT_ENVELOPE = {"case_id", "seq", "at", "actor", "command_id", "type"}
 
@@ -204,8 +205,14 @@ def _queue_item(a: AssignmentRow, case: Case, now: datetime) -> QueueItem:
 
 def verification_queue(session: Session, *, scope: Scope, limit: int,
                        offset: int) -> Page[CaseSummary]:
-    """Cases awaiting verification (待核实), most urgent and oldest first."""
-    query = (select(Case).where(and_(Case.status == CaseStatus.VERIFYING, *scope.clauses()))
+    """Cases awaiting verification (待核实), most urgent and oldest first: those held
+    for it, and those dispatched at once while it runs (a P1 of unknown category,
+    whose verification clock is still active)."""
+    verifying = exists().where(and_(DeadlineRow.case_id == Case.case_id,
+                                    DeadlineRow.step == Step.VERIFY.value,
+                                    DeadlineRow.active))
+    query = (select(Case).where(and_(or_(Case.status == CaseStatus.VERIFYING, verifying),
+                                     *scope.clauses()))
              .order_by(Case.priority, Case.opened_at, Case.case_id))
     total, rows = _page(session, query, limit=limit, offset=offset)
     return Page[CaseSummary](items=[CaseSummary.model_validate(row[0]) for row in rows],

@@ -229,7 +229,14 @@ def _register_simulate() -> None:
     main.add_command(users)
 
 
+def _register_classifier() -> None:
+    from cli.classifier import classifier
+
+    main.add_command(classifier)
+
+
 _register_simulate()
+_register_classifier()
 
 if __name__ == "__main__":
     main()

@@ -21,9 +21,11 @@ was the police's.
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
-from streams.classify import event_text, police_code
+from streams.classify import event_text, police_code, read
 from streams.records import Classification, Event, Priority, PriorityDecision, Source
+from streams.text import Reading
 from streams.triage_rules import TriageRules
 
 _DIGITS = {
@@ -41,9 +43,19 @@ _DIGITS = {
     "九": 9,
 }
 _UNITS = {"十": 10, "百": 100, "千": 1000}
-_PERSONS = re.compile(
-    r"(数|几)?([0-9]+|[零〇一二两三四五六七八九十百千万]+)(?:余|多|来|几)?(?:名|位|个人|人)"
-)
+#: head-count nouns when the rules name none (triage.toml [persons] nouns)
+PERSON_NOUNS = ("人", "人员", "村民", "居民", "群众", "工人", "农民工", "员工", "职工", "学生",
+                "业主", "老师", "家长", "司机")
+_NUMERAL = r"(数|几)?([0-9]+|[零〇一二两三四五六七八九十百千万]+)(?:余|多|来|几)?"
+_RANGE = re.compile(r"([一二两三四五六七八九])[一二两三四五六七八九]")
+
+
+@lru_cache(maxsize=8)
+def _persons_pattern(nouns: tuple[str, ...]) -> re.Pattern[str]:
+    words = "|".join(map(re.escape, sorted(set(nouns) | {"人"}, key=len, reverse=True)))
+    # 名/位 count people by themselves; 个 only before a person noun; a bare number only
+    # before 人 (so 602住户 is a room, not 602 people)
+    return re.compile(_NUMERAL + rf"(?:(?:名|位)(?:{words})?|个(?:{words})|人)")
 
 
 def chinese_number(numeral: str) -> int:
@@ -63,25 +75,34 @@ def chinese_number(numeral: str) -> int:
     return total + section + digit
 
 
-def persons_in_text(text: str) -> int | None:
+@lru_cache(maxsize=4096)
+def persons_in_text(text: str, nouns: tuple[str, ...] = PERSON_NOUNS) -> int | None:
     """The largest head count the text states: 约40人 → 40, 三十多人 → 30, 十余人 → 10,
-    数十人 → 20 (lower bounds: 余/多 mean "more than"). None if it states none."""
+    数十人 → 20, 二十多个工人 → 20, 二三十人 → 20 (lower bounds: 余/多 mean "more
+    than", a range counts its lower end). Counted things are people: a number
+    with 名 or 位, or with 个 and one of ``nouns`` (人, 村民, 工人 …), or with 人;
+    households (三十多户村民) are not a crowd, 602住户 is a room. None if it
+    states none."""
     counts = []
-    for match in _PERSONS.finditer(text):
-        count = chinese_number(match.group(2))
+    for match in _persons_pattern(nouns).finditer(text):
+        count = chinese_number(_RANGE.sub(r"\1", match.group(2)))
         counts.append(count * 2 if match.group(1) else count)
     return max(counts) if counts else None
 
 
-def persons_involved(event: Event) -> int | None:
+def persons_involved(event: Event, rules: TriageRules | None = None) -> int | None:
     """Persons involved: the larger of the reported number and what the text says."""
-    counted = [n for n in (event.persons, persons_in_text(event_text(event))) if n is not None]
+    nouns = rules.person_nouns if rules is not None and rules.person_nouns else PERSON_NOUNS
+    stated = persons_in_text(event_text(event), nouns)
+    counted = [n for n in (event.persons, stated) if n is not None]
     return max(counted) if counted else None
 
 
 def signals_found(event: Event, rules: TriageRules) -> dict[str, str]:
-    """Signal name → the word or risk flag that showed it (聚集, 可能激化 …)."""
-    text = event_text(event)
+    """Signal name → the word or risk flag that showed it (聚集, 可能激化 …). Words are
+    looked for in the text as read (:mod:`streams.text`): a negated term ("没有人受伤")
+    shows nothing."""
+    text = read(event, rules).masked
     found: dict[str, str] = {}
     for name, signal in rules.signals.items():
         hit = signal.find(text, event.risk_flags)
@@ -96,12 +117,18 @@ def is_hot_spot(recurrences: int, rules: TriageRules) -> bool:
 
 
 def prioritise(
-    event: Event, classification: Classification, rules: TriageRules, *, recurrences: int = 0
+    event: Event,
+    classification: Classification,
+    rules: TriageRules,
+    *,
+    recurrences: int = 0,
+    signals: dict[str, str] | None = None,
 ) -> PriorityDecision:
     """The priority of a new event and every reason for it.
 
     ``recurrences`` is how many earlier cases of the same grid and category
-    fall within the recurrence window (not counting this event).
+    fall within the recurrence window (not counting this event); ``signals``
+    what :func:`signals_found` gave, if the caller has it already.
     """
     p = rules.priority
     code = police_code(event, rules)
@@ -109,34 +136,84 @@ def prioritise(
         return PriorityDecision(
             priority=p.follow_up, reasons=(f"follow_up:{code.rule}={p.follow_up.label}",)
         )
-    default, _ = p.for_category(classification.category)
-    candidates: list[tuple[Priority, str]] = [(default, f"category:{classification.category}")]
+    reading = read(event, rules)
+    found = signals_found(event, rules) if signals is None else signals
+    persons = persons_involved(event, rules)
+    # what the text, the category and the head count say (a settled report caps these) …
+    said = _from_text(classification.category, reading, found, persons, rules)
+    # … and what the source and the reporter say (never capped)
+    told: list[tuple[Priority, str]] = []
     if event.source_priority is not None:
         level = p.source.get(event.source, {}).get(event.source_priority)
         if level is not None:
             name = "jqjb" if event.source is Source.POLICE else "alarm_priority"
-            candidates.append((level, f"{name}:{event.source_priority}"))
-    persons = persons_involved(event)
-    if persons is not None:
-        for at_least, level in p.persons:
-            if persons >= at_least:
-                candidates.append((level, f"persons:{persons}>={at_least}"))
-                break
-    found = signals_found(event, rules)
-    for name, level in p.signals:
-        if name in found:
-            candidates.append((level, f"signal:{name}:{found[name]}"))
+            told.append((level, f"{name}:{event.source_priority}"))
     if event.severity_hint:
         try:
             hint = Priority.parse(event.severity_hint)
         except ValueError:
             hint = None
         if hint is not None and hint in p.honour_hints:
-            candidates.append((hint, "severity_hint"))
-    priority = min(level for level, _ in candidates)
-    reasons = [f"{why}={level.label}" for level, why in candidates]
+            told.append((hint, "severity_hint"))
+    priority = min(level for level, _ in said)
+    reasons = [f"{why}={level.label}" for level, why in said]
+    cap = rules.settled_cap
+    if reading.settled and cap is not None and priority < cap:
+        priority = cap
+        reasons.append(f"settled:{reading.settled}={cap.label}")
+    if told:
+        priority = Priority(min(priority, *(level for level, _ in told)))
+        reasons += [f"{why}={level.label}" for level, why in told]
     if is_hot_spot(recurrences, rules):
         priority = Priority(max(Priority.P1, priority - 1))
         days = rules.correlation.recurrence_window_seconds // 86400
         reasons.append(f"hot_spot:{recurrences + 1}x/{days}d+1={priority.label}")
     return PriorityDecision(priority=priority, reasons=tuple(reasons))
+
+
+def _from_text(
+    category: str,
+    reading: Reading,
+    found: dict[str, str],
+    persons: int | None,
+    rules: TriageRules,
+) -> list[tuple[Priority, str]]:
+    """The category's default, the head count, the signals and vulnerable people."""
+    p = rules.priority
+    default, _ = p.for_category(category)
+    candidates: list[tuple[Priority, str]] = [(default, f"category:{category}")]
+    if default is Priority.P1 and not any(found.get(name) for name in p.danger_signals):
+        doubt = _potential(reading, rules)
+        if doubt is not None:  # a danger named as possible, or denied: a hazard, not an emergency
+            candidates[0] = (Priority.P2, f"category:{category}:{doubt}")
+    if persons is not None:
+        for at_least, level in p.persons:
+            if persons >= at_least:
+                candidates.append((level, f"persons:{persons}>={at_least}"))
+                break
+    past = next((word for word in p.past_harm if word in reading.masked), None)
+    for name, level in p.signals:
+        if name not in found:
+            continue
+        if past is not None and name in p.past_signals:  # a past harm, now a claim
+            candidates.append((max(level, Priority.P2), f"signal:{name}:{found[name]}:{past}"))
+            continue
+        candidates.append((level, f"signal:{name}:{found[name]}"))
+    vulnerable = rules.vulnerable
+    current = min(level for level, _ in candidates)
+    if vulnerable is not None and current == vulnerable.raise_from and vulnerable.applies(category):
+        word = next((w for w in vulnerable.words if w in reading.masked), None)
+        if word is not None:
+            candidates.append((vulnerable.raise_to, f"vulnerable:{word}"))
+    return candidates
+
+
+def _potential(reading: Reading, rules: TriageRules) -> str | None:
+    """Why the danger of a P1 category reads as possible only: a word of
+    ``[priority.potential]`` (隐患, 担心 …), or a danger term the text denies."""
+    for word in rules.priority.potential:
+        if word in reading.masked:
+            return f"potential:{word}"
+    if reading.negated:
+        return f"denied:{reading.negated[0]}"
+    return None

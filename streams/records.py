@@ -110,11 +110,22 @@ class Classification(msgspec.Struct, frozen=True, kw_only=True):
     name: str  # 垃圾暴露/满溢
     confidence: float  # 0..1; below the verification threshold → operator queue (核实)
     rule: str  # e.g. "bjlx:600600", "ai_event:street_vending", "keyword:垃圾", "fallback"
+    # what made the decision: the matching keyword rules, or the learned model's
+    # strongest features ("w:煤气味", "kw:06.02"); the model's version when it
+    # decided or refined; why a source code was overruled by the text
+    features: tuple[str, ...] = ()
+    model: str = ""
+    overruled: str = ""
 
 
 class PriorityDecision(msgspec.Struct, frozen=True, kw_only=True):
     priority: Priority
     reasons: tuple[str, ...] = ()  # e.g. ("persons>=30", "word:横幅")
+
+
+#: ``Routing.disposition`` of a case dispatched at once to the fallback lead while an
+#: operator verifies it (a P1 whose category is unknown, DOMAIN.md §4)
+PROVISIONAL = "provisional"
 
 
 class Routing(msgspec.Struct, frozen=True, kw_only=True):
@@ -127,7 +138,8 @@ class Routing(msgspec.Struct, frozen=True, kw_only=True):
     # False: recorded but not sent to any department queue (see ``disposition``)
     dispatch: bool = True
     # "dispatch" | "follow_up" (police attended; e.g. 家暴 → 司法所 mediation) |
-    # "police_only" (110 code the police keep) | "closed_at_grid" (自办, 已化解 on the spot)
+    # "police_only" (110 code the police keep) | "closed_at_grid" (自办, 已化解 on the spot) |
+    # "provisional" (a P1 of unknown category: dispatched at once while 核实 runs)
     disposition: str = "dispatch"
 
 

@@ -24,16 +24,22 @@ from __future__ import annotations
 from streams.classify import police_code
 from streams.jurisdiction import ancestor_at
 from streams.priority import persons_involved, signals_found
-from streams.records import Classification, Event, Level, Location, Routing, Source
+from streams.records import PROVISIONAL, Classification, Event, Level, Location, Routing, Source
 from streams.triage_rules import TOWNSHIP, TriageRules
 
 
 def route(
-    classification: Classification, event: Event, location: Location, rules: TriageRules
+    classification: Classification,
+    event: Event,
+    location: Location,
+    rules: TriageRules,
+    *,
+    signals: dict[str, str] | None = None,
 ) -> Routing:
-    """Who handles the case and at which level it enters."""
-    signals = signals_found(event, rules)
-    persons = persons_involved(event) or 0
+    """Who handles the case and at which level it enters (``signals``: what
+    :func:`~streams.priority.signals_found` gave, if the caller has it already)."""
+    signals = signals_found(event, rules) if signals is None else signals
+    persons = persons_involved(event, rules) or 0
     level = entry_level(event, location, classification, rules, signals=signals, persons=persons)
     row = rules.routes.get(classification.category)
     if event.source is Source.GRID and event.self_resolved:
@@ -84,6 +90,21 @@ def route(
     )
 
 
+def provisional(routing: Routing, event: Event, rules: TriageRules) -> Routing:
+    """The routing of a P1 whose category is unknown: dispatched at once to the
+    fallback lead (综治中心 兜底), with 应急 and others where the signals of
+    ``routing.toml [provisional]`` show life at risk, while an operator verifies it."""
+    signals = signals_found(event, rules)
+    supports = [d for signal, depts in rules.provisional_when if signal in signals for d in depts]
+    return Routing(
+        lead=rules.fallback_lead,
+        supports=tuple(dict.fromkeys(d for d in supports if d != rules.fallback_lead)),
+        entry_level=routing.entry_level,
+        rule="provisional:p1_unknown_category",
+        disposition=PROVISIONAL,
+    )
+
+
 def township_of(location: Location) -> str | None:
     """The 属地 township code of a location, if it is known that deep."""
     return ancestor_at(location.region_code, Level.TOWNSHIP)
@@ -100,7 +121,7 @@ def entry_level(
 ) -> Level:
     """The level a new case enters at (DOMAIN.md §5.1 and §5.3)."""
     signals = signals_found(event, rules) if signals is None else signals
-    persons = (persons_involved(event) or 0) if persons is None else persons
+    persons = (persons_involved(event, rules) or 0) if persons is None else persons
     esc = rules.escalation
     level = min(rules.entry_levels[event.source], location.level)
     if persons >= esc.township_from_persons:

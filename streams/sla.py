@@ -44,6 +44,7 @@ class Step(StrEnum):
     PROGRESS = "progress"  # 进展反馈, restarted by each progress report (lead only)
     FEEDBACK = "feedback"  # 反馈/核查 after the lead has handled, until the case closes
     LADDER = "ladder"  # 四级七天: how long the case may stay at its current level
+    VERIFY = "verify"  # 核实: from opening until an operator registers or rejects the case
 
 
 class Stage(IntFlag):
@@ -278,6 +279,7 @@ class PriorityRow(msgspec.Struct, frozen=True, kw_only=True):
     first_control: Budget | None = None
     progress_every: Budget | None = None
     feedback: Budget | None = None
+    verify: Budget | None = None
     resolve_by_category: dict[str, Budget] = {}
     yellow_at: float | None = None
 
@@ -315,6 +317,7 @@ class Terms(msgspec.Struct, frozen=True, array_like=True):
     extension_max: Budget = Budget(10 * DAY_SECONDS, True)
     extension_at_most_original: bool = True
     version: str = ""
+    verify: Budget | None = None  # 核实, from opening (last: older stored terms decode without it)
 
     @property
     def yellow_at(self) -> float:
@@ -328,6 +331,7 @@ class Terms(msgspec.Struct, frozen=True, array_like=True):
             Step.RESOLVE: self.resolve,
             Step.PROGRESS: self.progress,
             Step.FEEDBACK: self.feedback,
+            Step.VERIFY: self.verify,
         }.get(step)
 
 
@@ -370,6 +374,7 @@ def terms_for(
         extension_max=policy.extension.max,
         extension_at_most_original=policy.extension.at_most_original,
         version=policy.version,
+        verify=row.verify,
     )
 
 
@@ -394,6 +399,7 @@ _ROW_BUDGETS = (
     "first_control",
     "progress_every",
     "feedback",
+    "verify",
 )
 _REQUIRED = ("accept", "resolve", "return_window")
 

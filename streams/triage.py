@@ -7,7 +7,9 @@ state. The agents turn the decision into case commands:
 - ``open``: a new case ``case_id`` with ``routing``. ``routing.dispatch`` False
   means record only — closed at grid level (自办, ``closed_at_grid``) or kept
   by the police; ``needs_verification`` puts a dispatched case in the
-  operators' 核实 queue before its assignments go out;
+  operators' 核实 queue before its assignments go out — except a P1, whose
+  routing is then ``provisional``: the fallback lead (and 应急 where life is at
+  risk) at once, while the operators verify it;
 - ``join``: the event joins open case ``case_id`` (same incident, or a linked
   110 call); the case takes the more urgent priority;
 - ``repeat``: a repeated camera alarm, folded into ``case_id``;
@@ -30,9 +32,9 @@ from streams.correlate import (
     recurrences,
     state_key,
 )
-from streams.priority import is_hot_spot, prioritise
-from streams.records import Classification, Event, Location, PriorityDecision, Routing
-from streams.route import route
+from streams.priority import is_hot_spot, prioritise, signals_found
+from streams.records import Classification, Event, Location, Priority, PriorityDecision, Routing
+from streams.route import provisional, route
 from streams.triage_rules import TriageRules
 
 _ACTIONS = {"new": "open", "join": "join", "linked": "join", "repeat": "repeat"}
@@ -86,8 +88,9 @@ def decide_triage(
         )
     classification = classify(event, rules)
     earlier = recurrences(state, location, classification.category, rules, now)
-    priority = prioritise(event, classification, rules, recurrences=earlier)
-    routing = route(classification, event, location, rules)
+    signals = signals_found(event, rules)
+    priority = prioritise(event, classification, rules, recurrences=earlier, signals=signals)
+    routing = route(classification, event, location, rules, signals=signals)
     closed = routing.disposition == "closed_at_grid"
     match = (
         Match(kind="new")
@@ -98,6 +101,8 @@ def decide_triage(
     case_id = match.case_id if match.case_id is not None else new_case_id(event, location)
     opened = action == "open"
     verify = opened and routing.dispatch and needs_verification(classification, rules)
+    if verify and priority.priority is Priority.P1:  # no emergency waits for 核实
+        routing = provisional(routing, event, rules)
     return TriageDecision(
         action=action,
         event_id=event.event_id,

@@ -9,7 +9,12 @@ The rule files live in one directory (``GRIDLINK_RULES_DIR``; the project's
 - ``keywords.toml`` — Chinese keyword rules → category, with weights;
 - ``routing.toml`` — category → lead and supporting departments, entry levels;
 - ``triage.toml`` — verification threshold, signals (word lists), priority
-  rules, escalation on entry, correlation windows, recurrence, de-duplication.
+  rules, escalation on entry, correlation windows, recurrence, de-duplication,
+  and the ``[classifier]`` section naming the files below;
+- ``classifier/lexicon.toml`` — negation cues and terms, settled markers
+  (:mod:`streams.text`); ``classifier/userdict.txt`` — the segmenter's
+  dictionary of governance terms; ``classifier/model.json`` — the learned
+  model (:mod:`streams.model`), written by ``gridlink classifier train``.
 
 ``load_triage_rules`` raises :class:`RulesError` naming the file and the entry
 for anything inconsistent: an unknown category or department, a bad number,
@@ -20,8 +25,8 @@ from __future__ import annotations
 
 import re
 import tomllib
-from collections.abc import Iterable, Mapping
-from functools import cached_property
+from collections.abc import Iterable, Mapping, Sequence
+from functools import cached_property, lru_cache
 from itertools import pairwise
 from pathlib import Path
 from typing import Any, NoReturn
@@ -29,7 +34,9 @@ from typing import Any, NoReturn
 import msgspec
 
 from streams.errors import RulesError
+from streams.model import MODEL_FORMAT, ModelFile, TextModel
 from streams.records import Level, Priority, Source
+from streams.text import Lexicon
 
 #: Department codes of DOMAIN.md §3; ``township`` is the 属地 township of the case.
 DOMAIN_DEPARTMENTS: frozenset[str] = frozenset(
@@ -121,13 +128,28 @@ class Signal(msgspec.Struct, frozen=True, kw_only=True):
         for flag in flags:
             if flag in self.flags or flag.partition(":")[0] in self.flags:
                 return flag
-        for phrase in self.unless:
+        if not self.words:
+            return None
+        words, unless = _patterns(self.words, self.unless)
+        for phrase in unless:  # longest first: a phrase inside another goes with it
             if phrase in text:
                 text = text.replace(phrase, "\u0000")
-        for word in self.words:
-            if word in text:
-                return word
-        return None
+        found = words.findall(text)
+        if not found:
+            return None
+        return min(found, key=self.words.index)  # the first listed of the words found
+
+
+@lru_cache(maxsize=256)
+def _patterns(
+    words: tuple[str, ...], unless: tuple[str, ...]
+) -> tuple[re.Pattern[str], tuple[str, ...]]:
+    """A signal's words as one alternation, and its 'unless' phrases longest first."""
+    longest_first = sorted(set(words), key=len, reverse=True)
+    return (
+        re.compile("|".join(map(re.escape, longest_first))),
+        tuple(sorted(set(unless), key=len, reverse=True)),
+    )
 
 
 class RouteRule(msgspec.Struct, frozen=True, kw_only=True):
@@ -146,6 +168,10 @@ class PriorityRules(msgspec.Struct, frozen=True, kw_only=True):
     persons: tuple[tuple[int, Priority], ...]  # (at_least, priority), largest first
     honour_hints: frozenset[Priority]
     follow_up: Priority
+    danger_signals: tuple[str, ...] = ()  # a P1 category without any of these may be doubted
+    potential: tuple[str, ...] = ()  # words naming a danger as possible (隐患, 担心 …)
+    past_harm: tuple[str, ...] = ()  # a harm reported as past and claimed for (赔偿 …)
+    past_signals: tuple[str, ...] = ()  # the signals such a report does not count
 
     def for_category(self, code: str) -> tuple[Priority, str]:
         """The category's default priority and the key that gave it."""
@@ -153,6 +179,19 @@ class PriorityRules(msgspec.Struct, frozen=True, kw_only=True):
             if key in self.by_category:
                 return self.by_category[key], key
         return self.default, "default"
+
+
+class VulnerableRule(msgspec.Struct, frozen=True, kw_only=True):
+    """Vulnerable people (老人, 儿童, 孕妇 …) named in the text raise ``raise_from`` to
+    ``raise_to`` in the listed categories or families."""
+
+    words: tuple[str, ...]
+    raise_from: Priority
+    raise_to: Priority
+    categories: tuple[str, ...]
+
+    def applies(self, category: str) -> bool:
+        return any(category == key or category[:2] == key for key in self.categories)
 
 
 class EscalationRules(msgspec.Struct, frozen=True, kw_only=True):
@@ -227,6 +266,17 @@ def expand_compatibility(
     }
 
 
+class ClassifierRules(msgspec.Struct, frozen=True, kw_only=True):
+    """How keyword rules, source codes and the learned model combine (triage.toml [classifier])."""
+
+    rules_win: float  # a keyword score this high decides, whatever the model says
+    overrule_at: float  # a keyword score this high in another family overrules a source code
+    model_min: float  # below this probability the model's guess is not used
+    family_keyword_win: float = 0.7  # within a coarse code's family, this keyword score decides
+    model_guess_min: float = 0.1  # without any keyword, a guess this likely is suggested (核实)
+    model_file: str = ""  # relative to the rules directory, "" without a model
+
+
 class TriageRules(msgspec.Struct, frozen=True, kw_only=True):
     categories: dict[str, Category]
     families: dict[str, str]  # "05" → 城市管理
@@ -248,6 +298,19 @@ class TriageRules(msgspec.Struct, frozen=True, kw_only=True):
     verification_threshold: float
     fallback_confidence: float
     departments: frozenset[str]
+    classifier: ClassifierRules
+    lexicon: Lexicon
+    # a P1 of unknown category: supports of the fallback lead per signal (routing.toml)
+    provisional_when: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    model: TextModel | None = None
+    # keyword-rule words by their first character, and rule indexes by their first word:
+    # a text is scanned once for the words it can hold
+    keyword_index: dict[str, tuple[str, ...]] = {}
+    keyword_rules: dict[str, tuple[int, ...]] = {}
+    # priorities from text: vulnerable people and settled reports (triage.toml [priority.*])
+    vulnerable: VulnerableRule | None = None
+    settled_cap: Priority | None = None
+    person_nouns: tuple[str, ...] = ()
 
     def police_code(self, bjlx: str) -> CodeRule | None:
         """The 110 code rule of the longest matching prefix."""
@@ -332,20 +395,24 @@ class _File:
             self.fail(entry, f"unknown key(s) {sorted(unknown)}; allowed: {sorted(allowed)}")
 
 
-def load_triage_rules(rules_dir: Path, *, departments: Iterable[str] | None = None) -> TriageRules:
-    """Load and validate the five triage rule files in ``rules_dir``.
+def load_triage_rules(
+    rules_dir: Path, *, departments: Iterable[str] | None = None, with_model: bool = True
+) -> TriageRules:
+    """Load and validate the triage rule files in ``rules_dir``.
 
     ``departments`` is the city's department list (e.g. the reference data's
-    codes); by default the codes of DOMAIN.md §3. Raises ``RulesError``.
+    codes); by default the codes of DOMAIN.md §3. ``with_model`` False leaves
+    the learned model out (to train a new one). Raises ``RulesError``.
     """
+    rules_dir = Path(rules_dir)
     known = frozenset(departments) if departments is not None else DOMAIN_DEPARTMENTS
     categories, families = _load_taxonomy(_File(rules_dir, "taxonomy.toml"))
     keywords, bonus, cap = _load_keywords(_File(rules_dir, "keywords.toml"), categories)
     triage = _File(rules_dir, "triage.toml")
     signals = _load_signals(triage)
-    routes, fallback, entry = _load_routing(
-        _File(rules_dir, "routing.toml"), categories, families, known, signals
-    )
+    routing_file = _File(rules_dir, "routing.toml")
+    routes, fallback, entry = _load_routing(routing_file, categories, families, known, signals)
+    provisional_when = _load_provisional(routing_file, known, signals)
     codes = _File(rules_dir, "codes.toml")
     police = _load_codes(codes, "police", "bjlx", categories, families, routes)
     ai_events = _load_codes(codes, "camera", "ai_event", categories, families, routes)
@@ -369,6 +436,14 @@ def load_triage_rules(rules_dir: Path, *, departments: Iterable[str] | None = No
     )
     if fallback_confidence >= threshold:
         triage.fail("verification.fallback_confidence", "must be below confidence_threshold")
+    classifier = _load_classifier(triage)
+    lexicon = _load_lexicon(rules_dir, triage)
+    model = (
+        _load_model(rules_dir, classifier.model_file, categories)
+        if classifier.model_file and with_model
+        else None
+    )
+    vulnerable, settled_cap, nouns = _load_text_priority(triage, categories, families)
     return TriageRules(
         categories=categories,
         families=families,
@@ -390,7 +465,162 @@ def load_triage_rules(rules_dir: Path, *, departments: Iterable[str] | None = No
         verification_threshold=threshold,
         fallback_confidence=fallback_confidence,
         departments=known,
+        classifier=classifier,
+        lexicon=lexicon,
+        model=model,
+        keyword_index=_by_first_character(w for rule in keywords for w in rule.words),
+        keyword_rules=_by_first_word(keywords),
+        vulnerable=vulnerable,
+        settled_cap=settled_cap,
+        person_nouns=nouns,
+        provisional_when=provisional_when,
     )
+
+
+def _load_provisional(
+    f: _File, known: frozenset[str], signals: Mapping[str, Signal]
+) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    table = f.section("provisional", required=False)
+    f.only_keys(table, {"when"}, "provisional")
+    out = []
+    for signal, departments in f.table(table.get("when", {}), "provisional.when").items():
+        if signal not in signals:
+            f.fail(f"provisional.when.{signal}", "unknown signal (not in triage.toml [signals])")
+        listed = f.strings(departments, f"provisional.when.{signal}")
+        for dept in listed:
+            _check_department(f, dept, f"provisional.when.{signal}", known - {TOWNSHIP})
+        out.append((signal, listed))
+    return tuple(out)
+
+
+def _by_first_character(words: Iterable[str]) -> dict[str, tuple[str, ...]]:
+    index: dict[str, list[str]] = {}
+    for word in dict.fromkeys(words):
+        index.setdefault(word[0], []).append(word)
+    return {ch: tuple(found) for ch, found in index.items()}
+
+
+def _by_first_word(keywords: Sequence[KeywordRule]) -> dict[str, tuple[int, ...]]:
+    index: dict[str, list[int]] = {}
+    for i, rule in enumerate(keywords):
+        index.setdefault(rule.words[0], []).append(i)
+    return {word: tuple(found) for word, found in index.items()}
+
+
+def _load_classifier(f: _File) -> ClassifierRules:
+    table = f.section("classifier")
+    f.only_keys(table, {"lexicon", "model", "rules_win", "overrule_at", "model_min",
+                        "family_keyword_win", "model_guess_min"}, "classifier")
+    model = table.get("model", "")
+    if not isinstance(model, str):
+        f.fail("classifier.model", f"expected a file name, got {model!r}")
+    return ClassifierRules(
+        rules_win=f.number(table.get("rules_win"), "classifier.rules_win", low=0.0, high=1.0),
+        overrule_at=f.number(table.get("overrule_at"), "classifier.overrule_at", low=0.0,
+                             high=1.0),
+        model_min=f.number(table.get("model_min"), "classifier.model_min", low=0.0, high=1.0),
+        family_keyword_win=f.number(table.get("family_keyword_win", 0.7),
+                                    "classifier.family_keyword_win", low=0.0, high=1.0),
+        model_guess_min=f.number(table.get("model_guess_min", 0.1),
+                                 "classifier.model_guess_min", low=0.0, high=1.0),
+        model_file=model,
+    )
+
+
+def _load_lexicon(rules_dir: Path, triage: _File) -> Lexicon:
+    name = triage.section("classifier").get("lexicon")
+    if not isinstance(name, str) or not name:
+        triage.fail("classifier.lexicon", f"expected a file name, got {name!r}")
+    f = _File(rules_dir, name)
+    negation = f.section("negation")
+    f.only_keys(negation, {"cues", "scope_chars", "clause_breaks", "negatable", "unless"},
+                "negation")
+    settled = f.section("settled")
+    f.only_keys(settled, {"markers", "unless"}, "settled")
+    breaks = negation.get("clause_breaks")
+    if not isinstance(breaks, str) or not breaks:
+        f.fail("negation.clause_breaks", "expected a string of characters")
+    userdict = rules_dir / (Path(name).parent / "userdict.txt")
+    if not userdict.exists():
+        raise RulesError(f"{userdict.name}: missing beside {name} in rules directory {rules_dir}")
+    _check_userdict(userdict)
+    return Lexicon(
+        userdict=userdict,
+        negation_cues=f.strings(negation.get("cues"), "negation.cues"),
+        negatable=f.strings(negation.get("negatable"), "negation.negatable"),
+        scope_chars=f.integer(negation.get("scope_chars"), "negation.scope_chars"),
+        clause_breaks=breaks,
+        settled=f.strings(settled.get("markers"), "settled.markers"),
+        not_settled=f.strings(settled.get("unless", []), "settled.unless"),
+        not_negation=f.strings(negation.get("unless", []), "negation.unless"),
+    )
+
+
+def _check_userdict(path: Path) -> None:
+    """jieba's format: ``word [frequency] [tag]`` a line."""
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        parts = line.split()
+        if not parts:
+            continue
+        if len(parts) > 3 or (len(parts) > 1 and not parts[1].isdigit()):
+            raise RulesError(f"{path.name}: line {number}: expected 'word [frequency] [tag]', "
+                             f"got {line!r}", field=f"{path.name}:{number}")
+
+
+def _load_model(rules_dir: Path, name: str, categories: Mapping[str, Category]) -> TextModel:
+    path = rules_dir / name
+    try:
+        data = msgspec.json.decode(path.read_bytes(), type=ModelFile)
+    except FileNotFoundError:
+        raise RulesError(f"{name}: missing from rules directory {rules_dir} "
+                         "(train one: gridlink classifier train)") from None
+    except msgspec.ValidationError as exc:
+        raise RulesError(f"{name}: not a model file: {exc}", field=name) from None
+    if data.format != MODEL_FORMAT:
+        raise RulesError(f"{name}: format {data.format!r}, expected {MODEL_FORMAT!r}", field=name)
+    unknown = [code for code in data.classes if code not in categories]
+    if unknown:
+        raise RulesError(f"{name}: classes: unknown categories {unknown} (not in taxonomy.toml)",
+                         field=f"{name}:classes")
+    if len(data.bias) != len(data.classes):
+        raise RulesError(f"{name}: bias: {len(data.bias)} values for {len(data.classes)} classes",
+                         field=f"{name}:bias")
+    for feature, row in data.weights.items():
+        if any(not 0 <= k < len(data.classes) for k, _ in row):
+            raise RulesError(f"{name}: weights.{feature}: class index out of range",
+                             field=f"{name}:weights")
+    return TextModel.from_file(data)
+
+
+def _load_text_priority(
+    f: _File, categories: Mapping[str, Category], families: Mapping[str, str]
+) -> tuple[VulnerableRule | None, Priority | None, tuple[str, ...]]:
+    vulnerable = None
+    table = f.section("priority", "vulnerable", required=False)
+    if table:
+        f.only_keys(table, {"words", "raise_from", "raise_to", "categories"},
+                    "priority.vulnerable")
+        keys = f.strings(table.get("categories"), "priority.vulnerable.categories")
+        for key in keys:
+            if key not in categories and key not in families:
+                f.fail("priority.vulnerable.categories", f"unknown category or family {key!r}")
+        vulnerable = VulnerableRule(
+            words=f.strings(table.get("words"), "priority.vulnerable.words"),
+            raise_from=f.priority(table.get("raise_from"), "priority.vulnerable.raise_from"),
+            raise_to=f.priority(table.get("raise_to"), "priority.vulnerable.raise_to"),
+            categories=keys,
+        )
+    settled = f.section("priority", "settled", required=False)
+    cap = None
+    if settled:
+        f.only_keys(settled, {"at_most"}, "priority.settled")
+        cap = f.priority(settled.get("at_most"), "priority.settled.at_most")
+    persons = f.section("persons", required=False)
+    nouns: tuple[str, ...] = ()
+    if persons:
+        f.only_keys(persons, {"nouns"}, "persons")
+        nouns = f.strings(persons.get("nouns"), "persons.nouns")
+    return vulnerable, cap, nouns
 
 
 def _load_taxonomy(f: _File) -> tuple[dict[str, Category], dict[str, str]]:
@@ -647,7 +877,17 @@ def _load_priority(
         f.priority(h, "priority.honour_hints")
         for h in f.strings(table.get("honour_hints", []), "priority.honour_hints")
     )
+    named: dict[str, tuple[str, ...]] = {}
+    for key in ("danger_signals", "past_signals"):
+        named[key] = f.strings(table.get(key, []), f"priority.{key}")
+        for name in named[key]:
+            if name not in signals:
+                f.fail(f"priority.{key}", f"unknown signal {name!r} (not in [signals])")
     return PriorityRules(
+        danger_signals=named["danger_signals"],
+        past_signals=named["past_signals"],
+        past_harm=f.strings(table.get("past_harm", []), "priority.past_harm"),
+        potential=f.strings(table.get("potential", []), "priority.potential"),
         default=f.priority(table.get("default"), "priority.default"),
         by_category=by_category,
         signals=tuple(by_signal),

@@ -75,7 +75,9 @@ class LinkEvent(Command, frozen=True, kw_only=True, tag="link_event"):
 
 class Register(Command, frozen=True, kw_only=True, tag="register"):
     """立案 after verification; may correct category, priority or routing, and
-    dispatches at once unless ``dispatch`` is false."""
+    dispatches at once unless ``dispatch`` is false. A case dispatched at once
+    while it waited for verification (a P1 of unknown category) is registered
+    the same way: a corrected routing then replaces its assignments."""
 
     note: str = ""
     dispatch: bool = True
@@ -151,10 +153,12 @@ class Dispatch(Command, frozen=True, kw_only=True, tag="dispatch"):
 
 
 class Reroute(Command, frozen=True, kw_only=True, tag="reroute"):
-    """改派: cancel the current assignments and dispatch afresh."""
+    """改派: cancel the current assignments and dispatch afresh; ``classification``
+    corrects the category at the same time (it goes on the log for learning)."""
 
     routing: Routing
     reason: str
+    classification: Classification | None = None
 
 
 class Rule(Command, frozen=True, kw_only=True, tag="rule"):

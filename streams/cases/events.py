@@ -91,6 +91,16 @@ class CaseRegistered(CaseEvent, **_event("case_registered")):
     terms: Terms | None = None  # re-frozen when the category changed
 
 
+class CaseReclassified(CaseEvent, **_event("case_reclassified")):
+    """The category corrected by an operator when re-routing (改派): ``classification``
+    is the operator's, ``previous`` the category it replaces."""
+
+    classification: Classification
+    previous: str
+    reason: str = ""
+    terms: Terms | None = None  # re-frozen for the new category
+
+
 class CaseRejected(CaseEvent, **_event("case_rejected")):
     reason: str
 
@@ -297,6 +307,7 @@ AnyEvent = (
     | AlarmRepeated
     | PriorityChanged
     | CaseRegistered
+    | CaseReclassified
     | CaseRejected
     | CaseAbsorbed
     | AbsorbReleased

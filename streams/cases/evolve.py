@@ -93,6 +93,7 @@ def _opened(e: ev.CaseOpened) -> CaseState:
         routing=e.routing,
         hot_spot=e.hot_spot,
         ladder=e.ladder,
+        verifying=e.needs_verification,
     )
 
 
@@ -142,12 +143,26 @@ def _priority(s: CaseState, e: ev.PriorityChanged) -> CaseState:
 
 
 def _registered(s: CaseState, e: ev.CaseRegistered) -> CaseState:
+    # a case dispatched while it waited for verification keeps its working status
+    working = bool(s.assignments) and s.status is not CaseStatus.VERIFYING
     return replace(
         s,
-        status=CaseStatus.REGISTERED,
+        status=s.status if working else CaseStatus.REGISTERED,
         category=e.classification.category if e.classification else s.category,
+        category_name=e.classification.name if e.classification else s.category_name,
         routing=e.routing or s.routing,
         terms=e.terms or s.terms,
+        verifying=False,
+    )
+
+
+def _reclassified(s: CaseState, e: ev.CaseReclassified) -> CaseState:
+    return replace(
+        s,
+        category=e.classification.category,
+        category_name=e.classification.name,
+        terms=e.terms or s.terms,
+        verifying=False,
     )
 
 
@@ -274,7 +289,8 @@ _HANDLERS: dict[type, Callable[[CaseState, ev.CaseEvent], CaseState]] = {  # typ
     ev.AlarmRepeated: _repeated,
     ev.PriorityChanged: _priority,
     ev.CaseRegistered: _registered,
-    ev.CaseRejected: _status(CaseStatus.REJECTED),
+    ev.CaseReclassified: _reclassified,
+    ev.CaseRejected: lambda s, e: replace(s, status=CaseStatus.REJECTED, verifying=False),
     ev.CaseAbsorbed: _absorbed,
     ev.AbsorbReleased: _released,
     ev.CaseMerged: _merged,

@@ -42,7 +42,7 @@ from streams.escalation import (
     takeover_after,
 )
 from streams.jurisdiction import level_of
-from streams.records import Level, Priority, Role, Routing
+from streams.records import PROVISIONAL, Classification, Level, Priority, Role, Routing
 from streams.sla import (
     Budget,
     Clock,
@@ -196,6 +196,10 @@ def allowed(command: type[cmd.Command], status: CaseStatus) -> bool:
     return status in _ALLOWED.get(command, frozenset())
 
 
+#: what an operator may do to a case dispatched while it awaits verification (核实)
+_VERIFYING = frozenset({cmd.Register, cmd.Reject})
+
+
 def decide(
     state: CaseState | None,
     command: cmd.Command,
@@ -234,7 +238,8 @@ def decide_applied(
     if isinstance(command, cmd.OpenCase):
         raise _reject(f"case {state.case_id} is already open")
     allowed = _ALLOWED[type(command)]
-    if state.status not in allowed:
+    verifying = state.verifying and state.status not in FINAL
+    if state.status not in allowed and not (verifying and type(command) in _VERIFYING):
         name = type(command).__name__
         if state.merged_into is not None:
             raise _reject(
@@ -269,9 +274,12 @@ def _open(ctx: _Ctx, c: cmd.OpenCase) -> None:
     ladder = ladder_for(
         esc_policy, level=level, category=category, priority=priority, persons=c.event.persons
     )
-    clocks = ()
+    clocks: tuple[Clock, ...] = ()
     if ladder and not c.closed_at_grid:
         clocks = (ctx.clock(Step.LADDER, ladder[0].stay, terms=terms, esc=esc),)
+    verifying = c.needs_verification and not c.closed_at_grid and c.routing.dispatch
+    if verifying and terms.verify is not None:  # 核实 has its own clock (DOMAIN.md §4)
+        clocks += (ctx.clock(Step.VERIFY, terms.verify, terms=terms, esc=esc),)
     ctx.emit(
         ev.CaseOpened,
         event=c.event,
@@ -281,7 +289,7 @@ def _open(ctx: _Ctx, c: cmd.OpenCase) -> None:
         priority_reasons=reasons,
         routing=c.routing,
         level=level,
-        needs_verification=c.needs_verification,
+        needs_verification=verifying,
         hot_spot=hot,
         terms=terms,
         escalation_terms=esc,
@@ -299,8 +307,10 @@ def _open(ctx: _Ctx, c: cmd.OpenCase) -> None:
     elif not c.routing.dispatch:
         ctx.emit(ev.CaseRegistered, note=f"recorded, not dispatched ({c.routing.disposition})")
         ctx.emit(ev.CaseClosed, note=f"recorded only: {c.routing.disposition}")
-    elif not c.needs_verification:
+    elif not verifying:
         ctx.emit(ev.CaseRegistered)
+        _dispatch(ctx, c.routing)
+    elif c.routing.disposition == PROVISIONAL:  # a P1 of unknown category: dispatched at once
         _dispatch(ctx, c.routing)
 
 
@@ -365,28 +375,45 @@ def _reclock(ctx: _Ctx, clock: Clock, terms: Terms, esc: EscalationTerms) -> Clo
 
 def _register(ctx: _Ctx, c: cmd.Register) -> None:
     s = ctx.s
-    terms = None
-    if c.classification is not None and c.classification.category != s.category:
-        terms = terms_for(
-            ctx.policy.sla, s.priority, c.classification.category, rural=is_rural(s.region)
-        )
     ctx.emit(
         ev.CaseRegistered,
         note=c.note,
         classification=c.classification,
         routing=c.routing,
-        terms=terms,
+        terms=_terms_for_category(ctx, c.classification),
+        cleared=_verify_clock(s),
     )
     if c.priority is not None and c.priority != s.priority:
         _change_priority(ctx, c.priority, f"set at registration by {c.actor}")
+    if s.assignments:  # dispatched at once while verifying: a corrected routing replaces it
+        if c.routing is not None and c.dispatch:
+            _cancel_all(ctx, f"registered by {c.actor} with a corrected routing")
+            _dispatch(ctx, c.routing)
+        return
     routing = ctx.s.routing
     if c.dispatch and routing is not None:
         _dispatch(ctx, routing)
 
 
+def _terms_for_category(ctx: _Ctx, classification: Classification | None) -> Terms | None:
+    """The case's terms re-frozen for a corrected category (None: unchanged)."""
+    s = ctx.s
+    if classification is None or classification.category == s.category:
+        return None
+    return terms_for(ctx.policy.sla, s.priority, classification.category,
+                     rural=is_rural(s.region))
+
+
+def _verify_clock(s: CaseState) -> tuple[str, ...]:
+    """The verification clock, to clear when an operator has verified the case."""
+    return tuple(k.id for k in s.clocks if k.step is Step.VERIFY)
+
+
 def _reject_case(ctx: _Ctx, c: cmd.Reject) -> None:
     if not c.reason.strip():
         raise _reject("rejecting a case (不予立案) needs a reason")
+    if ctx.s.assignments:  # dispatched at once while verifying
+        _cancel_all(ctx, f"not registered (不予立案): {c.reason}")
     ctx.emit(ev.CaseRejected, reason=c.reason, cleared=tuple(k.id for k in ctx.s.clocks))
 
 
@@ -590,6 +617,15 @@ def _reroute(ctx: _Ctx, c: cmd.Reroute) -> None:
         )
     if not c.reason.strip():
         raise _reject("re-routing (改派) needs a reason")
+    if c.classification is not None and c.classification.category != s.category:
+        ctx.emit(
+            ev.CaseReclassified,
+            classification=c.classification,
+            previous=s.category,
+            reason=c.reason,
+            terms=_terms_for_category(ctx, c.classification),
+            cleared=_verify_clock(s),
+        )
     _cancel_all(ctx, f"re-routed: {c.reason}")
     _dispatch(ctx, c.routing)
 

@@ -116,6 +116,9 @@ class CaseState(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     absorbed: tuple[str, ...] = ()  # cases merged into this one (合并来源)
     splits: int = 0  # cases split off this one so far (拆分); names the next one
     recent: tuple[int, ...] = ()  # hashes of the last command ids
+    # awaiting an operator's verification (核实) — also while dispatched at once
+    # to the fallback lead, as a P1 of unknown category is
+    verifying: bool = False
 
     @property
     def region_code(self) -> str:

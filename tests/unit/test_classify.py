@@ -151,7 +151,7 @@ CASES = [
     ),
     (
         "grid coarse src_domain without keyword: family default",
-        ev(source_labels=("矛盾劝解",), text="两家人闹得不愉快"),
+        ev(source_labels=("矛盾劝解",), text="双方闹得不愉快"),
         "01.99",
         "grid_label:矛盾劝解",
     ),
@@ -186,10 +186,19 @@ def test_classify_table(event: Event, category: str, rule: str) -> None:
     assert result.name == RULES.categories[category].name_zh
 
 
-def test_source_code_beats_keywords_of_another_family() -> None:
-    # 城管执法 + 起火: the code's family (05) holds; 07 keywords are not consulted
+def test_text_that_clearly_says_otherwise_overrules_a_source_code() -> None:
+    # 城管执法 + 起火: the text clearly names a fire; the code is overruled, and why is recorded
     result = classify(ev(Source.POLICE, source_code="600600", text="楼下起火了"), RULES)
-    assert result.category.startswith("05.")
+    assert (result.category, result.rule) == ("07.01", "bjlx:600600>overruled:keyword:起火")
+    assert "bjlx:600600" in result.overruled and "起火" in result.overruled
+
+
+def test_a_weaker_word_of_another_family_does_not_overrule_a_source_code() -> None:
+    # 城管执法 + 烧烤摊 … 冒烟: the code's own family (05.09 烧烤) is at least as strong
+    result = classify(
+        ev(Source.POLICE, source_code="600600", text="楼下烧烤摊一直冒烟，油烟很大"), RULES
+    )
+    assert result.category == "05.09" and not result.overruled
 
 
 def test_camera_confidence_is_capped_by_the_alarm_confidence() -> None:
@@ -209,10 +218,10 @@ def test_fallback_and_vague_labels_go_to_verification() -> None:
 
 
 def test_more_matching_rules_score_higher_and_tie_goes_to_file_order() -> None:
-    one = best_keyword("起火", RULES)
-    two = best_keyword("浓烟，起火", RULES)
+    one = best_keyword("冒烟", RULES)
+    two = best_keyword("冒烟，烟雾", RULES)
     assert one is not None and two is not None
-    assert two[1] > one[1] and two[2].label == "起火"
+    assert two[1] > one[1] and two[2].label == "冒烟"
     # 08.01 噪音 (0.6) vs 05.03 垃圾 (0.6): equal score, 05.03 is listed first
     tie = best_keyword("垃圾噪音", RULES)
     assert tie is not None and tie[0] == "05.03"

@@ -166,7 +166,7 @@ PRIORITY_CASES = [
     ),
     ("reporter hint P1 (sample 103)", ev(severity_hint="P1"), "07.02", P1, "severity_hint=P1"),
     ("reporter hint P4 is not honoured", ev(severity_hint="P4"), "05.03", P3, "category:05.03=P3"),
-    ("petition with banners", ev(text="拉横幅"), "02.02", P1, "signal:gathering:横幅=P1"),
+    ("petition with banners", ev(text="拉横幅"), "02.02", P1, "signal:protest:横幅=P1"),
 ]
 
 
@@ -214,7 +214,7 @@ def test_follow_up_after_police_takes_the_follow_up_priority() -> None:
 
 def test_signals_found_reports_the_word_or_flag() -> None:
     found = signals_found(ev(text="有人拉横幅", risk_flags=("可能激化",)), RULES)
-    assert found == {"gathering": "横幅", "escalating": "可能激化"}
+    assert found == {"protest": "横幅", "escalating": "可能激化"}
 
 
 @settings(max_examples=300, deadline=None)
@@ -249,3 +249,89 @@ def test_priority_is_never_below_the_default_and_monotone_in_persons(
         prioritise(base, cls(category), RULES, recurrences=earlier + 1).priority
         <= decision.priority
     )
+
+
+# --------------------------------------------------------------------------- read from the text
+
+TEXT_CASES = [
+    # (id, text, category, expected priority, a reason that must be recorded)
+    ("fire seen", "东关村3组一户窗户往外冒黑烟，能看见明火，家里有老人没出来", "07.01", P1,
+     "signal:life_danger:明火=P1"),
+    ("gas smell", "楼道里煤气味很重", "06.02", P1, "signal:life_danger:煤气味=P1"),
+    ("kitchen knife", "一名男子拿着菜刀在门口叫骂", "03.07", P1, "signal:weapons:菜刀=P1"),
+    ("unconscious", "独居老人倒在家中，叫不醒", "10.01", P1, "signal:life_danger:叫不醒=P1"),
+    ("dizzy residents", "化工厂夜间排放刺鼻气体，居民头晕", "08.03", P1,
+     "signal:life_danger:头晕=P1"),
+    ("a fall", "工人从脚手架上坠落", "07.02", P1, "signal:life_danger:坠落=P1"),
+    ("collapse, people trapped", "路面塌陷，一辆三轮车掉进坑里，车上的人被困", "06.05", P1,
+     "signal:life_danger:塌陷=P1"),
+    ("thirty-odd in words", "三十多个工人堵在公司门口要工钱", "01.05", P1, "persons:30>=30=P1"),
+    ("forty-odd in digits", "40余人在售楼处", "01.04", P1, "persons:40>=30=P1"),
+    ("a range counts its lower end", "七八个人在门口", "01.99", P2, "persons:7>=5=P2"),
+    ("banners whatever the count", "约15人拉横幅", "03.05", P1, "signal:protest:横幅=P1"),
+    ("threat of an extreme act", "信访人声称不解决就跳楼", "02.01", P1, "signal:extreme:跳楼=P1"),
+    ("a bedridden person", "停电，家里有瘫痪老人", "06.03", P2, "category:06.03=P2"),
+    ("a pregnant woman raises a routine health case", "孕妇发烧没地方看病", "10.03", P2,
+     "vulnerable:孕妇=P2"),
+]
+
+
+@pytest.mark.parametrize(
+    ("text", "category", "priority", "reason"),
+    [c[1:] for c in TEXT_CASES],
+    ids=[c[0] for c in TEXT_CASES],
+)
+def test_priority_from_text(text: str, category: str, priority: Priority, reason: str) -> None:
+    decision = prioritise(ev(text=text), cls(category), RULES)
+    assert decision.priority is priority
+    assert reason in decision.reasons
+
+
+NOT_NOW = [
+    # (id, text, category, the priority it must not reach)
+    ("nobody hurt", "两人吵了几句，无人受伤", "01.02"),
+    ("not a fire", "不是着火，是有人在楼道抽烟", "01.99"),
+    ("no gas smell", "没有闻到煤气味，燃气表不走字了", "06.02"),
+    ("no fight", "没有打架，就是两家吵了几句", "01.02"),
+    ("a fire hazard, not a fire", "楼道电线私拉乱接，存在火灾隐患", "07.01"),
+    ("a feared leak", "燃气管道锈蚀严重，担心漏气", "06.02"),
+    ("a narrow miss", "井盖碎了，有小孩差点掉下去", "06.05"),
+    ("a fire already out", "电动车冒烟起火，已被邻居扑灭，无人受伤", "07.01"),
+    ("a scuffle settled", "两人推搡了几下，经劝解已各自离开", "03.01"),
+    ("a room number is not a crowd", "602住户称将报警", "01.02"),
+    ("households are not a crowd", "三十多户村民在外租房已两年", "01.06"),
+    ("a past injury, now a claim", "学生被篮球架砸伤，家长和学校为赔偿谈不拢", "01.16"),
+]
+
+
+@pytest.mark.parametrize(
+    ("text", "category"), [c[1:] for c in NOT_NOW], ids=[c[0] for c in NOT_NOW]
+)
+def test_what_the_text_denies_or_settles_is_not_an_emergency(text: str, category: str) -> None:
+    decision = prioritise(ev(text=text), cls(category), RULES)
+    assert decision.priority is not P1, decision.reasons
+
+
+def test_a_settled_report_is_capped_but_the_source_level_still_counts() -> None:
+    settled = ev(text="两伙人打架，已劝开，双方已离开")
+    assert prioritise(settled, cls("03.01"), RULES).priority is P2
+    assert "settled:已劝开=P2" in prioritise(settled, cls("03.01"), RULES).reasons
+    urgent = ev(Source.POLICE, text="两伙人打架，已劝开", source_priority=1)
+    assert prioritise(urgent, cls("03.01"), RULES).priority is P1
+
+
+@pytest.mark.parametrize(
+    ("text", "persons"),
+    [
+        ("二十多个工人在项目部门口", 20),
+        ("二三十人参赌", 20),
+        ("五六个人", 5),
+        ("几十名货车司机", 20),
+        ("二十来名女工", 20),
+        ("602住户", None),
+        ("十几辆三轮车", None),
+        ("三个月没发工资", None),
+    ],
+)
+def test_persons_with_nouns_and_measure_words(text: str, persons: int | None) -> None:
+    assert persons_in_text(text, RULES.person_nouns) == persons

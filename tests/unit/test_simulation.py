@@ -31,7 +31,7 @@ from streams.errors import GridLinkError, InvalidEvent, UnroutableEvent
 from streams.locate import locate
 from streams.parse import PARSERS, parse_camera_alert, parse_grid_report, parse_police_referral
 from streams.priority import chinese_number
-from streams.records import Event, Location, Source
+from streams.records import PROVISIONAL, Event, Location, Priority, Source
 from streams.reference import load_city
 from streams.triage import TriageDecision, triage
 from streams.triage_rules import load_triage_rules
@@ -290,6 +290,12 @@ def test_lead_and_disposition_of_opened_cases_agree():
     assert len(opened) > 1000
     for o in opened:
         assert o.decision.routing is not None
+        if o.decision.routing.disposition == PROVISIONAL:
+            # a P1 sent to verification (a camera alarm of low confidence) goes at once
+            # to the fallback lead while it is verified; the generator cannot know that
+            assert o.decision.needs_verification and o.decision.priority.priority is Priority.P1
+            assert o.decision.lead == "zhongzhi"
+            continue
         assert o.decision.lead == o.message.expected.lead, o.message.expected
         assert o.decision.routing.disposition == o.message.expected.disposition
     dispositions = {o.message.expected.disposition for o in opened}

@@ -1,0 +1,167 @@
+"""``gridlink classifier train``: train the text classifier (模型训练).
+
+Reads the labelled corpus (its ``train`` split; ``--all`` for every text),
+optionally the operators' corrections from the case log (``--from-log``),
+trains :mod:`streams.learning`'s model, prints the category accuracy of the
+model in use and of the new one on the held-out texts (the corpus's ``dev``
+split and the held-out share of the corrections), and writes the new model
+to ``<rules dir>/classifier/model.json`` — plain JSON a worker loads at start.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import click
+import msgspec
+from msgspec.structs import replace
+
+from settings import Settings
+from streams.cases import event_decoder
+from streams.classify import classify
+from streams.corpus import as_event, read_corpus, split_of
+from streams.errors import RulesError
+from streams.learning import Correction, Example, TrainingParameters, corrections, example_of, train
+from streams.model import ModelFile, TextModel, model_json
+from streams.records import Event
+from streams.reference import load_city
+from streams.triage_rules import TriageRules, load_triage_rules
+
+
+#: the labelled corpus shipped with the project
+CORPUS = Path(__file__).resolve().parents[1] / "tests" / "data" / "classification" / "corpus.jsonl"
+
+
+@dataclass(frozen=True)
+class HeldOut:
+    """One held-out text: the event and the categories accepted for it."""
+
+    event: Event
+    accepted: frozenset[str]
+    primary: str
+
+
+@click.group()
+def classifier() -> None:
+    """The text classifier (文本分类模型)."""
+
+
+@classifier.command("train")
+@click.option("--corpus", "corpus_path",
+              type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              default=CORPUS, show_default=True, help="Labelled texts (JSONL).")
+@click.option("--from-log", is_flag=True,
+              help="Also learn from operators' corrections on the case log (cases.events).")
+@click.option("--all", "use_all", is_flag=True,
+              help="Train on every text, the dev split too (then nothing is held out).")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Where to write the model; default <rules dir>/classifier/model.json.")
+@click.option("--dry-run", is_flag=True, help="Train and score, write nothing.")
+@click.option("--seed", default=TrainingParameters().seed, show_default=True)
+@click.option("--epochs", default=TrainingParameters().epochs, show_default=True)
+def train_command(corpus_path: Path, from_log: bool, use_all: bool, out: Path | None,
+                  dry_run: bool, seed: int, epochs: int) -> None:
+    """Train the classifier from the corpus (and corrections); print before/after scores."""
+    from cli.main import _settings
+
+    settings = _settings()
+    city = load_city(settings.reference_dir)
+    try:
+        rules = load_triage_rules(settings.rules_dir, departments=city.departments,
+                                  with_model=False)
+    except RulesError as exc:
+        raise click.ClickException(str(exc)) from None
+    out = out or settings.rules_dir / rules.classifier.model_file
+    try:
+        records = read_corpus(corpus_path)
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
+    fixes = _corrections(settings) if from_log else []
+
+    examples: list[Example] = []
+    held: list[HeldOut] = []
+    for record in records:
+        event, _ = as_event(record, city)
+        if use_all or split_of(record.id) == "train":
+            examples.append(example_of(event, record.category, rules))
+        else:
+            held.append(HeldOut(event, frozenset((record.category, *record.also)),
+                                record.category))
+    for fix in fixes:
+        if use_all or split_of(fix.case_id) == "train":
+            examples.append(example_of(fix.event, fix.category, rules))
+        else:
+            held.append(HeldOut(fix.event, frozenset({fix.category}), fix.category))
+    click.echo(f"corpus {corpus_path.name}: {len(records)} texts; corrections from the log: "
+               f"{len(fixes)}; training on {len(examples)}, holding out {len(held)}")
+
+    params = TrainingParameters(seed=seed, epochs=epochs)
+    model = train(examples, sorted(rules.categories), params,
+                  trained={"corpus": corpus_path.name, "texts": len(records),
+                           "corrections": len(fixes), "all": use_all})
+    before = _current_model(out, rules)
+    _report(held, rules, before, model)
+    if dry_run:
+        click.echo("dry run: model not written")
+        return
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(model_json(model), encoding="utf-8")
+    click.echo(f"model {model.version} written to {out} "
+               f"({len(model.weights)} features, {sum(len(r) for r in model.weights.values())} "
+               "weights); workers load it at start")
+
+
+def _corrections(settings: Settings) -> list[Correction]:
+    from kafka.errors import KafkaError
+
+    from topics.case_log import CaseLogMissing, case_log_values
+
+    try:
+        log = [event_decoder.decode(value) for value in case_log_values(settings)]
+    except (KafkaError, CaseLogMissing) as exc:
+        raise click.ClickException(
+            f"cannot read the case log from {settings.kafka_bootstrap}: {exc}") from None
+    return corrections(log)
+
+
+def _current_model(path: Path, rules: TriageRules) -> TextModel | None:
+    """The model in use at ``path`` (None if there is none, or it cannot be read)."""
+    if not path.exists():
+        return None
+    try:
+        data = msgspec.json.decode(path.read_bytes(), type=ModelFile)
+    except msgspec.DecodeError as exc:
+        click.echo(f"the model in use cannot be read ({exc}): no 'before' score")
+        return None
+    if any(code not in rules.categories for code in data.classes):
+        click.echo("the model in use names categories the taxonomy no longer has: "
+                   "no 'before' score")
+        return None
+    return TextModel.from_file(data)
+
+
+def _report(held: Sequence[HeldOut], rules: TriageRules, before: TextModel | None,
+            after: TextModel) -> None:
+    if not held:
+        click.echo("nothing held out: no before/after score")
+        return
+    click.echo(f"{'held-out category accuracy':<28}{'exact':>10}{'with alternatives':>20}")
+    rows = [("before (" + (before.version if before else "no model") + ")", before),
+            (f"after ({after.version})", after)]
+    for name, model in rows:
+        exact, accepted = _score(held, replace(rules, model=model))
+        click.echo(f"{name:<28}{exact:>10.1%}{accepted:>20.1%}")
+
+
+def _score(held: Sequence[HeldOut], rules: TriageRules) -> tuple[float, float]:
+    exact = accepted = 0
+    for item in held:
+        category = classify(item.event, rules).category
+        exact += category == item.primary
+        accepted += category in item.accepted
+    return exact / len(held), accepted / len(held)
+
+
+__all__ = ["classifier"]

@@ -1,0 +1,150 @@
+"""Reading Chinese text (读懂文本): segmentation, negation and settled markers.
+
+What classification and priorities read of a report is a :class:`Reading`:
+
+- ``text`` — the title and text, full-width digits and letters folded to
+  half-width (``３０`` → ``30``), letters lower-cased;
+- ``words`` — the words ``jieba`` cuts it into, with a user dictionary of
+  governance terms (``rules/classifier/userdict.txt``: 占道经营, 煤气味, 基本农田 …);
+- ``masked`` — the text with *negated* danger and event terms blanked out:
+  "没有人受伤" says nobody was hurt, "不是火灾" that there is no fire, so neither
+  ``受伤`` nor ``火灾`` may count as a signal or a keyword. A term is negated
+  when a negation cue (没有, 无, 未, 不是 …) stands before it in the same
+  clause, at most ``scope_chars`` characters before it;
+- ``negated`` — those terms, for the learned model (``非:受伤``) and for people;
+- ``settled`` — the marker that says the matter is already handled
+  (已处理, 已化解, 已劝离, 已扑灭 …), or None.
+
+The cue, term and marker lists are data (``rules/classifier/lexicon.toml``).
+Nothing here reads a clock or a file after the lexicon is built; readings of
+recent texts are kept (a text is read by classification, priorities and
+routing in turn).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Iterable
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import jieba
+import msgspec
+
+#: what a blanked-out (negated) term becomes in ``Reading.masked``
+MASK = "□"
+_WIDTH = str.maketrans(
+    {chr(code): chr(code - 0xFEE0) for code in range(0xFF01, 0xFF5F)} | {"\u3000": " "}
+)
+_FULL_WIDTH = re.compile("[\uff01-\uff5e\u3000]")
+_PUNCT = re.compile(r"^[\W_]+$")
+
+
+class Reading(msgspec.Struct, frozen=True, kw_only=True):
+    """What the core reads of one text (see the module docstring)."""
+
+    text: str
+    masked: str
+    words: tuple[str, ...]
+    negated: tuple[str, ...] = ()
+    settled: str | None = None
+
+
+class Lexicon:
+    """The segmenter and the negation and settled-marker lists, built once at start."""
+
+    def __init__(
+        self,
+        *,
+        userdict: Path | None,
+        negation_cues: Iterable[str],
+        negatable: Iterable[str],
+        scope_chars: int,
+        clause_breaks: str,
+        settled: Iterable[str],
+        not_settled: Iterable[str] = (),
+        not_negation: Iterable[str] = (),
+        cache_size: int = 4096,
+    ) -> None:
+        self.userdict = userdict
+        self.tokenizer = _tokenizer(str(userdict) if userdict is not None else "")
+        self.negation_cues = tuple(sorted(set(negation_cues), key=len, reverse=True))
+        self.negatable = tuple(sorted(set(negatable), key=len, reverse=True))
+        self.scope_chars = scope_chars
+        self.clause_breaks = clause_breaks
+        self.settled = tuple(settled)
+        self.not_settled = tuple(not_settled)
+        self.not_negation = tuple(not_negation)
+        self._clause = re.compile("[" + re.escape(clause_breaks) + "]")
+        self._terms = (
+            re.compile("|".join(map(re.escape, self.negatable))) if self.negatable else None
+        )
+        self.read = lru_cache(maxsize=cache_size)(self._read)
+
+    def _read(self, text: str) -> Reading:
+        folded = normalise(text)
+        masked, negated = self._mask(folded)
+        words = tuple(
+            w for w in self.tokenizer.lcut(folded, HMM=False) if w.strip() and not _PUNCT.match(w)
+        )
+        return Reading(
+            text=folded,
+            masked=masked,
+            words=words,
+            negated=negated,
+            settled=self._settled(folded),
+        )
+
+    def _mask(self, text: str) -> tuple[str, tuple[str, ...]]:
+        """The text with negated terms blanked, and those terms."""
+        if self._terms is None:
+            return text, ()
+        negated: list[str] = []
+        out = text
+        for match in self._terms.finditer(text):
+            if self._is_negated(text, match.start()):
+                term = match.group()
+                negated.append(term)
+                out = out[: match.start()] + MASK * len(term) + out[match.end() :]
+        return out, tuple(dict.fromkeys(negated))
+
+    def _is_negated(self, text: str, start: int) -> bool:
+        window = text[max(0, start - self.scope_chars - 3) : start]
+        clause = self._clause.split(window)[-1]
+        for phrase in self.not_negation:  # 有没有 asks, it does not deny
+            clause = clause.replace(phrase, MASK * len(phrase))
+        for cue in self.negation_cues:
+            at = clause.rfind(cue)
+            if at != -1 and len(clause) - (at + len(cue)) <= self.scope_chars:
+                return True
+        return False
+
+    def _settled(self, text: str) -> str | None:
+        for phrase in self.not_settled:
+            if phrase in text:
+                text = text.replace(phrase, MASK)
+        for marker in self.settled:
+            if marker in text:
+                return marker
+        return None
+
+
+def normalise(text: str) -> str:
+    """Full-width ASCII folded to half-width, letters lower-cased."""
+    if _FULL_WIDTH.search(text):
+        text = text.translate(_WIDTH)
+    return text.lower()
+
+
+@lru_cache(maxsize=8)
+def _tokenizer(userdict: str) -> Any:
+    """One jieba tokenizer per user dictionary, shared by every lexicon of a process."""
+    logging.getLogger("jieba").setLevel(logging.WARNING)
+    jieba.setLogLevel(logging.WARNING)
+    tokenizer = jieba.Tokenizer()
+    tokenizer.initialize()
+    if userdict:
+        tokenizer.load_userdict(userdict)
+    return tokenizer
