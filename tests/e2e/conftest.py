@@ -61,8 +61,10 @@ def api_url(worker, start_gridlink, users) -> Iterator[str]:  # noqa: F811
     yield base
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
+    """A headless Chromium for a module's tests (not the session's: Playwright's sync API
+    keeps an event loop running in the main thread for as long as it is open)."""
     executable = shutil.which("chromium")
     if executable is None:
         pytest.fail("the browser tests need Debian's `chromium` on PATH (apt-get install "

@@ -38,8 +38,8 @@ P1_ACCEPT_SECONDS = 3
 
 def _rules_with_p1_accept(directory: Path, seconds: float) -> Path:
     """A copy of the shipped rules with a P1 accept budget of ``seconds``."""
-    return rules_with(directory, "sla.toml", '[priority.P1]  # 特急\naccept = "5m"',
-                      f'[priority.P1]  # 特急\naccept = "{seconds / 60}m"')
+    return rules_with(directory, "sla.toml", '[priority.P1]  # 特急\nverify = "3m"\naccept = "5m"',
+                      f'[priority.P1]  # 特急\nverify = "3m"\naccept = "{seconds / 60}m"')
 
 
 @pytest.fixture
