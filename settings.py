@@ -47,7 +47,10 @@ class Settings(BaseSettings):
     kafka_controller_port: int | None = Field(
         None, description="local broker's KRaft controller port (default: broker port + 1)"
     )
-    kafka_heap: str = Field("1g", description="local broker's JVM maximum heap")
+    kafka_heap: str | None = Field(
+        None, description="local broker's JVM maximum heap (unset: 1g for one broker, 512m "
+        "for each of several)"
+    )
 
     # Tables of the stream agents (agents/tables.py)
     table_store: Literal["memory", "rocksdb"] = Field(
@@ -111,6 +114,10 @@ class Settings(BaseSettings):
     @property
     def kafka_host(self) -> str:
         return self.kafka_bootstrap.split(",")[0].rpartition(":")[0]
+
+    def local_kafka_heap(self, brokers: int = 1) -> str:
+        """The JVM heap of each local broker when ``brokers`` of them run on this host."""
+        return self.kafka_heap or ("1g" if brokers == 1 else "512m")
 
     def topic(self, name: str) -> str:
         """The physical topic name for a contract topic name."""
