@@ -31,7 +31,10 @@ class Settings(BaseSettings):
     )
     app_id: str = Field("gridlink", description="Faust application id = consumer group")
     partitions: int = Field(4, ge=1, description="partitions of the ingest and case topics")
-    replication: int = Field(1, ge=1, description="replication factor of created topics")
+    replication: int | None = Field(
+        None, ge=1, description="replication factor of created topics; unset: `gridlink topics "
+        "create` decides by the cluster (topics.admin.replication_for), a worker's own get 1"
+    )
     session_timeout_seconds: float = Field(
         10.0, gt=0, description="consumer session timeout: how fast a dead worker's partitions move"
     )

@@ -171,20 +171,29 @@ def topics_create() -> None:
 def _create_topics(settings: Settings) -> None:
     from kafka.errors import KafkaError
 
-    from topics.admin import create_topics
+    from topics.admin import TopicsError, create_topics
     from topics.registry import contract_topics
 
     specs = contract_topics(settings, _department_codes(settings))
     try:
-        created, existing = create_topics(settings, specs)
+        report = create_topics(settings, specs)
+    except TopicsError as exc:
+        raise click.ClickException(str(exc)) from None
     except KafkaError as exc:
         raise click.ClickException(
             f"cannot reach Kafka at {settings.kafka_bootstrap}: {exc}; "
             "is it running (`gridlink kafka status`)?"
         ) from None
-    for name in created:
+    for name in report.created:
         click.echo(f"created  {name}")
-    click.echo(f"{len(created)} created, {len(existing)} already existed")
+    for difference in report.differing:
+        click.echo(f"differs  {difference}")
+    replication = report.replication
+    click.echo(f"{len(report.created)} created, {len(report.existing)} already existed"
+               + (f" ({len(report.differing)} differ from the spec and were left as they are)"
+                  if report.differing else "")
+               + f"; {report.brokers} broker(s): replication {replication.factor}, "
+               f"min.insync.replicas {replication.min_insync}")
 
 
 # ---- services --------------------------------------------------------------

@@ -1,18 +1,23 @@
-"""The three-node local cluster (``gridlink kafka up --brokers 3``): ``acks=all``
-writes that survive a broker killed with -9, and the broker rejoining when started
-again."""
+"""The three-node local cluster (``gridlink kafka up --brokers 3``): contract topics
+replicated three times with two in sync, ``acks=all`` writes that survive a broker
+killed with -9, the broker rejoining when started again, and ``topics create``
+reporting an existing topic that is not as specified."""
 
 from __future__ import annotations
 
+import os
 import signal
+import subprocess
+import sys
 import time
 import uuid
 
 import pytest
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
-from kafka.admin import NewTopic
+from kafka.admin import ConfigResource, ConfigResourceType, NewTopic
 
 from cli.kafka_local import LocalCluster
+from tests.conftest import PROJECT_DIR
 
 pytestmark = pytest.mark.integration
 
@@ -20,6 +25,57 @@ pytestmark = pytest.mark.integration
 def _partitions(admin: KafkaAdminClient, topic: str) -> list[dict]:
     (described,) = admin.describe_topics([topic])
     return sorted(described["partitions"], key=lambda p: p["partition_index"])
+
+
+def _topics_create(cluster: LocalCluster, prefix: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "GRIDLINK_KAFKA_BOOTSTRAP": cluster.bootstrap,
+           "GRIDLINK_TOPIC_PREFIX": prefix, "GRIDLINK_PARTITIONS": "2"}
+    env.pop("GRIDLINK_REPLICATION", None)  # the cluster decides
+    return subprocess.run([sys.executable, "-m", "cli.main", "topics", "create"], env=env,
+                          cwd=PROJECT_DIR, capture_output=True, text=True, timeout=120)
+
+
+def test_contract_topics_get_three_copies_and_two_in_sync(kafka_cluster: LocalCluster):
+    prefix = f"r{uuid.uuid4().hex[:8]}."
+    run = _topics_create(kafka_cluster, prefix)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "3 broker(s): replication 3, min.insync.replicas 2" in run.stdout
+    assert "differs" not in run.stdout
+    admin = KafkaAdminClient(bootstrap_servers=kafka_cluster.bootstrap)
+    try:
+        names = sorted(t for t in admin.list_topics() if t.startswith(prefix))
+        assert f"{prefix}cases.events" in names and len(names) > 10
+        for name in names:
+            assert {len(p["replica_nodes"]) for p in _partitions(admin, name)} == {3}, name
+        configs = admin.describe_configs(
+            [ConfigResource(ConfigResourceType.TOPIC, name, configs={"min.insync.replicas": None})
+             for name in names], config_filter="all")["topic"]
+        assert {configs[name]["min.insync.replicas"]["value"] for name in names} == {"2"}
+    finally:
+        admin.close()
+
+
+def test_topics_create_reports_an_existing_topic_that_differs_and_leaves_it(
+        kafka_cluster: LocalCluster):
+    prefix = f"d{uuid.uuid4().hex[:8]}."
+    events = f"{prefix}cases.events"
+    admin = KafkaAdminClient(bootstrap_servers=kafka_cluster.bootstrap)
+    try:
+        # the spec: 2 partitions, 3 copies, kept forever
+        admin.create_topics([NewTopic(events, 1, 1)], wait_for_metadata=True)
+        run = _topics_create(kafka_cluster, prefix)
+        assert run.returncode == 0, run.stdout + run.stderr
+        differs = [line for line in run.stdout.splitlines() if line.startswith("differs")]
+        assert len(differs) == 1, run.stdout
+        assert differs[0].startswith(f"differs  {events}: partitions 1 (spec 2), "
+                                     "replication factor 1 (spec 3), ")
+        assert "retention.ms 604800000 (spec -1)" in differs[0]
+        assert "min.insync.replicas 1 (spec 2)" in differs[0]
+        assert "(1 differ from the spec and were left as they are)" in run.stdout
+        partitions = _partitions(admin, events)  # never changed
+        assert len(partitions) == 1 and len(partitions[0]["replica_nodes"]) == 1
+    finally:
+        admin.close()
 
 
 def test_acks_all_writes_survive_a_broker_killed_and_it_rejoins(kafka_cluster: LocalCluster):

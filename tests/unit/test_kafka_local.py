@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from cli.kafka_local import LocalCluster, LocalKafka, formatted_nodes, quorum_voters
+from topics.admin import TopicDifference
 from topics.registry import Replication, replication_for
 
 # What `gridlink kafka up` wrote for its single broker before clusters existed: a
@@ -130,3 +131,8 @@ def test_formatted_nodes_are_found_by_their_storage(tmp_path: Path):
 def test_replication_is_decided_by_the_cluster_unless_set(brokers, setting, factor, min_insync):
     assert replication_for(brokers, setting) == Replication(factor, min_insync)
 
+
+def test_a_differing_topic_reads_as_one_line():
+    difference = TopicDifference("cases.events", (("partitions", "2", "4"),
+                                                  ("min.insync.replicas", "1", "2")))
+    assert str(difference) == "cases.events: partitions 2 (spec 4), min.insync.replicas 1 (spec 2)"
