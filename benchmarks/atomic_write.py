@@ -27,9 +27,11 @@ and every department message and alert is there (read_committed).
 
     python -m benchmarks.atomic_write --out atomic-write.json
 
-starts one broker, then a three-node cluster, and runs each candidate on each
-(alternating, ``--runs`` times); ``--bootstrap`` uses a running cluster instead.
-It prints two tables and writes every figure to ``--out``.
+starts one broker, then a three-node cluster, and runs each candidate on each: once
+small and unrecorded to warm the brokers up, then ``--runs`` times, alternating
+(log, txn, txn, log, …); ``--bootstrap`` uses a running cluster instead. It prints
+two tables and writes every figure, with the load average around each run (the
+machine may be shared), to ``--out``.
 """
 
 from __future__ import annotations
@@ -48,7 +50,7 @@ import time
 import uuid
 import zlib
 from collections import defaultdict
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -768,9 +770,19 @@ def table(rows: list[dict[str, Any]], options: Options) -> str:
 
 
 async def _shape_runs(shape: Shape, modes: list[str], runs: int, options: Options,
-                      results: list[dict[str, Any]]) -> None:
+                      results: list[dict[str, Any]], warmup_inputs: int) -> None:
+    """Each candidate once, small and not recorded, so the brokers' JIT and caches are
+    warm for every measured run; then the runs, alternating the candidates and
+    reversing their order every other run (log, txn, txn, log, …) so neither is
+    always the first after the other."""
+    if warmup_inputs:
+        warmup = replace(options, inputs=warmup_inputs, latency_seconds=3.0,
+                         warmup_seconds=1.0)
+        for mode in modes:
+            say(f"warming the brokers up with {mode}")
+            await one_run(mode, shape, warmup, 0)
     for run in range(1, runs + 1):
-        for mode in modes:  # alternating the candidates
+        for mode in (modes if run % 2 else modes[::-1]):
             results.append(await one_run(mode, shape, options, run))
 
 
@@ -815,6 +827,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--broker-pids", default="",
                         help="with --bootstrap: the broker JVMs' pids, for their CPU")
     parser.add_argument("--runs", type=int, default=2, help="runs of each candidate per shape")
+    parser.add_argument("--warmup-inputs", type=int, default=5000,
+                        help="inputs of the unrecorded warm-up run of each candidate per shape "
+                        "(0: none)")
     defaults = Options()
     parser.add_argument("--inputs", type=int, default=defaults.inputs,
                         help="inputs in the backlog the writer drains")
@@ -842,7 +857,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     output: dict[str, Any] = {
         "command": "python -m benchmarks.atomic_write " + shlex.join(argv_used),
         "started_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": machine(), "options": {**asdict(options), "modes": modes, "runs": args.runs},
+        "machine": machine(),
+        "options": {**asdict(options), "modes": modes, "runs": args.runs,
+                    "warmup_inputs": args.warmup_inputs},
         "runs": [],
     }
     if args.bootstrap:
@@ -850,13 +867,15 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         pids = [int(p) for p in args.broker_pids.split(",") if p.strip()]
         shape = Shape(f"{brokers} broker{'s' if brokers > 1 else ''}", args.bootstrap, brokers,
                       pids)
-        asyncio.run(_shape_runs(shape, modes, args.runs, options, output["runs"]))
+        asyncio.run(_shape_runs(shape, modes, args.runs, options, output["runs"],
+                                args.warmup_inputs))
     else:
         with tempfile.TemporaryDirectory(prefix="gridlink-atomic-") as tmp:
             for count in [int(b) for b in args.brokers.split(",") if b.strip()]:
                 local, shape = _start_shape(count, Path(tmp))
                 try:
-                    asyncio.run(_shape_runs(shape, modes, args.runs, options, output["runs"]))
+                    asyncio.run(_shape_runs(shape, modes, args.runs, options, output["runs"],
+                                            args.warmup_inputs))
                 finally:
                     local.down(echo=lambda *_: None)
     output["summary"] = summary(output["runs"])
