@@ -669,9 +669,11 @@ async def _latency_phase(mode: str, shape: Shape, topics: Topics, group: str, op
         for reader in readers:
             await reader.start()
             reader.measure_after_ns = time.monotonic_ns() + int(options.warmup_seconds * 1e9)
+        broker_before = broker_cpu_seconds(shape.pids)
         writer.go()
         achieved = await paced_inputs(shape.bootstrap, topics, phase, rate, count)
         written = await writer.result(timeout=300)
+        broker_after = broker_cpu_seconds(shape.pids)
         wanted = count * DEPARTMENTS_PER_INPUT
         deadline = time.monotonic() + 60
         while any(r.received < wanted for r in readers) and time.monotonic() < deadline:
@@ -682,6 +684,11 @@ async def _latency_phase(mode: str, shape: Shape, topics: Topics, group: str, op
             await reader.stop()
     return {"rate": rate, "achieved_rate": round(achieved, 1), "inputs": count,
             "windows": written["windows"], "write_stages": written["stages"],
+            "writer_cpu_us_per_input": round(written["cpu_seconds"] / count * 1e6),
+            # the brokers' CPU over the phase: the inputs' produce and the readers' fetches
+            # included, alike for both candidates
+            "broker_cpu_us_per_input": None if broker_before is None
+            else round((broker_after - broker_before) / count * 1e6),
             "department_messages_missing": {r.isolation_level: wanted - r.received
                                             for r in readers},
             **{r.isolation_level: r.figures() for r in readers}}
@@ -733,6 +740,8 @@ def summary(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
                     "broker_cpu_us_per_input"):
             row[key] = [r["drain"][key] for r in mine]
         for phase in ("rate", "slow"):
+            for key in ("writer_cpu_us_per_input", "broker_cpu_us_per_input"):
+                row[f"{phase}_{key}"] = [r["latency"][phase][key] for r in mine]
             for level in ("read_uncommitted", "read_committed"):
                 for stat in ("p50", "p99", "p99.9", "p1_p99"):
                     row[f"{phase}_{level}_{stat}"] = [r["latency"][phase][level][stat]
@@ -755,6 +764,18 @@ def table(rows: list[dict[str, Any]], options: Options) -> str:
                      f"{_span(row['writer_cpu_us_per_input']):>16} "
                      f"{_span(row['broker_cpu_us_per_input']):>16} "
                      f"{row['inputs_lost']:>5} {row['events_duplicated']:>4}")
+    lines += ["", "CPU per input while paced, µs (brokers': with the inputs' produce and the "
+              "readers' fetches)",
+              f"{'candidate':10} {'cluster':11} "
+              f"{'writer @' + format(options.rate, 'g'):>16} "
+              f"{'brokers @' + format(options.rate, 'g'):>16} "
+              f"{'writer @' + format(options.slow_rate, 'g'):>16} "
+              f"{'brokers @' + format(options.slow_rate, 'g'):>16}"]
+    for row in rows:
+        cells = [_span(row[f"{phase}_{key}"]) for phase in ("rate", "slow")
+                 for key in ("writer_cpu_us_per_input", "broker_cpu_us_per_input")]
+        lines.append(f"{row['mode']:10} {row['shape']:11} "
+                     + " ".join(f"{cell:>16}" for cell in cells))
     for phase, rate in (("rate", options.rate), ("slow", options.slow_rate)):
         lines += ["", f"input produced → department message read, ms, at {rate:g} inputs/s "
                   "(min–max over the runs)",

@@ -51,7 +51,8 @@ def test_a_tiny_atomic_write_bench_gives_every_figure_and_loses_nothing(
                           "--broker-pids", str(kafka_broker.pid()), *TINY, "--out", str(out)],
                          cwd=PROJECT_DIR, capture_output=True, text=True, timeout=280)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-5000:]
-    assert "writer µs/event" in run.stdout and "P1 p99" in run.stdout
+    for heading in ("writer µs/event", "CPU per input while paced", "P1 p99"):
+        assert heading in run.stdout, heading
     results = json.loads(out.read_text(encoding="utf-8"))
     assert results["machine"]["cores"] > 0 and results["machine"]["cpu_model"]
     assert results["command"].startswith("python -m benchmarks.atomic_write --bootstrap")
@@ -67,6 +68,8 @@ def test_a_tiny_atomic_write_bench_gives_every_figure_and_loses_nothing(
         assert drain["write_stages"]["writes"] > 0
         for phase in ("rate", "slow"):
             latency = result["latency"][phase]
+            assert latency["writer_cpu_us_per_input"] > 0
+            assert latency["broker_cpu_us_per_input"] is not None
             assert latency["department_messages_missing"] == {"read_uncommitted": 0,
                                                               "read_committed": 0}
             for level in ("read_uncommitted", "read_committed"):
