@@ -31,7 +31,10 @@ class Settings(BaseSettings):
     )
     app_id: str = Field("gridlink", description="Faust application id = consumer group")
     partitions: int = Field(4, ge=1, description="partitions of the ingest and case topics")
-    replication: int = Field(1, ge=1, description="replication factor of created topics")
+    replication: int | None = Field(
+        None, ge=1, description="replication factor of created topics; unset: `gridlink topics "
+        "create` decides by the cluster (topics.admin.replication_for), a worker's own get 1"
+    )
     session_timeout_seconds: float = Field(
         10.0, gt=0, description="consumer session timeout: how fast a dead worker's partitions move"
     )
@@ -47,7 +50,10 @@ class Settings(BaseSettings):
     kafka_controller_port: int | None = Field(
         None, description="local broker's KRaft controller port (default: broker port + 1)"
     )
-    kafka_heap: str = Field("1g", description="local broker's JVM maximum heap")
+    kafka_heap: str | None = Field(
+        None, description="local broker's JVM maximum heap (unset: 1g for one broker, 512m "
+        "for each of several)"
+    )
 
     # Tables of the stream agents (agents/tables.py)
     table_store: Literal["memory", "rocksdb"] = Field(
@@ -123,6 +129,10 @@ class Settings(BaseSettings):
     @property
     def kafka_host(self) -> str:
         return self.kafka_bootstrap.split(",")[0].rpartition(":")[0]
+
+    def local_kafka_heap(self, brokers: int = 1) -> str:
+        """The JVM heap of each local broker when ``brokers`` of them run on this host."""
+        return self.kafka_heap or ("1g" if brokers == 1 else "512m")
 
     def topic(self, name: str) -> str:
         """The physical topic name for a contract topic name."""

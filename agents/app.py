@@ -31,7 +31,8 @@ def create_app(settings: Settings, datadir: Path) -> faust.App:
         store="memory://",
         datadir=str(datadir),
         topic_partitions=settings.partitions,
-        topic_replication_factor=settings.replication,
+        # the topics Faust creates itself (table changelogs): GRIDLINK_REPLICATION, or 1
+        topic_replication_factor=settings.replication or 1,
         topic_allow_declare=True,
         broker_session_timeout=session_timeout,
         broker_heartbeat_interval=max(session_timeout / 5, 0.5),

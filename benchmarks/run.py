@@ -157,7 +157,7 @@ def main(*, stages: list[str], events: int, latency_seconds: float, open_cases: 
             defaults = Settings()
             broker = LocalKafka(data_dir=Path(tmp) / "kafka", cache_dir=defaults.kafka_cache_dir,
                                 port=free_port(), controller_port=free_port(),
-                                heap=defaults.kafka_heap)
+                                heap=defaults.local_kafka_heap())
             started = time.monotonic()
             broker.up(timeout_seconds=180, echo=say)
             results["broker_start_seconds"] = round(time.monotonic() - started, 1)

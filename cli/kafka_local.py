@@ -1,10 +1,16 @@
-"""A local single-node Apache Kafka (KRaft) for development, tests and the demo.
+"""A local Apache Kafka (KRaft) for development, tests and the demo: one broker,
+or a cluster of several on one machine.
 
 ``gridlink kafka up`` fetches one pinned Kafka release's jars from Maven
 Central with Maven (``kafka-pom.xml`` beside this file), caches them outside
 the repository, formats KRaft storage once, starts a combined broker and
 controller on 127.0.0.1, and waits until the broker answers metadata requests.
 ``down`` stops it cleanly (SIGTERM, then SIGKILL after a grace period).
+
+``gridlink kafka up --brokers 3`` runs :class:`LocalCluster`: three such nodes,
+each a broker and one of three voters of the controller quorum, each with its
+own data directory (``<kafka dir>/node-<id>``), ports, pid file and logs, so a
+test can kill one (``kill -9``, ``kill -STOP``) and start it again on its data.
 
 Everything is real Apache Kafka; nothing here imitates a broker.
 """
@@ -16,16 +22,61 @@ import os
 import shutil
 import signal
 import socket
+import struct
 import subprocess
 import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
+from topics.registry import replication_for
+
 KAFKA_VERSION = "4.1.1"
 _HERE = Path(__file__).resolve().parent
 POM = _HERE / "kafka-pom.xml"
 LOG4J_CONFIG = _HERE / "kafka-log4j2.properties"
+
+
+# What a cluster of several local nodes sets beyond a single broker: each value is
+# chosen so a fault test (one broker killed with -9, or frozen with -STOP) sees the
+# cluster react within seconds instead of the defaults' tens of seconds, without a
+# busy two-core machine's pauses being taken for failures.
+CLUSTER_PROPERTIES = """\
+# -- a cluster of several local nodes --
+# A broker that stops heartbeating (killed, frozen) is fenced by the controller
+# after this long and leaves every ISR then, so acks=all writes stall at most this
+# long (Kafka's default 9 s); 6 s still rides out a GC or scheduling pause here.
+broker.session.timeout.ms=6000
+# Heartbeats to the controller, several per session timeout (default 2 s).
+broker.heartbeat.interval.ms=1000
+# A live follower that has not caught up for this long leaves the ISR (default 30 s),
+# so a slow replica holds acks=all writes back for at most 10 s.
+replica.lag.time.max.ms=10000
+# Never elect a replica that is not in sync: it would drop acknowledged records.
+unclean.leader.election.enable=false
+# Topics created without a replication factor (auto-created ones) get the cluster's.
+default.replication.factor={replication}
+# A restarted node takes back the leadership of its preferred partitions within
+# 30 s of catching up (default 5 min), so each fault of a suite starts from the
+# same leaders.
+leader.imbalance.check.interval.seconds=30
+# The controller quorum's own timeouts (election 1 s, fetch 2 s) are prompt already.
+"""
+
+
+def quorum_voters(host: str, controllers: list[tuple[int, int]]) -> str:
+    """``controller.quorum.voters`` of a static KRaft quorum: ``id@host:port`` of every
+    controller, comma-separated."""
+    return ",".join(f"{node_id}@{host}:{port}" for node_id, port in controllers)
+
+
+def new_cluster_id() -> str:
+    """A KRaft cluster id: a base64url-encoded UUID that does not start with "-" (it
+    would be read as an option)."""
+    cid = "-"
+    while cid.startswith("-"):
+        cid = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    return cid
 
 
 class LocalKafkaError(RuntimeError):
@@ -42,6 +93,9 @@ class LocalKafka:
     port: int = 9092
     controller_port: int | None = None
     heap: str = "1g"
+    node_id: int = 1
+    cluster_voters: str | None = None  # "id@host:port,…" of its cluster; None: alone
+    cluster_size: int = 1  # brokers of the cluster this node belongs to
 
     @property
     def jars_dir(self) -> Path:
@@ -70,6 +124,12 @@ class LocalKafka:
     @property
     def _controller_port(self) -> int:
         return self.controller_port or self.port + 1
+
+    @property
+    def voters(self) -> str:
+        """``controller.quorum.voters``: its cluster's, or this node alone."""
+        alone = [(self.node_id, self._controller_port)]
+        return self.cluster_voters or quorum_voters(self.host, alone)
 
     # ---- jars -------------------------------------------------------------
 
@@ -117,32 +177,16 @@ class LocalKafka:
         """Start the broker (idempotent). Returns seconds until it answered metadata."""
         if fresh:
             self.down(echo=echo)
-            shutil.rmtree(self.storage_dir, ignore_errors=True)
+            self.wipe()
         if self.pid() is not None:
             echo(f"Kafka is already running on {self.bootstrap} (pid {self.pid()}).")
             return 0.0
-        if _port_open(self.host, self.port):
-            raise LocalKafkaError(
-                f"port {self.port} on {self.host} is taken by another process; stop it or set "
-                "GRIDLINK_KAFKA_BOOTSTRAP to another port"
-            )
+        self.check_ports_free()
         jars = self.ensure_jars(echo=echo)
-        _require("java", "a Java runtime (17 or newer) runs the Kafka broker")
-        self.log_dir.mkdir(parents=True, exist_ok=True)
-        self.config_file.write_text(self._server_properties())
         started = time.monotonic()
-        if not (self.storage_dir / "meta.properties").exists():
-            self._format(jars)
-        out = open(self.log_dir / "kafka.out", "ab")
-        proc = subprocess.Popen(
-            [*self._java(jars), "kafka.Kafka", str(self.config_file)],
-            stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-        out.close()
-        self.pid_file.write_text(f"{proc.pid}\n")
+        proc = self.launch(jars)
         try:
-            self._wait_ready(proc, timeout_seconds)
+            self.wait_ready(proc, timeout_seconds)
         except LocalKafkaError:
             self.down(echo=lambda *_: None)
             raise
@@ -151,6 +195,65 @@ class LocalKafka:
              f"{seconds:.1f} s); logs in {self.log_dir}")
         return seconds
 
+    def start(self, *, timeout_seconds: float = 90.0) -> float:
+        """Start this node again on its data (after :meth:`kill`), quietly; returns
+        seconds until it answered metadata."""
+        return self.up(timeout_seconds=timeout_seconds, echo=lambda *_: None)
+
+    def kill(self, sig: int = signal.SIGKILL) -> None:
+        """Send ``sig`` to the running broker, as a fault test does: SIGKILL (``kill -9``)
+        returns once the process is gone; SIGSTOP and SIGCONT freeze and thaw it."""
+        pid = self.pid()
+        if pid is None:
+            raise LocalKafkaError(f"Kafka on {self.bootstrap} is not running")
+        os.kill(pid, sig)
+        if sig == signal.SIGKILL:
+            while _alive(pid):
+                time.sleep(0.02)
+            self.pid_file.unlink(missing_ok=True)
+
+    def wipe(self) -> None:
+        """Remove the broker's data (it must be stopped)."""
+        shutil.rmtree(self.storage_dir, ignore_errors=True)
+
+    def check_ports_free(self) -> None:
+        for port in (self.port, self._controller_port):
+            if _port_open(self.host, port):
+                raise LocalKafkaError(
+                    f"port {port} on {self.host} is taken by another process; stop it or set "
+                    "GRIDLINK_KAFKA_BOOTSTRAP (and GRIDLINK_KAFKA_CONTROLLER_PORT) to other ports"
+                )
+
+    def launch(self, jars: Path, *, cluster_id: str | None = None) -> subprocess.Popen:
+        """Write the config, format storage if it is new (with ``cluster_id``, or a new
+        id), and start the JVM detached; returns at once (see :meth:`wait_ready`)."""
+        _require("java", "a Java runtime (17 or newer) runs the Kafka broker")
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        self.config_file.write_text(self._server_properties())
+        if self.cluster_id() is None:
+            self._format(jars, cluster_id or new_cluster_id())
+        out = open(self.log_dir / "kafka.out", "ab")
+        proc = subprocess.Popen(
+            [*self._java(jars), "kafka.Kafka", str(self.config_file)],
+            stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        out.close()
+        self.pid_file.write_text(f"{proc.pid}\n")
+        return proc
+
+    def cluster_id(self) -> str | None:
+        """The KRaft cluster id this node's storage was formatted with, if it was."""
+        try:
+            text = (self.storage_dir / "meta.properties").read_text()
+        except FileNotFoundError:
+            return None
+        for line in text.splitlines():
+            key, _, value = line.partition("=")
+            if key.strip() == "cluster.id":
+                return value.strip()
+        return None
+
     def down(self, *, grace_seconds: float = 30.0, echo=print) -> None:
         """Stop the broker: SIGTERM for a clean shutdown, SIGKILL after the grace period."""
         pid = self.pid()
@@ -158,6 +261,7 @@ class LocalKafka:
             echo("Kafka is not running.")
             return
         os.kill(pid, signal.SIGTERM)
+        os.kill(pid, signal.SIGCONT)  # a frozen (kill -STOP) broker must run to stop
         deadline = time.monotonic() + grace_seconds
         while _alive(pid) and time.monotonic() < deadline:
             time.sleep(0.1)
@@ -192,14 +296,10 @@ class LocalKafka:
             "-cp", f"{jars}/*",
         ]
 
-    def _format(self, jars: Path) -> None:
-        # KRaft wants the cluster id as a base64url-encoded UUID
-        cid = "-"
-        while cid.startswith("-"):  # a leading "-" would be read as an option
-            cid = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    def _format(self, jars: Path, cluster_id: str) -> None:
         result = subprocess.run(
             [*self._java(jars), "kafka.tools.StorageTool", "format",
-             "-t", cid, "-c", str(self.config_file)],
+             "-t", cluster_id, "-c", str(self.config_file)],
             capture_output=True, text=True,
         )
         if result.returncode != 0:
@@ -207,11 +307,12 @@ class LocalKafka:
 
     def _server_properties(self) -> str:
         c = self._controller_port
-        return "\n".join([
+        internal = replication_for(self.cluster_size)  # the broker's own topics
+        lines = [
             "# Written by `gridlink kafka up`; edits are overwritten.",
             "process.roles=broker,controller",
-            "node.id=1",
-            f"controller.quorum.voters=1@{self.host}:{c}",
+            f"node.id={self.node_id}",
+            f"controller.quorum.voters={self.voters}",
             f"listeners=PLAINTEXT://{self.host}:{self.port},CONTROLLER://{self.host}:{c}",
             f"advertised.listeners=PLAINTEXT://{self.host}:{self.port}",
             "controller.listener.names=CONTROLLER",
@@ -220,20 +321,23 @@ class LocalKafka:
             f"log.dirs={self.storage_dir}",
             "num.partitions=1",
             "auto.create.topics.enable=true",
-            "offsets.topic.replication.factor=1",
+            f"offsets.topic.replication.factor={internal.factor}",
             "offsets.topic.num.partitions=8",
-            "transaction.state.log.replication.factor=1",
-            "transaction.state.log.min.isr=1",
+            f"transaction.state.log.replication.factor={internal.factor}",
+            f"transaction.state.log.min.isr={internal.min_insync}",
             "transaction.state.log.num.partitions=4",
-            "share.coordinator.state.topic.replication.factor=1",
-            "share.coordinator.state.topic.min.isr=1",
+            f"share.coordinator.state.topic.replication.factor={internal.factor}",
+            f"share.coordinator.state.topic.min.isr={internal.min_insync}",
             "group.initial.rebalance.delay.ms=0",
             "log.retention.hours=168",
             "log.segment.bytes=268435456",
-            "",
-        ])
+        ]
+        if self.cluster_size > 1:
+            lines += CLUSTER_PROPERTIES.format(replication=internal.factor).splitlines()
+        return "\n".join([*lines, ""])
 
-    def _wait_ready(self, proc: subprocess.Popen, timeout_seconds: float) -> None:
+    def wait_ready(self, proc: subprocess.Popen, timeout_seconds: float) -> None:
+        """Wait until the broker started as ``proc`` answers metadata requests."""
         deadline = time.monotonic() + timeout_seconds
         while time.monotonic() < deadline:
             if proc.poll() is not None:
@@ -248,6 +352,186 @@ class LocalKafka:
             f"the broker did not answer on {self.bootstrap} within {timeout_seconds:.0f} s; "
             f"see {self.log_dir}/server.log"
         )
+
+
+NODE_DIR_PREFIX = "node-"
+
+
+@dataclass(frozen=True)
+class LocalCluster:
+    """Several local nodes, each a broker and a voter of one controller quorum.
+
+    Node ``i`` (from 1) lives in ``<data_dir>/node-<i>``. A test reaches one node
+    through :attr:`nodes` (or :meth:`node` by broker id) and can :meth:`LocalKafka.kill`
+    it with any signal and :meth:`LocalKafka.start` it again on its data.
+    """
+
+    nodes: tuple[LocalKafka, ...]
+
+    @classmethod
+    def on_ports(cls, *, data_dir: Path, cache_dir: Path, ports: list[tuple[int, int]],
+                 host: str = "127.0.0.1", heap: str = "512m") -> LocalCluster:
+        """One node per ``(broker port, controller port)``."""
+        voters = quorum_voters(host, [(i, c) for i, (_, c) in enumerate(ports, start=1)])
+        return cls(tuple(
+            LocalKafka(data_dir=data_dir / f"{NODE_DIR_PREFIX}{i}", cache_dir=cache_dir,
+                       host=host, port=port, controller_port=controller_port, heap=heap,
+                       node_id=i, cluster_voters=voters, cluster_size=len(ports))
+            for i, (port, controller_port) in enumerate(ports, start=1)
+        ))
+
+    @classmethod
+    def consecutive(cls, *, data_dir: Path, cache_dir: Path, brokers: int,
+                    host: str = "127.0.0.1", port: int = 9092, controller_port: int | None = None,
+                    heap: str = "512m") -> LocalCluster:
+        """``brokers`` nodes from ``port`` on, two ports apart: with the defaults node 1
+        on 9092 (controller 9093), node 2 on 9094 (9095), node 3 on 9096 (9097)."""
+        first_controller = controller_port or port + 1
+        ports = [(port + 2 * i, first_controller + 2 * i) for i in range(brokers)]
+        return cls.on_ports(data_dir=data_dir, cache_dir=cache_dir, ports=ports, host=host,
+                            heap=heap)
+
+    @property
+    def data_dir(self) -> Path:
+        return self.nodes[0].data_dir.parent
+
+    @property
+    def bootstrap(self) -> str:
+        """Every node's listener, comma-separated (GRIDLINK_KAFKA_BOOTSTRAP)."""
+        return ",".join(node.bootstrap for node in self.nodes)
+
+    def node(self, node_id: int) -> LocalKafka:
+        """The node whose broker id is ``node_id`` (a partition's leader, for instance)."""
+        for node in self.nodes:
+            if node.node_id == node_id:
+                return node
+        raise KeyError(node_id)
+
+    def running(self) -> list[LocalKafka]:
+        return [node for node in self.nodes if node.pid() is not None]
+
+    def formatted_nodes(self) -> list[int]:
+        """Ids of the nodes whose storage exists in the data directory, this cluster's
+        or not (a cluster formatted with more nodes leaves some behind)."""
+        return formatted_nodes(self.data_dir)
+
+    def up(self, *, fresh: bool = False, timeout_seconds: float = 120.0, echo=print) -> float:
+        """Start every node that is not running (idempotent) and wait until each answers
+        and the metadata lists every broker. Returns the seconds that took."""
+        if fresh:
+            self.down(echo=echo)
+            for path in self.data_dir.glob(f"{NODE_DIR_PREFIX}*"):
+                shutil.rmtree(path / "kraft", ignore_errors=True)
+        extra = sorted(set(self.formatted_nodes()) - {n.node_id for n in self.nodes})
+        if extra:
+            raise LocalKafkaError(
+                f"{self.data_dir} holds a cluster formatted with other nodes (node {extra[0]} "
+                f"and more); start it with `--fresh` to wipe it, or with its own --brokers"
+            )
+        stopped = [node for node in self.nodes if node.pid() is None]
+        if not stopped:
+            echo(f"Kafka is already running: {len(self.nodes)} brokers on {self.bootstrap}.")
+            return 0.0
+        for node in stopped:
+            node.check_ports_free()
+        jars = self.nodes[0].ensure_jars(echo=echo)
+        ids = {node.cluster_id() for node in self.nodes} - {None}
+        if len(ids) > 1:
+            raise LocalKafkaError(f"the nodes in {self.data_dir} belong to different clusters "
+                                  f"({', '.join(sorted(ids))}); start with `--fresh`")
+        cluster_id = ids.pop() if ids else new_cluster_id()
+        started = time.monotonic()
+        launched = [(node, node.launch(jars, cluster_id=cluster_id)) for node in stopped]
+        try:
+            for node, proc in launched:
+                node.wait_ready(proc, max(1.0, started + timeout_seconds - time.monotonic()))
+            self.wait_brokers_registered(max(1.0, started + timeout_seconds - time.monotonic()))
+        except LocalKafkaError:
+            for node, _ in launched:
+                node.down(echo=lambda *_: None)
+            raise
+        seconds = time.monotonic() - started
+        pids = ", ".join(str(node.pid()) for node in self.nodes)
+        echo(f"Kafka {KAFKA_VERSION} is up: {len(self.nodes)} brokers on {self.bootstrap} "
+             f"(pids {pids}, {seconds:.1f} s); logs in {self.data_dir}/"
+             f"{NODE_DIR_PREFIX}*/logs")
+        echo(f"Clients: GRIDLINK_KAFKA_BOOTSTRAP={self.bootstrap}")
+        return seconds
+
+    def wait_brokers_registered(self, timeout_seconds: float) -> None:
+        """Wait until the cluster's metadata lists every node's broker."""
+        want = {node.node_id for node in self.nodes}
+        deadline = time.monotonic() + timeout_seconds
+        seen: set[int] = set()
+        while time.monotonic() < deadline:
+            seen = set(broker_ids(self.bootstrap))
+            if want <= seen:
+                return
+            time.sleep(0.2)
+        raise LocalKafkaError(
+            f"the metadata lists brokers {sorted(seen)} of {sorted(want)} after "
+            f"{timeout_seconds:.0f} s; see {self.data_dir}/{NODE_DIR_PREFIX}*/logs/server.log"
+        )
+
+    def down(self, *, grace_seconds: float = 30.0, echo=print) -> None:
+        """Stop every node: SIGTERM to all at once (one by one, the last would wait for
+        a quorum that is gone), SIGKILL to those still running after the grace period."""
+        running = [(node, node.pid()) for node in self.nodes]
+        running = [(node, pid) for node, pid in running if pid is not None]
+        if not running:
+            echo("Kafka is not running.")
+            return
+        for _, pid in running:
+            os.kill(pid, signal.SIGTERM)
+            os.kill(pid, signal.SIGCONT)  # a frozen (kill -STOP) node must run to stop
+        deadline = time.monotonic() + grace_seconds
+        while any(_alive(pid) for _, pid in running) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        for node, pid in running:
+            if _alive(pid):
+                echo(f"Kafka node {node.node_id} (pid {pid}) did not stop within "
+                     f"{grace_seconds:.0f} s; killing it.")
+                os.kill(pid, signal.SIGKILL)
+                while _alive(pid):
+                    time.sleep(0.05)
+            node.pid_file.unlink(missing_ok=True)
+            echo(f"Kafka node {node.node_id} (pid {pid}) stopped.")
+
+    def status(self) -> dict[str, object]:
+        """The cluster's state, and each node's (under ``nodes``): whether it runs, answers
+        requests itself, and is an unfenced broker in the cluster's metadata."""
+        answering = [node for node in self.nodes
+                     if node.pid() is not None and _answers_requests(node.host, node.port)]
+        registered = broker_ids(",".join(n.bootstrap for n in answering)) if answering else []
+        nodes = [{
+            "node": node.node_id,
+            "running": node.pid() is not None,
+            "pid": node.pid(),
+            "bootstrap": node.bootstrap,
+            "answers": node in answering,
+            "in_metadata": node.node_id in registered,
+            "data_dir": str(node.data_dir),
+        } for node in self.nodes]
+        return {
+            "brokers": len(self.nodes),
+            "bootstrap": self.bootstrap,
+            "in_metadata": registered,
+            "healthy": all(n["answers"] and n["in_metadata"] for n in nodes),
+            "version": KAFKA_VERSION,
+            "jars_cached": (self.nodes[0].jars_dir / ".complete").exists(),
+            "data_dir": str(self.data_dir),
+            "nodes": nodes,
+        }
+
+
+def formatted_nodes(data_dir: Path) -> list[int]:
+    """Ids of the cluster nodes whose KRaft storage is in ``data_dir`` (``node-<id>``)."""
+    found = []
+    for path in data_dir.glob(f"{NODE_DIR_PREFIX}*"):
+        suffix = path.name.removeprefix(NODE_DIR_PREFIX)
+        if suffix.isdigit() and (path / "kraft" / "meta.properties").exists():
+            found.append(int(suffix))
+    return sorted(found)
 
 
 def _require(program: str, why: str) -> None:
@@ -302,3 +586,47 @@ def _answers_metadata(bootstrap: str) -> bool:
         return False
     finally:
         admin.close()
+
+
+def broker_ids(bootstrap: str, *, attempts: int = 3) -> list[int]:
+    """Ids of the unfenced brokers the cluster's metadata lists (empty when nothing
+    answers). Tried ``attempts`` times: the client may first ask a broker that has
+    just died."""
+    from kafka import KafkaAdminClient
+    from kafka.errors import KafkaError
+
+    for _ in range(attempts):
+        try:
+            admin = KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=3000)
+        except (KafkaError, OSError, ValueError):
+            continue
+        try:
+            return sorted(broker["broker_id"] for broker in admin.describe_cluster()["brokers"]
+                          if not broker.get("is_fenced"))
+        except (KafkaError, OSError):
+            continue
+        finally:
+            admin.close()
+    return []
+
+
+def _answers_requests(host: str, port: int, timeout_seconds: float = 2.0) -> bool:
+    """True when the broker on ``host:port`` itself answers an ApiVersions request (v0,
+    which every broker answers); a frozen (SIGSTOP) broker accepts the connection but
+    does not answer. Unlike a client, this asks no other broker of the cluster."""
+    correlation_id = 7
+    client_id = b"gridlink-status"
+    request = struct.pack(">hhih", 18, 0, correlation_id, len(client_id)) + client_id
+    try:
+        with socket.create_connection((host, port), timeout=timeout_seconds) as sock:
+            sock.sendall(struct.pack(">i", len(request)) + request)
+            header = b""
+            while len(header) < 10:  # size, correlation id, error code
+                chunk = sock.recv(10 - len(header))
+                if not chunk:
+                    return False
+                header += chunk
+    except OSError:
+        return False
+    _, answered_id, error_code = struct.unpack(">iih", header)
+    return answered_id == correlation_id and error_code == 0

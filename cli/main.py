@@ -31,8 +31,31 @@ def _local_kafka(settings: Settings):
         host=settings.kafka_host,
         port=settings.kafka_port,
         controller_port=settings.kafka_controller_port,
-        heap=settings.kafka_heap,
+        heap=settings.local_kafka_heap(),
     )
+
+
+def _local_cluster(settings: Settings, brokers: int):
+    """``brokers`` local nodes in ``<kafka dir>/node-<i>``, from the bootstrap's port on."""
+    from cli.kafka_local import LocalCluster
+
+    return LocalCluster.consecutive(
+        data_dir=settings.kafka_dir,
+        cache_dir=settings.kafka_cache_dir,
+        brokers=brokers,
+        host=settings.kafka_host,
+        port=settings.kafka_port,
+        controller_port=settings.kafka_controller_port,
+        heap=settings.local_kafka_heap(brokers),
+    )
+
+
+def _found_cluster(settings: Settings):
+    """The local cluster whose nodes are in the kafka dir, or None if there is none."""
+    from cli.kafka_local import formatted_nodes
+
+    nodes = formatted_nodes(settings.kafka_dir)
+    return _local_cluster(settings, max(nodes)) if nodes else None
 
 
 def _department_codes(settings: Settings) -> list[str]:
@@ -57,35 +80,77 @@ def main() -> None:
 
 @main.group()
 def kafka() -> None:
-    """A local single-node Apache Kafka (KRaft) for development, tests and the demo."""
+    """A local Apache Kafka (KRaft): one broker, or a cluster of several on this machine."""
 
 
 @kafka.command("up")
+@click.option("--brokers", type=click.IntRange(1, 9), default=1, show_default=True,
+              help="Nodes, each a broker and a controller; several replicate the topics "
+              "(`gridlink topics create` makes three copies on three).")
 @click.option("--fresh", is_flag=True, help="Stop it and wipe its data first.")
-@click.option("--timeout", default=90.0, show_default=True, help="Seconds to wait for it.")
-def kafka_up(fresh: bool, timeout: float) -> None:
-    """Start the local broker (fetching its jars with Maven on first use)."""
+@click.option("--timeout", default=None, type=float,
+              help="Seconds to wait for it.  [default: 90, 120 for several brokers]")
+def kafka_up(brokers: int, fresh: bool, timeout: float | None) -> None:
+    """Start the local broker, or ``--brokers`` of them (fetching the jars with Maven on
+    first use); those already running are left as they are."""
     from cli.kafka_local import LocalKafkaError
 
+    settings = _settings()
+    single, cluster = _local_kafka(settings), _found_cluster(settings)
     try:
-        _local_kafka(_settings()).up(fresh=fresh, timeout_seconds=timeout, echo=click.echo)
+        if brokers == 1:
+            if cluster is not None and cluster.running():
+                raise LocalKafkaError(f"a {len(cluster.nodes)}-broker cluster is running from "
+                                      f"{cluster.data_dir}; `gridlink kafka down` first")
+            single.up(fresh=fresh, timeout_seconds=timeout or 90.0, echo=click.echo)
+            return
+        if single.pid() is not None:
+            raise LocalKafkaError(f"the single broker is running from {single.data_dir}; "
+                                  "`gridlink kafka down` first")
+        if cluster is not None and len(cluster.nodes) != brokers and cluster.running():
+            raise LocalKafkaError(f"a {len(cluster.nodes)}-broker cluster is running from "
+                                  f"{cluster.data_dir}; `gridlink kafka down` first")
+        _local_cluster(settings, brokers).up(fresh=fresh, timeout_seconds=timeout or 120.0,
+                                             echo=click.echo)
     except LocalKafkaError as exc:
         raise click.ClickException(str(exc)) from None
 
 
 @kafka.command("down")
 def kafka_down() -> None:
-    """Stop the local broker cleanly."""
-    _local_kafka(_settings()).down(echo=click.echo)
+    """Stop the local broker, or every node of the local cluster, cleanly."""
+    settings = _settings()
+    single, cluster = _local_kafka(settings), _found_cluster(settings)
+    if cluster is not None and cluster.running():
+        cluster.down(echo=click.echo)
+        if single.pid() is None:
+            return
+    single.down(echo=click.echo)
 
 
 @kafka.command("status")
 def kafka_status() -> None:
-    """Say whether the local broker runs and answers; exit 1 if it does not."""
-    status = _local_kafka(_settings()).status()
+    """Say whether the local broker (or each node of the local cluster) runs and answers;
+    exit 1 if one does not."""
+    settings = _settings()
+    single, cluster = _local_kafka(settings), _found_cluster(settings)
+    if cluster is None or (single.pid() is not None and not cluster.running()):
+        status = single.status()
+        for key, value in status.items():
+            click.echo(f"{key:17} {value}")
+        if not status["answers_metadata"]:
+            sys.exit(1)
+        return
+    status = cluster.status()
+    nodes = status.pop("nodes")
     for key, value in status.items():
         click.echo(f"{key:17} {value}")
-    if not status["answers_metadata"]:
+    for node in nodes:
+        state = ("stopped" if not node["running"] else "does not answer" if not node["answers"]
+                 else "in metadata" if node["in_metadata"] else "not in metadata")
+        click.echo(f"{'node ' + str(node['node']):17} {node['bootstrap']:21} "
+                   f"pid {node['pid'] or '-':<8} {state:16} {node['data_dir']}")
+    if not status["healthy"]:
         sys.exit(1)
 
 
@@ -106,20 +171,29 @@ def topics_create() -> None:
 def _create_topics(settings: Settings) -> None:
     from kafka.errors import KafkaError
 
-    from topics.admin import create_topics
+    from topics.admin import TopicsError, create_topics
     from topics.registry import contract_topics
 
     specs = contract_topics(settings, _department_codes(settings))
     try:
-        created, existing = create_topics(settings, specs)
+        report = create_topics(settings, specs)
+    except TopicsError as exc:
+        raise click.ClickException(str(exc)) from None
     except KafkaError as exc:
         raise click.ClickException(
             f"cannot reach Kafka at {settings.kafka_bootstrap}: {exc}; "
             "is it running (`gridlink kafka status`)?"
         ) from None
-    for name in created:
+    for name in report.created:
         click.echo(f"created  {name}")
-    click.echo(f"{len(created)} created, {len(existing)} already existed")
+    for difference in report.differing:
+        click.echo(f"differs  {difference}")
+    replication = report.replication
+    click.echo(f"{len(report.created)} created, {len(report.existing)} already existed"
+               + (f" ({len(report.differing)} differ from the spec and were left as they are)"
+                  if report.differing else "")
+               + f"; {report.brokers} broker(s): replication {replication.factor}, "
+               f"min.insync.replicas {replication.min_insync}")
 
 
 # ---- services --------------------------------------------------------------

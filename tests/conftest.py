@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from cli.kafka_local import LocalKafka
+from cli.kafka_local import LocalCluster, LocalKafka
 from settings import Settings
 from tests.store.postgres import PostgresCluster, PostgresUnavailable
 
@@ -55,6 +55,39 @@ def kafka_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalKafk
     broker.up(timeout_seconds=120, echo=lambda msg: print(msg, file=sys.stderr))
     yield broker
     broker.down(echo=lambda *_: None)
+
+
+def _free_ports(count: int) -> list[int]:
+    """``count`` distinct free ports (all held open until each is chosen)."""
+    sockets = [socket.socket() for _ in range(count)]
+    try:
+        for s in sockets:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in sockets]
+    finally:
+        for s in sockets:
+            s.close()
+
+
+# Three real Apache Kafka nodes (each a broker and a controller-quorum voter), as
+# `gridlink kafka up --brokers 3` runs them, for the tests that need replication or
+# kill a broker: started only when a test asks, on free ports in a temporary
+# directory. A test that kills or freezes a node (``cluster.nodes[i].kill(signal)``)
+# starts it again (``.start()``) before it ends, so the next test finds three.
+
+
+@pytest.fixture(scope="session")
+def kafka_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
+    ports = _free_ports(6)
+    cluster = LocalCluster.on_ports(
+        data_dir=tmp_path_factory.mktemp("kafka-cluster"),
+        cache_dir=Settings().kafka_cache_dir,
+        ports=list(zip(ports[::2], ports[1::2], strict=True)),
+        heap="512m",
+    )
+    cluster.up(timeout_seconds=180, echo=lambda msg: print(msg, file=sys.stderr))
+    yield cluster
+    cluster.down(echo=lambda *_: None)
 
 
 @contextmanager

@@ -4,49 +4,134 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 
 from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
-from kafka.admin import NewTopic
-from kafka.errors import KafkaError
+from kafka.admin import ConfigResource, ConfigResourceType, NewTopic
+from kafka.errors import InvalidReplicationFactorError, KafkaError
 
 from settings import Settings
-from topics.registry import TopicSpec
+from topics.registry import Replication, TopicSpec, replication_for
 
 SERVED_TIMEOUT_SECONDS = 30.0  # how long new topics may take to be served by their leaders
 
 
-def create_topics(settings: Settings, specs: Sequence[TopicSpec]) -> tuple[list[str], list[str]]:
-    """Create every topic that does not exist yet.
+class TopicsError(RuntimeError):
+    """The cluster cannot hold the topics as the settings ask."""
 
-    Returns ``(created, existing)`` physical names, once every partition of the
-    created ones is served by its leader (so the first records sent to them are
-    not refused and retried). Existing topics are left as they are (their
-    partition counts are not changed).
+
+@dataclass(frozen=True)
+class TopicDifference:
+    """How an existing topic differs from its spec: ``(setting, has, spec)`` each."""
+
+    name: str
+    settings: tuple[tuple[str, str, str], ...]
+
+    def __str__(self) -> str:
+        return f"{self.name}: " + ", ".join(f"{setting} {has} (spec {spec})"
+                                            for setting, has, spec in self.settings)
+
+
+@dataclass(frozen=True)
+class TopicsReport:
+    """What :func:`create_topics` found and did (physical topic names)."""
+
+    brokers: int
+    replication: Replication
+    created: list[str] = field(default_factory=list)
+    existing: list[str] = field(default_factory=list)
+    differing: list[TopicDifference] = field(default_factory=list)
+
+
+def wanted_configs(spec: TopicSpec, replication: Replication) -> dict[str, str]:
+    """The topic-level configs a topic is created with: its spec's and the replication's."""
+    return {**spec.configs(), **replication.configs()}
+
+
+def create_topics(settings: Settings, specs: Sequence[TopicSpec]) -> TopicsReport:
+    """Create every topic that does not exist yet, and compare those that do with their
+    spec.
+
+    The replication (:func:`topics.registry.replication_for`) is decided by asking the
+    cluster how many brokers it has, unless ``GRIDLINK_REPLICATION`` is set: 3 copies
+    and ``min.insync.replicas`` 2 on three brokers or more, 1 and 1 on one broker.
+    Returns once every partition of the created topics is served by its leader (so
+    the first records sent to them are not refused and retried). Existing topics are
+    never changed; :attr:`TopicsReport.differing` lists those whose partitions,
+    replication factor or configs (:meth:`TopicSpec.configs`, ``min.insync.replicas``)
+    are not the spec's.
     """
     admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap, client_id="gridlink-admin")
     try:
+        # every registered broker, a stopped (fenced) one too: one broker down for a moment
+        # must not lower the replication of what is created meanwhile
+        brokers = len(admin.describe_cluster()["brokers"])
+        replication = replication_for(brokers, settings.replication)
+        if replication.factor > brokers:
+            raise TopicsError(f"GRIDLINK_REPLICATION is {replication.factor} but the cluster at "
+                              f"{settings.kafka_bootstrap} has {brokers} broker(s)")
         existing_names = set(admin.list_topics())
         missing = [s for s in specs if settings.topic(s.name) not in existing_names]
         if missing:
-            admin.create_topics(
-                [
-                    NewTopic(
-                        name=settings.topic(s.name),
-                        num_partitions=s.partitions,
-                        replication_factor=settings.replication,
-                        topic_configs=s.configs(),
-                    )
-                    for s in missing
-                ],
-                validate_only=False,
-            )
+            try:
+                admin.create_topics(
+                    [
+                        NewTopic(
+                            name=settings.topic(s.name),
+                            num_partitions=s.partitions,
+                            replication_factor=replication.factor,
+                            topic_configs=wanted_configs(s, replication),
+                        )
+                        for s in missing
+                    ],
+                    validate_only=False,
+                )
+            except InvalidReplicationFactorError as exc:  # a broker left since we asked
+                raise TopicsError(f"the cluster cannot hold {replication.factor} copies of "
+                                  f"each partition now: {exc}") from None
         created = [settings.topic(s.name) for s in missing]
         if created:
             _wait_until_served(settings, created)
-        existing = [settings.topic(s.name) for s in specs if s not in missing]
-        return created, existing
+        present = [s for s in specs if s not in missing]
+        differing = _differences(admin, settings, present, replication)
+        return TopicsReport(brokers=brokers, replication=replication, created=created,
+                            existing=[settings.topic(s.name) for s in present],
+                            differing=differing)
     finally:
         admin.close()
+
+
+def _differences(admin: KafkaAdminClient, settings: Settings, specs: Sequence[TopicSpec],
+                 replication: Replication) -> list[TopicDifference]:
+    """Existing topics whose partitions, replication factor or configs differ from spec."""
+    if not specs:
+        return []
+    names = {settings.topic(s.name): s for s in specs}
+    described = {topic["name"]: topic for topic in admin.describe_topics(list(names))}
+    configs = admin.describe_configs(
+        [ConfigResource(ConfigResourceType.TOPIC, name,
+                        configs=dict.fromkeys(wanted_configs(spec, replication)))
+         for name, spec in names.items()],
+        config_filter="all",
+    ).get("topic", {})
+    differing = []
+    for name, spec in names.items():
+        found: list[tuple[str, str, str]] = []
+        partitions = described[name]["partitions"]
+        if len(partitions) != spec.partitions:
+            found.append(("partitions", str(len(partitions)), str(spec.partitions)))
+        factors = sorted({len(p["replica_nodes"]) for p in partitions})
+        if factors != [replication.factor]:
+            found.append(("replication factor", "/".join(map(str, factors)),
+                          str(replication.factor)))
+        has = configs.get(name, {})
+        for key, value in wanted_configs(spec, replication).items():
+            actual = has.get(key, {}).get("value")
+            if actual != value:
+                found.append((key, str(actual), value))
+        if found:
+            differing.append(TopicDifference(name, tuple(found)))
+    return differing
 
 
 def _wait_until_served(settings: Settings, names: Sequence[str],

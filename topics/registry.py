@@ -56,6 +56,32 @@ class TopicSpec:
         return configs
 
 
+@dataclass(frozen=True)
+class Replication:
+    """How many copies of each partition a topic keeps, and how many must hold a
+    record before an ``acks=all`` write of it is acknowledged."""
+
+    factor: int
+    min_insync: int
+
+    def configs(self) -> dict[str, str]:
+        return {"min.insync.replicas": str(self.min_insync)}
+
+
+def replication_for(brokers: int, factor: int | None = None) -> Replication:
+    """The replication of topics on a cluster of ``brokers``.
+
+    The factor is ``factor`` when given (``GRIDLINK_REPLICATION``), otherwise the
+    cluster decides: 3 on three brokers or more (as production clusters run,
+    DESIGN.md), as many as there are below that (1 on a single broker).
+    ``min.insync.replicas`` is 2 when the factor is 3 or more, so an acknowledged
+    write is on two brokers and one broker may be lost without stopping writes;
+    1 below that.
+    """
+    chosen = factor if factor is not None else min(max(brokers, 1), 3)
+    return Replication(chosen, 2 if chosen >= 3 else 1)
+
+
 def department_topic(code: str) -> str:
     """``dept.<department-code>``: a department's queue."""
     return f"{DEPARTMENT_PREFIX}{code}"
