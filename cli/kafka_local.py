@@ -329,6 +329,9 @@ class LocalKafka:
             f"share.coordinator.state.topic.replication.factor={internal.factor}",
             f"share.coordinator.state.topic.min.isr={internal.min_insync}",
             "group.initial.rebalance.delay.ms=0",
+            # Kafka refuses a consumer session timeout below 6 s by default; a lower
+            # GRIDLINK_SESSION_TIMEOUT_SECONDS moves a killed worker's partitions sooner
+            "group.min.session.timeout.ms=1000",
             "log.retention.hours=168",
             "log.segment.bytes=268435456",
         ]

