@@ -48,8 +48,7 @@ from pathlib import Path
 from typing import Any
 
 import msgspec
-from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka import TopicPartition
 
 from agents.clock import SHANGHAI, wall_clock
 from agents.producer import Batches, Header, Producer
@@ -70,7 +69,7 @@ from streams.handlers import fold as fold_case
 from streams.records import LocatedEvent
 from streams.township import evolve as evolve_township
 from streams.township import township_of
-from topics import codecs, registry
+from topics import clients, codecs, registry
 from topics.deadletter import dead_letter
 from topics.placement import Placement
 
@@ -250,8 +249,7 @@ class Writer:
 
     async def _committed(self, number: int) -> int:
         """The group's committed offset of ``cases.commands[number]`` (0 if none)."""
-        admin = AIOKafkaAdminClient(bootstrap_servers=self.settings.kafka_bootstrap,
-                                    client_id="gridlink-writer")
+        admin = clients.aio_admin(self.settings, client_id="gridlink-writer")
         await admin.start()
         try:
             tp = TopicPartition(self.commands_topic, number)
@@ -266,9 +264,9 @@ class Writer:
                          ) -> tuple[int, int, int]:
         """Read ``cases.events[partition]`` from ``offset`` to its end: fold the events of
         inputs before ``start``, keep the others aside. Returns (folded, kept, end)."""
-        consumer = AIOKafkaConsumer(bootstrap_servers=self.settings.kafka_bootstrap,
-                                    group_id=None, enable_auto_commit=False,
-                                    client_id="gridlink-writer-recovery",
+        consumer = clients.aio_consumer(self.settings,
+                                        group_id=None, enable_auto_commit=False,
+                                        client_id="gridlink-writer-recovery",
                                     max_partition_fetch_bytes=8 * 2**20,
                                     fetch_max_bytes=32 * 2**20)
         tp = TopicPartition(self.events_topic, partition.number)
@@ -372,9 +370,9 @@ class Writer:
                     "%d inputs between", partition.number, offset, partition.input_next,
                     offset - partition.input_next)
         metrics.INPUTS_MISSED.inc(offset - partition.input_next)
-        consumer = AIOKafkaConsumer(bootstrap_servers=self.settings.kafka_bootstrap,
-                                    group_id=None, enable_auto_commit=False,
-                                    client_id="gridlink-writer-gap")
+        consumer = clients.aio_consumer(self.settings, group_id=None,
+                                        enable_auto_commit=False,
+                                        client_id="gridlink-writer-gap")
         tp = TopicPartition(self.commands_topic, partition.number)
         found: list[Input] = []
         await consumer.start()

@@ -33,7 +33,7 @@ from observability import tracing
 from settings import Settings
 from streams.cases import Command, follow_up_id
 from streams.errors import TransitionRejected
-from topics import codecs, registry
+from topics import clients, codecs, registry
 from topics.placement import Placement
 from streams.cases.replies import CaseReply
 
@@ -74,11 +74,11 @@ class CommandGateway:
         self.placement = Placement()
 
     async def start(self) -> None:
-        bootstrap = self.settings.kafka_bootstrap
-        self._producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all",
-                                          linger_ms=0, enable_idempotence=True)
-        self._consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None,
-                                          enable_auto_commit=False)
+        self._producer = clients.aio_producer(self.settings, client_id="gridlink-api",
+                                              acks="all", linger_ms=0,
+                                              enable_idempotence=True)
+        self._consumer = clients.aio_consumer(self.settings, client_id="gridlink-api-replies",
+                                              group_id=None, enable_auto_commit=False)
         await self._producer.start()
         await self._consumer.start()
         self.placement.partitions = len(
