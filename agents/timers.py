@@ -146,8 +146,7 @@ class Timers:
         self.rebuilt[partition.number] = cases
         if self.assigned <= set(self.rebuilt) and self.rebuild_started is not None:
             log.info("deadline index rebuilt: %d cases in %d partitions, %.2f s",
-                     sum(self.rebuilt[p] for p in self.assigned), len(self.assigned),
-                     time.monotonic() - self.rebuild_started)
+                     len(self.index), len(self.assigned), time.monotonic() - self.rebuild_started)
             self.rebuild_started = None
 
 

@@ -79,7 +79,8 @@ log = logging.getLogger(__name__)
 INPUT_HEADER = "gridlink-input"  # on each cases.events record: the input offset that caused it
 PERSIST_SECONDS = 0.5  # the store is written at most this often …
 PERSIST_CASES = 5_000  # … or once this many states wait for it
-CACHE_CASES = 20_000  # decoded case states kept in memory (most recently used)
+CACHE_CASES = 1_000  # decoded case states kept per partition (most recently used): every
+#                     state held decoded is hundreds of objects the garbage collector walks
 EMPTY_TOWNSHIP = TownshipState()
 
 
