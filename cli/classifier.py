@@ -1,11 +1,13 @@
 """``gridlink classifier train``: train the text classifier (模型训练).
 
-Reads the labelled corpus (its ``train`` split; ``--all`` for every text),
+Reads the labelled sets (by default the corpus and the two independent sets
+``extra-a`` and ``extra-b``; their ``train`` splits, ``--all`` for the
+``dev`` splits too; the ``fresh`` split never, and never the sealed set),
 optionally the operators' corrections from the case log (``--from-log``),
 trains :mod:`streams.learning`'s model, prints the category accuracy of the
-model in use and of the new one on the held-out texts (the corpus's ``dev``
-split and the held-out share of the corrections), and writes the new model
-to ``<rules dir>/classifier/model.json`` — plain JSON a worker loads at start.
+model in use and of the new one on the held-out texts (the ``dev`` splits
+and the held-out share of the corrections), and writes the new model to
+``<rules dir>/classifier/model.json`` — plain JSON a worker loads at start.
 """
 
 from __future__ import annotations
@@ -30,8 +32,9 @@ from streams.reference import load_city
 from streams.triage_rules import TriageRules, load_triage_rules
 
 
-#: the labelled corpus shipped with the project
-CORPUS = Path(__file__).resolve().parents[1] / "tests" / "data" / "classification" / "corpus.jsonl"
+#: the labelled sets shipped with the project that training may read (not the sealed one)
+LABELLED = Path(__file__).resolve().parents[1] / "tests" / "data" / "classification"
+CORPORA = tuple(LABELLED / name for name in ("corpus.jsonl", "extra-a.jsonl", "extra-b.jsonl"))
 
 
 @dataclass(frozen=True)
@@ -49,9 +52,10 @@ def classifier() -> None:
 
 
 @classifier.command("train")
-@click.option("--corpus", "corpus_path",
+@click.option("--corpus", "corpus_paths", multiple=True,
               type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              default=CORPUS, show_default=True, help="Labelled texts (JSONL).")
+              default=CORPORA, show_default=True,
+              help="Labelled texts (JSONL); repeat for several sets.")
 @click.option("--from-log", is_flag=True,
               help="Also learn from operators' corrections on the case log (cases.events).")
 @click.option("--all", "use_all", is_flag=True,
@@ -62,7 +66,7 @@ def classifier() -> None:
 @click.option("--dry-run", is_flag=True, help="Train and score, write nothing.")
 @click.option("--seed", default=TrainingParameters().seed, show_default=True)
 @click.option("--epochs", default=TrainingParameters().epochs, show_default=True)
-def train_command(corpus_path: Path, from_log: bool, use_all: bool, out: Path | None,
+def train_command(corpus_paths: Sequence[Path], from_log: bool, use_all: bool, out: Path | None,
                   dry_run: bool, seed: int, epochs: int) -> None:
     """Train the classifier from the corpus (and corrections); print before/after scores."""
     from cli.main import _settings
@@ -75,10 +79,16 @@ def train_command(corpus_path: Path, from_log: bool, use_all: bool, out: Path | 
     except RulesError as exc:
         raise click.ClickException(str(exc)) from None
     out = out or settings.rules_dir / rules.classifier.model_file
-    try:
-        records = read_corpus(corpus_path)
-    except ValueError as exc:
-        raise click.ClickException(str(exc)) from None
+    records = []
+    for path in corpus_paths:
+        if path.name == "sealed.jsonl":
+            raise click.ClickException("the sealed evaluation set is never trained on")
+        try:
+            records += read_corpus(path)
+        except ValueError as exc:
+            raise click.ClickException(str(exc)) from None
+    if len({r.id for r in records}) != len(records):
+        raise click.ClickException("two labelled texts share an id")
     fixes = _corrections(settings) if from_log else []
 
     examples: list[Example] = []
@@ -97,12 +107,13 @@ def train_command(corpus_path: Path, from_log: bool, use_all: bool, out: Path | 
             examples.append(example_of(fix.event, fix.category, rules))
         else:
             held.append(HeldOut(fix.event, frozenset({fix.category}), fix.category))
-    click.echo(f"corpus {corpus_path.name}: {len(records)} texts; corrections from the log: "
+    names = ", ".join(path.name for path in corpus_paths)
+    click.echo(f"labelled texts ({names}): {len(records)}; corrections from the log: "
                f"{len(fixes)}; training on {len(examples)}, holding out {len(held)}")
 
     params = TrainingParameters(seed=seed, epochs=epochs)
     model = train(examples, sorted(rules.categories), params,
-                  trained={"corpus": corpus_path.name, "texts": len(records),
+                  trained={"corpus": names, "texts": len(records),
                            "corrections": len(fixes), "all": use_all})
     before = _current_model(out, rules)
     _report(held, rules, before, model)

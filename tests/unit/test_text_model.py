@@ -128,7 +128,7 @@ def test_training_refuses_a_category_outside_the_classes() -> None:
 
 
 @pytest.mark.parametrize(
-    "text", ["晚上总有人往河里倒东西，水都变颜色了", "两口子三天两头闹，这回说要分开过"]
+    "text", ["晚上总有人往沟里倒东西，水都变颜色了", "两口子三天两头闹，这回说要分开过"]
 )
 def test_the_model_decides_what_no_sure_keyword_decides(text: str) -> None:
     assert RULES.model is not None
@@ -203,6 +203,22 @@ def test_the_corpus_covers_every_category_and_is_well_formed() -> None:
         assert (r.bjlx is not None) == (r.source == "police")
     dev = [r for r in records if split_of(r.id) == "dev"]
     assert 0.15 < len(dev) / len(records) < 0.25
+
+
+def test_the_independent_sets_are_well_formed_and_a_quarter_of_the_second_is_fresh() -> None:
+    sets = {name: read_corpus(CORPUS.parent / name) for name in ("extra-a.jsonl", "extra-b.jsonl")}
+    ids = [r.id for records in [read_corpus(CORPUS), *sets.values()] for r in records]
+    assert len(set(ids)) == len(ids)
+    for records in sets.values():
+        for r in records:
+            assert r.category in RULES.categories and set(r.also) <= set(RULES.categories)
+            assert r.lead in RULES.departments and r.priority in {"P1", "P2", "P3", "P4"}
+            assert (r.bjlx is not None) <= (r.source == "police")
+    others = [*read_corpus(CORPUS), *sets["extra-a.jsonl"]]
+    assert not any(split_of(r.id) == "fresh" for r in others)
+    fresh = [r for r in sets["extra-b.jsonl"] if split_of(r.id) == "fresh"]
+    assert 0.2 < len(fresh) / len(sets["extra-b.jsonl"]) < 0.3
+    assert split_of("b0001") == split_of("b0001")  # by the id alone, always
 
 
 def test_a_labelled_text_becomes_the_event_the_worker_sees() -> None:
