@@ -60,6 +60,8 @@ def features(reading: Reading, *, source: str, code: str | None = None) -> list[
     out.extend(f"n:{term}" for term in reading.negated)
     if reading.settled:
         out.append("settled")
+    if reading.false_alarm:
+        out.append("false_alarm")
     return list(dict.fromkeys(out))
 
 
@@ -115,6 +117,14 @@ class TextModel:
                 for k, w in row:
                     scores[k] += w * x
         return scores
+
+    def probabilities(self, feats: Sequence[str]) -> list[float]:
+        """The probability of every class, in ``classes`` order."""
+        scores = self.scores(feats)
+        best = max(scores)
+        exps = [math.exp(s - best) for s in scores]
+        total = sum(exps)
+        return [e / total for e in exps]
 
     def predict(self, feats: Sequence[str], *, within: str | None = None,
                 top: int = 5, explain: bool = True) -> Prediction:

@@ -152,6 +152,13 @@ def test_the_model_decides_what_no_sure_keyword_decides(text: str) -> None:
 # --------------------------------------------------------------------------- rule files
 
 
+def test_a_false_alarm_is_read_and_its_unless_phrases_respected() -> None:
+    lexicon = RULES.lexicon
+    assert lexicon.read("烟火识别告警，复核为误报").false_alarm == "误报"
+    assert lexicon.read("复核：非误报，确认火情").false_alarm is None
+    assert lexicon.read("楼道冒烟").false_alarm is None
+
+
 def test_a_missing_model_is_named(tmp_path: Path) -> None:
     target = rules_with(tmp_path, "triage.toml", "lexicon = ", "lexicon = ")
     (target / "classifier" / "model.json").unlink()
@@ -176,6 +183,12 @@ def test_a_missing_model_is_named(tmp_path: Path) -> None:
          'when = { life_danger = ["nobody"]', "provisional.when.life_danger"),
         ("triage.toml", "raise_from = \"P3\"", "raise_from = \"P9\"",
          "priority.vulnerable.raise_from"),
+        ("triage.toml", "keep_at = 0.25", "keep_at = 0.9", "priority.learned.keep_at"),
+        ("triage.toml", 'model = "classifier/p1.json"', 'model = "classifier/p9.json"',
+         "classifier/p9.json: missing"),
+        ("classifier/p1.json", '"classes":["P1","other"]', '"classes":["P1","P2"]', "P2"),
+        ("classifier/lexicon.toml", "[false_alarm]", "[false_alarm]\nmarker = []",
+         "unknown key"),
     ],
 )
 def test_loader_names_file_and_entry(
@@ -249,3 +262,9 @@ def test_classifier_train_writes_a_model_and_scores_before_and_after(tmp_path: P
     written = json.loads((rules / "classifier" / "model.json").read_text(encoding="utf-8"))
     assert written["trained"]["texts"] == len(lines)
     assert load_triage_rules(rules).model.version == written["version"]
+    # the learned P1 check is trained next, from the same texts, and written beside it
+    assert "held-out P1" in result.output
+    check = json.loads((rules / "classifier" / "p1.json").read_text(encoding="utf-8"))
+    assert check["classes"] == ["P1", "other"]
+    assert check["trained"]["category_model"] == written["version"]
+    assert load_triage_rules(rules).learned_priority.model.version == check["version"]
