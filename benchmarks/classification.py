@@ -43,6 +43,7 @@ sys.path.insert(0, str(ROOT))  # run as a script from anywhere
 from streams.classify import classify  # noqa: E402
 from streams.correlate import TownshipState  # noqa: E402
 from streams.corpus import AT, LabelledText, as_event, read_corpus, split_of  # noqa: E402
+from streams.model import text_features  # noqa: E402
 from streams.priority import persons_in_text, prioritise, signals_found  # noqa: E402
 from streams.records import Event, Location, Priority  # noqa: E402
 from streams.reference import load_city  # noqa: E402
@@ -142,9 +143,10 @@ def rate(located: Sequence[tuple[Event, Location]], rules: TriageRules, *, repea
 
 
 def _forget(rules: TriageRules) -> None:
-    """Drop what the core remembers of texts read (readings, head counts)."""
+    """Drop what the core remembers of texts read (readings, head counts, features)."""
     rules.lexicon.read.cache_clear()
     persons_in_text.cache_clear()
+    text_features.cache_clear()
 
 
 def report(name: str, result: dict, top: int, *, errors: bool = True) -> None:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Collection, Iterable, Mapping, Sequence
+from functools import lru_cache
 from typing import Any
 
 import msgspec
@@ -50,7 +51,16 @@ def features(reading: Reading, *, source: str, code: str | None = None) -> list[
     if code:
         out.append(f"k:{code}")
         out.append(f"k:{source}:{code[:1]}")
-    out.extend(f"w:{word}" for word in reading.words)
+    out.extend(text_features(reading))
+    return list(dict.fromkeys(out))
+
+
+@lru_cache(maxsize=1024)
+def text_features(reading: Reading) -> tuple[str, ...]:
+    """What the text itself gives the model: words, bigrams, negated terms, markers.
+    Kept for the texts read recently: the category model and the learned P1 check
+    read the same text one after the other."""
+    out = [f"w:{word}" for word in reading.words]
     masked = reading.masked
     out.extend(
         f"b:{masked[i : i + 2]}"
@@ -62,7 +72,7 @@ def features(reading: Reading, *, source: str, code: str | None = None) -> list[
         out.append("settled")
     if reading.false_alarm:
         out.append("false_alarm")
-    return list(dict.fromkeys(out))
+    return tuple(dict.fromkeys(out))
 
 
 def _cjk(ch: str) -> bool:
