@@ -120,6 +120,9 @@ class Timers:
         store = partition.store
         assert store is not None
         cases = 0
+        waiting = dict(partition.changed)  # folded from the log's tail, not on disk yet
+        for case_id, state in waiting.items():
+            self.track(partition.number, case_id, state)
         after: bytes | None = None
         while True:
             chunk = []
@@ -132,6 +135,8 @@ class Timers:
             after = chunk[-1][0]
             for key, raw in chunk:  # a case written since is indexed as it is now
                 case_id = key[len(CASE_PREFIX):].decode()
+                if case_id in waiting:
+                    continue
                 newer = partition.changed.get(case_id)
                 self.track(partition.number, case_id,
                            newer if newer is not None else codecs.unpack(raw, CaseClocks))

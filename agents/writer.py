@@ -241,6 +241,8 @@ class Writer:
         folded, kept, end = await self._read_tail(partition, position.log, start)
         partition.log_next = end
         partition.input_next = start
+        if not partition.tail and partition.changed:  # what the tail changed, on disk now
+            partition.persist()
         log.info("partition %d recovered in %.1f s: the store was at log offset %d and input "
                  "%d; %d events of the log's tail folded, %d kept for %d inputs taken again "
                  "from offset %d", partition.number, time.monotonic() - started, position.log,
@@ -326,7 +328,7 @@ class Writer:
         after = apply(state, event)
         partition.put(after, township,
                       evolve_township(partition.township(township), event, self.rules.triage))
-        if self.on_case is not None:
+        if self.on_case is not None and partition.ready.is_set():  # else the rebuild indexes it
             self.on_case(partition.number, event.case_id, after)
         return 1
 
