@@ -120,6 +120,9 @@ class Timers:
         store = partition.store
         assert store is not None
         cases = 0
+        waiting = dict(partition.changed)  # folded from the log's tail, not on disk yet
+        for case_id, state in waiting.items():
+            self.track(partition.number, case_id, state)
         after: bytes | None = None
         while True:
             chunk = []
@@ -132,6 +135,8 @@ class Timers:
             after = chunk[-1][0]
             for key, raw in chunk:  # a case written since is indexed as it is now
                 case_id = key[len(CASE_PREFIX):].decode()
+                if case_id in waiting:
+                    continue
                 newer = partition.changed.get(case_id)
                 self.track(partition.number, case_id,
                            newer if newer is not None else codecs.unpack(raw, CaseClocks))
@@ -146,8 +151,7 @@ class Timers:
         self.rebuilt[partition.number] = cases
         if self.assigned <= set(self.rebuilt) and self.rebuild_started is not None:
             log.info("deadline index rebuilt: %d cases in %d partitions, %.2f s",
-                     sum(self.rebuilt[p] for p in self.assigned), len(self.assigned),
-                     time.monotonic() - self.rebuild_started)
+                     len(self.index), len(self.assigned), time.monotonic() - self.rebuild_started)
             self.rebuild_started = None
 
 

@@ -78,7 +78,8 @@ log = logging.getLogger(__name__)
 INPUT_HEADER = "gridlink-input"  # on each cases.events record: the input offset that caused it
 PERSIST_SECONDS = 0.5  # the store is written at most this often …
 PERSIST_CASES = 5_000  # … or once this many states wait for it
-CACHE_CASES = 20_000  # decoded case states kept in memory (most recently used)
+CACHE_CASES = 1_000  # decoded case states kept per partition (most recently used): every
+#                     state held decoded is hundreds of objects the garbage collector walks
 EMPTY_TOWNSHIP = TownshipState()
 
 
@@ -239,6 +240,8 @@ class Writer:
         folded, kept, end = await self._read_tail(partition, position.log, start)
         partition.log_next = end
         partition.input_next = start
+        if not partition.tail and partition.changed:  # what the tail changed, on disk now
+            partition.persist()
         log.info("partition %d recovered in %.1f s: the store was at log offset %d and input "
                  "%d; %d events of the log's tail folded, %d kept for %d inputs taken again "
                  "from offset %d", partition.number, time.monotonic() - started, position.log,
@@ -323,7 +326,7 @@ class Writer:
         after = apply(state, event)
         partition.put(after, township,
                       evolve_township(partition.township(township), event, self.rules.triage))
-        if self.on_case is not None:
+        if self.on_case is not None and partition.ready.is_set():  # else the rebuild indexes it
             self.on_case(partition.number, event.case_id, after)
         return 1
 

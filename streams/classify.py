@@ -23,9 +23,10 @@ Coarse codes. Some source codes name only a family: 110 ``600600`` 城管执法
 says "city management", not which kind. Such a code has ``refine_within`` in
 ``codes.toml``: keywords *of that family* pick the subtype when they are sure
 (``rule="bjlx:600600>keyword:烧烤"`` → 05.09), else the model restricted to
-that family (``bjlx:600600>model:lr-…``) unless a keyword of the family at
-least ``family_keyword_win`` sure says otherwise; the code's own category is
-the default when neither says anything. A precise code is refined within its
+that family (``bjlx:600600>model:lr-…``) when it is sure enough to dispatch
+on (the verification threshold) and no keyword of the family at least
+``family_keyword_win`` sure says otherwise; the code's own category is the
+default when neither says anything. A precise code is refined within its
 family only by a keyword at least ``overrule_at`` sure (110 打架斗殴 + 持刀 → 03.07).
 
 Overruled codes. A keyword of *another* family at least ``overrule_at`` sure,
@@ -352,7 +353,8 @@ def _refine(
         return _keyword(rules, own, scores, prefix=f"{code.rule}>",
                         confidence=max(code.confidence, own[1]))
     if within is not None and rules.model is not None:
-        if within.probability >= c.model_min and _text_speaks(within):
+        # the model picks the subtype only when sure enough to dispatch on it
+        if within.probability >= rules.verification_threshold and _text_speaks(within):
             confidence = max(code.confidence, within.probability)
             if own is not None and own[0] == within.category:
                 confidence = max(confidence, own[1])

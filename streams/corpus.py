@@ -11,12 +11,16 @@ as ``source_code``. The place is picked by the text's id, deterministically.
 
 :func:`split_of` puts about one text in five in ``dev`` (measured, never
 trained on), by a hash of the id: the split does not move when texts are
-added.
+added. A quarter of the second independent set (ids ``b0001`` …, by another
+hash of the id) is ``fresh`` instead: never trained on, never tuned on, its
+texts and errors never looked at, only measured now and then to estimate how
+the classifier does on text nobody tuned for.
 """
 
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -29,6 +33,9 @@ from streams.reference import City
 #: the instant every corpus event is said to happen at (events carry no clock of their own)
 AT = datetime(2026, 11, 26, 10, 0, tzinfo=timezone(timedelta(hours=8)))
 DEV_SHARE = 5  # one in five
+FRESH_SHARE = 4  # one in four of the texts a fresh split is drawn from
+#: the ids a fresh split is drawn from: the second independent set's (b0001 …)
+FRESH_IDS = re.compile(r"b[0-9]{4,}")
 
 
 class LabelledText(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
@@ -66,9 +73,24 @@ def read_corpus(path: Path) -> list[LabelledText]:
 
 
 def split_of(text_id: str) -> str:
-    """``"dev"`` or ``"train"``, by a hash of the id."""
+    """``"fresh"``, ``"dev"`` or ``"train"``, by a hash of the id.
+
+    ``fresh``: an id of the form ``b0001`` whose digest of ``"fresh:" + id``
+    is divisible by 4 (about a quarter of that set); then ``dev``: the id's
+    own digest divisible by 5; the rest is ``train``.
+    """
+    if is_fresh(text_id):
+        return "fresh"
     digest = int(hashlib.sha256(text_id.encode("utf-8")).hexdigest()[:8], 16)
     return "dev" if digest % DEV_SHARE == 0 else "train"
+
+
+def is_fresh(text_id: str) -> bool:
+    """The text belongs to the fresh split: measured only, never trained or tuned on."""
+    if not FRESH_IDS.fullmatch(text_id):
+        return False
+    digest = int(hashlib.sha256(f"fresh:{text_id}".encode()).hexdigest()[:8], 16)
+    return digest % FRESH_SHARE == 0
 
 
 def as_event(record: LabelledText, city: City) -> tuple[Event, Location]:

@@ -6,12 +6,17 @@ township ``371502004``, community ``371502004003``, grid ``371502004003007``.
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 from streams.records import Level
+
+KNOWN_CODES = 65_536  # answers kept per function: a city has a few thousand codes
 
 _LENGTHS = {6: None, 9: Level.TOWNSHIP, 12: Level.COMMUNITY, 15: Level.GRID}
 _BOUNDARIES = (15, 12, 9, 6)
 
 
+@lru_cache(maxsize=KNOWN_CODES)
 def level_of(code: str) -> Level:
     """The level a code names; raises ``ValueError`` for a malformed code."""
     if not code.isdigit() or len(code) not in _LENGTHS:
@@ -25,6 +30,7 @@ def city_of(code: str) -> str:
     return code[:4] + "00"
 
 
+@lru_cache(maxsize=KNOWN_CODES)
 def ancestor_at(code: str, level: Level) -> str | None:
     """The code's ancestor (or itself) at ``level``; None if the code is above it."""
     own = level_of(code)

@@ -24,10 +24,14 @@ from typing import Any
 import msgspec
 
 from streams.cases import events as ev
-from streams.classify import keyword_scores, model_features, read
+from streams.classify import classify, keyword_scores, model_features, read
 from streams.model import TextModel
+from streams.priority import learned_features, persons_involved, signals_found
 from streams.records import Event
 from streams.triage_rules import TriageRules
+
+#: the learned P1 check's classes
+P1_CLASSES = ("P1", "other")
 
 
 class TrainingParameters(msgspec.Struct, frozen=True, kw_only=True):
@@ -39,6 +43,11 @@ class TrainingParameters(msgspec.Struct, frozen=True, kw_only=True):
     seed: int = 17
     min_count: int = 1  # features seen in fewer examples are left out
     min_gradient: float = 0.01  # classes whose gradient is smaller are not updated (speed)
+
+
+#: the learned P1 check's parameters: stronger shrinkage than the category model's
+#: (its rule-like features are surer on the training texts than on new ones)
+P1_PARAMETERS = TrainingParameters(l2=0.005)
 
 
 class Example(msgspec.Struct, frozen=True):
@@ -153,6 +162,16 @@ def example_of(event: Event, category: str, rules: TriageRules) -> Example:
     reading = read(event, rules)
     scores = keyword_scores(reading.masked, rules)
     return Example(tuple(model_features(event, reading, scores, rules)), category)
+
+
+def p1_example_of(event: Event, priority: str, rules: TriageRules) -> Example:
+    """The learned P1 check's training example of an event labelled ``priority``:
+    the features triage would give the check, with the category the classifier
+    (``rules.model``) gives the event."""
+    reading = read(event, rules)
+    feats = learned_features(event, reading, classify(event, rules), signals_found(event, rules),
+                             persons_involved(event, rules))
+    return Example(tuple(feats), "P1" if priority == "P1" else "other")
 
 
 def corrections(log: Iterable[ev.CaseEvent]) -> list[Correction]:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Collection, Iterable, Mapping, Sequence
+from functools import lru_cache
 from typing import Any
 
 import msgspec
@@ -50,7 +51,16 @@ def features(reading: Reading, *, source: str, code: str | None = None) -> list[
     if code:
         out.append(f"k:{code}")
         out.append(f"k:{source}:{code[:1]}")
-    out.extend(f"w:{word}" for word in reading.words)
+    out.extend(text_features(reading))
+    return list(dict.fromkeys(out))
+
+
+@lru_cache(maxsize=1024)
+def text_features(reading: Reading) -> tuple[str, ...]:
+    """What the text itself gives the model: words, bigrams, negated terms, markers.
+    Kept for the texts read recently: the category model and the learned P1 check
+    read the same text one after the other."""
+    out = [f"w:{word}" for word in reading.words]
     masked = reading.masked
     out.extend(
         f"b:{masked[i : i + 2]}"
@@ -60,7 +70,9 @@ def features(reading: Reading, *, source: str, code: str | None = None) -> list[
     out.extend(f"n:{term}" for term in reading.negated)
     if reading.settled:
         out.append("settled")
-    return list(dict.fromkeys(out))
+    if reading.false_alarm:
+        out.append("false_alarm")
+    return tuple(dict.fromkeys(out))
 
 
 def _cjk(ch: str) -> bool:
@@ -115,6 +127,14 @@ class TextModel:
                 for k, w in row:
                     scores[k] += w * x
         return scores
+
+    def probabilities(self, feats: Sequence[str]) -> list[float]:
+        """The probability of every class, in ``classes`` order."""
+        scores = self.scores(feats)
+        best = max(scores)
+        exps = [math.exp(s - best) for s in scores]
+        total = sum(exps)
+        return [e / total for e in exps]
 
     def predict(self, feats: Sequence[str], *, within: str | None = None,
                 top: int = 5, explain: bool = True) -> Prediction:

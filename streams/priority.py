@@ -10,6 +10,17 @@ urgent, and the most urgent wins:
   持刀 → P1, 可能激化 → P2);
 - the reporter's severity_hint, when it is urgent enough to be honoured.
 
+What the text says is then checked by a learned second opinion, when the
+rules have one (``[priority.learned]``, :func:`learned_features`): a P1 read
+from the text stays P1 only when the learned P1 check finds it at least
+``keep_at`` likely (a danger over, denied, feared or small reads as P2), and
+a text the rules do not make P1 becomes P1 when the check finds it at least
+``promote_at`` likely. Both record the check's version, its probability and
+the features that weighed most. The check does not lower a P1 the source's
+own data shows (a 110 risk flag, a reported head count), nor raise what a
+settled report (已扑灭, capped at P2) or an alarm found false (误报, capped at
+P3) says.
+
 Recurrence (the same grid and category ``threshold`` times in the window, this
 event included) then raises the result one step (P3 → P2) — a hot spot (热点).
 
@@ -24,9 +35,10 @@ import re
 from functools import lru_cache
 
 from streams.classify import event_text, police_code, read
+from streams.model import features
 from streams.records import Classification, Event, Priority, PriorityDecision, Source
 from streams.text import Reading
-from streams.triage_rules import TriageRules
+from streams.triage_rules import LearnedPriority, TriageRules
 
 _DIGITS = {
     "零": 0,
@@ -157,10 +169,24 @@ def prioritise(
             told.append((hint, "severity_hint"))
     priority = min(level for level, _ in said)
     reasons = [f"{why}={level.label}" for level, why in said]
-    cap = rules.settled_cap
-    if reading.settled and cap is not None and priority < cap:
-        priority = cap
-        reasons.append(f"settled:{reading.settled}={cap.label}")
+    capped = False
+    for marker, cap, name in ((reading.settled, rules.settled_cap, "settled"),
+                              (reading.false_alarm, rules.false_alarm_cap, "false_alarm")):
+        if marker and cap is not None:
+            capped = True  # not an emergency now: the learned check does not raise it
+            if priority < cap:
+                priority = cap
+                reasons.append(f"{name}:{marker}={cap.label}")
+    learned = rules.learned_priority
+    if learned is not None and learned.model is not None and not capped:
+        # only a P1 that nothing but the category's default gives may be lowered
+        keep = any(level is Priority.P1 and not why.startswith("category:")
+                   for level, why in said) or _structured_p1(event, found, rules)
+        checked = _second_opinion(learned, priority, learned_features(
+            event, reading, classification, found, persons), keep=keep)
+        if checked is not None:
+            priority, why = checked
+            reasons.append(f"{why}={priority.label}")
     if told:
         priority = Priority(min(priority, *(level for level, _ in told)))
         reasons += [f"{why}={level.label}" for level, why in told]
@@ -169,6 +195,57 @@ def prioritise(
         days = rules.correlation.recurrence_window_seconds // 86400
         reasons.append(f"hot_spot:{recurrences + 1}x/{days}d+1={priority.label}")
     return PriorityDecision(priority=priority, reasons=tuple(reasons))
+
+
+def learned_features(event: Event, reading: Reading, classification: Classification,
+                     found: dict[str, str], persons: int | None) -> list[str]:
+    """What the learned P1 check reads: the text's features (as the category model
+    reads them), the signals found and the words that showed them, the category
+    and its family, and the head count in three bands."""
+    out = features(reading, source=event.source.value, code=event.source_code)
+    for name, word in found.items():
+        out.append(f"sig:{name}")
+        out.append(f"sw:{word}")
+    out.append(f"cat:{classification.category}")
+    out.append(f"fam:{classification.category[:2]}")
+    if persons is not None:
+        out.append("pn:30+" if persons >= 30 else "pn:5+" if persons >= 5 else "pn:<5")
+    return list(dict.fromkeys(out))
+
+
+def p1_probability(learned: LearnedPriority, feats: list[str]) -> float:
+    """The learned check's probability that the text reports a P1."""
+    assert learned.model is not None
+    return learned.model.probabilities(feats)[learned.model.index["P1"]]
+
+
+def _structured_p1(event: Event, found: dict[str, str], rules: TriageRules) -> bool:
+    """A P1 the source's own data shows, not the text: a risk flag of a P1 signal
+    (110 ``injured:2``), or a reported head count of a P1 crowd."""
+    p = rules.priority
+    for name, level in p.signals:
+        if level is Priority.P1 and found.get(name) in event.risk_flags:
+            return True
+    crowd = min((n for n, level in p.persons if level is Priority.P1), default=None)
+    return crowd is not None and event.persons is not None and event.persons >= crowd
+
+
+def _second_opinion(learned: LearnedPriority, priority: Priority, feats: list[str], *,
+                    keep: bool = False) -> tuple[Priority, str] | None:
+    """The learned check's change to what the text says, and why; None if it agrees.
+    ``keep``: a P1 the source's own data shows is not the check's to lower."""
+    assert learned.model is not None
+    p = p1_probability(learned, feats)
+    if priority is Priority.P1 and p < learned.keep_at and not keep:
+        level, test = Priority.P2, f"<{learned.keep_at}"
+    elif priority is not Priority.P1 and p >= learned.promote_at:
+        level, test = Priority.P1, f">={learned.promote_at}"
+    else:
+        return None
+    model = learned.model
+    k = model.index["P1"] if level is Priority.P1 else model.index["other"]
+    top = ",".join(model.explain(feats, k, top=3))
+    return level, f"learned:{model.version}:{p:.2f}{test}[{top}]"
 
 
 def _from_text(

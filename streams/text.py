@@ -13,7 +13,9 @@ What classification and priorities read of a report is a :class:`Reading`:
   clause, at most ``scope_chars`` characters before it;
 - ``negated`` — those terms, for the learned model (``非:受伤``) and for people;
 - ``settled`` — the marker that says the matter is already handled
-  (已处理, 已化解, 已劝离, 已扑灭 …), or None.
+  (已处理, 已化解, 已劝离, 已扑灭 …), or None;
+- ``false_alarm`` — the marker that says an alarm was checked and is false
+  (误报, 消警, 非火情 …), or None.
 
 The cue, term and marker lists are data (``rules/classifier/lexicon.toml``).
 Nothing here reads a clock or a file after the lexicon is built; readings of
@@ -50,6 +52,7 @@ class Reading(msgspec.Struct, frozen=True, kw_only=True):
     words: tuple[str, ...]
     negated: tuple[str, ...] = ()
     settled: str | None = None
+    false_alarm: str | None = None
 
 
 class Lexicon:
@@ -66,6 +69,8 @@ class Lexicon:
         settled: Iterable[str],
         not_settled: Iterable[str] = (),
         not_negation: Iterable[str] = (),
+        false_alarm: Iterable[str] = (),
+        not_false_alarm: Iterable[str] = (),
         cache_size: int = 4096,
     ) -> None:
         self.userdict = userdict
@@ -77,6 +82,8 @@ class Lexicon:
         self.settled = tuple(settled)
         self.not_settled = tuple(not_settled)
         self.not_negation = tuple(not_negation)
+        self.false_alarm = tuple(false_alarm)
+        self.not_false_alarm = tuple(not_false_alarm)
         self._clause = re.compile("[" + re.escape(clause_breaks) + "]")
         self._terms = (
             re.compile("|".join(map(re.escape, self.negatable))) if self.negatable else None
@@ -94,7 +101,8 @@ class Lexicon:
             masked=masked,
             words=words,
             negated=negated,
-            settled=self._settled(folded),
+            settled=_first(folded, self.settled, self.not_settled),
+            false_alarm=_first(folded, self.false_alarm, self.not_false_alarm),
         )
 
     def _mask(self, text: str) -> tuple[str, tuple[str, ...]]:
@@ -121,14 +129,17 @@ class Lexicon:
                 return True
         return False
 
-    def _settled(self, text: str) -> str | None:
-        for phrase in self.not_settled:
-            if phrase in text:
-                text = text.replace(phrase, MASK)
-        for marker in self.settled:
-            if marker in text:
-                return marker
-        return None
+
+
+def _first(text: str, markers: tuple[str, ...], unless: tuple[str, ...]) -> str | None:
+    """The first of ``markers`` in the text, phrases of ``unless`` blanked out first."""
+    for phrase in unless:
+        if phrase in text:
+            text = text.replace(phrase, MASK)
+    for marker in markers:
+        if marker in text:
+            return marker
+    return None
 
 
 def normalise(text: str) -> str:

@@ -93,7 +93,9 @@ class DeadlineIndex:
         return count
 
     def __len__(self) -> int:
-        return sum(len(heap) for heap in self._heaps.values())
+        """Cases with a pending deadline (a heap also holds stale entries, skipped when
+        they reach its top)."""
+        return len(self._generation)
 
     def _forget(self, case_id: str) -> None:
         self._generation.pop(case_id, None)

@@ -181,6 +181,16 @@ class PriorityRules(msgspec.Struct, frozen=True, kw_only=True):
         return self.default, "default"
 
 
+class LearnedPriority(msgspec.Struct, frozen=True, kw_only=True):
+    """The learned P1 check (triage.toml [priority.learned]): a second opinion on
+    whether the text reports a danger happening now."""
+
+    model_file: str  # relative to the rules directory
+    promote_at: float  # a text the rules do not make P1 becomes P1 when at least this likely
+    keep_at: float  # a P1 from the text stays P1 only when at least this likely
+    model: TextModel | None = None  # None when loaded without models (to train one)
+
+
 class VulnerableRule(msgspec.Struct, frozen=True, kw_only=True):
     """Vulnerable people (老人, 儿童, 孕妇 …) named in the text raise ``raise_from`` to
     ``raise_to`` in the listed categories or families."""
@@ -310,6 +320,8 @@ class TriageRules(msgspec.Struct, frozen=True, kw_only=True):
     # priorities from text: vulnerable people and settled reports (triage.toml [priority.*])
     vulnerable: VulnerableRule | None = None
     settled_cap: Priority | None = None
+    false_alarm_cap: Priority | None = None
+    learned_priority: LearnedPriority | None = None
     person_nouns: tuple[str, ...] = ()
 
     def police_code(self, bjlx: str) -> CodeRule | None:
@@ -443,7 +455,9 @@ def load_triage_rules(
         if classifier.model_file and with_model
         else None
     )
-    vulnerable, settled_cap, nouns = _load_text_priority(triage, categories, families)
+    vulnerable, settled_cap, false_alarm_cap, nouns = _load_text_priority(
+        triage, categories, families)
+    learned = _load_learned_priority(rules_dir, triage, with_model=with_model)
     return TriageRules(
         categories=categories,
         families=families,
@@ -472,6 +486,8 @@ def load_triage_rules(
         keyword_rules=_by_first_word(keywords),
         vulnerable=vulnerable,
         settled_cap=settled_cap,
+        false_alarm_cap=false_alarm_cap,
+        learned_priority=learned,
         person_nouns=nouns,
         provisional_when=provisional_when,
     )
@@ -537,6 +553,8 @@ def _load_lexicon(rules_dir: Path, triage: _File) -> Lexicon:
                 "negation")
     settled = f.section("settled")
     f.only_keys(settled, {"markers", "unless"}, "settled")
+    false_alarm = f.section("false_alarm", required=False) or {}
+    f.only_keys(false_alarm, {"markers", "unless"}, "false_alarm")
     breaks = negation.get("clause_breaks")
     if not isinstance(breaks, str) or not breaks:
         f.fail("negation.clause_breaks", "expected a string of characters")
@@ -553,6 +571,8 @@ def _load_lexicon(rules_dir: Path, triage: _File) -> Lexicon:
         settled=f.strings(settled.get("markers"), "settled.markers"),
         not_settled=f.strings(settled.get("unless", []), "settled.unless"),
         not_negation=f.strings(negation.get("unless", []), "negation.unless"),
+        false_alarm=f.strings(false_alarm.get("markers", []), "false_alarm.markers"),
+        not_false_alarm=f.strings(false_alarm.get("unless", []), "false_alarm.unless"),
     )
 
 
@@ -567,7 +587,32 @@ def _check_userdict(path: Path) -> None:
                              f"got {line!r}", field=f"{path.name}:{number}")
 
 
-def _load_model(rules_dir: Path, name: str, categories: Mapping[str, Category]) -> TextModel:
+def _load_learned_priority(rules_dir: Path, f: _File, *,
+                           with_model: bool) -> LearnedPriority | None:
+    table = f.section("priority", "learned", required=False)
+    if not table:
+        return None
+    f.only_keys(table, {"model", "promote_at", "keep_at"}, "priority.learned")
+    name = table.get("model")
+    if not isinstance(name, str) or not name:
+        f.fail("priority.learned.model", f"expected a file name, got {name!r}")
+    promote_at = f.number(table.get("promote_at"), "priority.learned.promote_at",
+                          low=0.0, high=1.0)
+    keep_at = f.number(table.get("keep_at"), "priority.learned.keep_at", low=0.0, high=1.0)
+    if keep_at > promote_at:
+        f.fail("priority.learned.keep_at", "must not be above promote_at")
+    model = None
+    if with_model:
+        model = _load_model(rules_dir, name, {"P1": None, "other": None},
+                            what="classes (expected P1 and other)")
+        if list(model.classes) != ["P1", "other"]:
+            raise RulesError(f"{name}: classes: expected ['P1', 'other'], got "
+                             f"{list(model.classes)}", field=f"{name}:classes")
+    return LearnedPriority(model_file=name, promote_at=promote_at, keep_at=keep_at, model=model)
+
+
+def _load_model(rules_dir: Path, name: str, categories: Mapping[str, Any], *,
+                what: str = "categories") -> TextModel:
     path = rules_dir / name
     try:
         data = msgspec.json.decode(path.read_bytes(), type=ModelFile)
@@ -580,7 +625,8 @@ def _load_model(rules_dir: Path, name: str, categories: Mapping[str, Category]) 
         raise RulesError(f"{name}: format {data.format!r}, expected {MODEL_FORMAT!r}", field=name)
     unknown = [code for code in data.classes if code not in categories]
     if unknown:
-        raise RulesError(f"{name}: classes: unknown categories {unknown} (not in taxonomy.toml)",
+        where = " (not in taxonomy.toml)" if what == "categories" else ""
+        raise RulesError(f"{name}: classes: unknown {what} {unknown}{where}",
                          field=f"{name}:classes")
     if len(data.bias) != len(data.classes):
         raise RulesError(f"{name}: bias: {len(data.bias)} values for {len(data.classes)} classes",
@@ -594,7 +640,7 @@ def _load_model(rules_dir: Path, name: str, categories: Mapping[str, Category]) 
 
 def _load_text_priority(
     f: _File, categories: Mapping[str, Category], families: Mapping[str, str]
-) -> tuple[VulnerableRule | None, Priority | None, tuple[str, ...]]:
+) -> tuple[VulnerableRule | None, Priority | None, Priority | None, tuple[str, ...]]:
     vulnerable = None
     table = f.section("priority", "vulnerable", required=False)
     if table:
@@ -615,12 +661,17 @@ def _load_text_priority(
     if settled:
         f.only_keys(settled, {"at_most"}, "priority.settled")
         cap = f.priority(settled.get("at_most"), "priority.settled.at_most")
+    false_alarm = f.section("priority", "false_alarm", required=False)
+    false_cap = None
+    if false_alarm:
+        f.only_keys(false_alarm, {"at_most"}, "priority.false_alarm")
+        false_cap = f.priority(false_alarm.get("at_most"), "priority.false_alarm.at_most")
     persons = f.section("persons", required=False)
     nouns: tuple[str, ...] = ()
     if persons:
         f.only_keys(persons, {"nouns"}, "persons")
         nouns = f.strings(persons.get("nouns"), "persons.nouns")
-    return vulnerable, cap, nouns
+    return vulnerable, cap, false_cap, nouns
 
 
 def _load_taxonomy(f: _File) -> tuple[dict[str, Category], dict[str, str]]:

@@ -1,16 +1,15 @@
 """What the events of one decision mean for the outside: department queues
 (``dept.<code>``) and the command center's alerts (``command.alerts``).
 
-Both take the state *after* the events and return plain JSON-ready payloads;
-the agents only pick the topic and send.
+Both take the state *after* the events and return payloads as dictionaries of
+what msgspec encodes as JSON as it is (datetimes, enums, tuples): the writer
+only picks the topic and encodes them.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Any
-
-import msgspec
 
 from streams.cases import events as ev
 from streams.cases.state import AssignmentStatus, CaseState
@@ -70,7 +69,7 @@ def department_messages(
     def send(departments: Sequence[str], kind: str, event: ev.CaseEvent, **fields: Any) -> None:
         for department in departments:
             out.append(
-                (department, msgspec.to_builtins({**_case(state, event), "kind": kind, **fields}))
+                (department, {**_case(state, event), "kind": kind, **fields})
             )
 
     for e in events:
@@ -161,7 +160,7 @@ def alert_messages(state: CaseState, events: Sequence[ev.CaseEvent]) -> list[Pay
     out: list[Payload] = []
 
     def alert(kind: str, event: ev.CaseEvent, **fields: Any) -> None:
-        out.append(msgspec.to_builtins({**_case(state, event), "kind": kind, **fields}))
+        out.append({**_case(state, event), "kind": kind, **fields})
 
     for e in events:
         if isinstance(e, ev.CaseOpened | ev.PriorityChanged) and e.fan_out is not None:

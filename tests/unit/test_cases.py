@@ -164,7 +164,8 @@ def test_a_case_walks_all_six_steps() -> None:
         ("chengguan", "assignment"),
         ("township", "assignment"),
     ]
-    assert messages[0][1]["deadlines"]["accept"] == "2026-10-08T16:00:00+08:00"
+    assert messages[0][1]["deadlines"]["accept"] == datetime(2026, 10, 8, 16, tzinfo=TZ)
+    assert b'"accept":"2026-10-08T16:00:00+08:00"' in msgspec.json.encode(messages[0][1])
 
     statuses = []
     for kind, fields in [

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from tests.builders import cls, ev
 
+import re
 from pathlib import Path
 
 import pytest
@@ -18,8 +19,11 @@ from streams.priority import (
     prioritise,
     signals_found,
 )
+from msgspec.structs import replace
+
+from streams.model import TextModel
 from streams.records import Event, Priority, Source
-from streams.triage_rules import load_triage_rules
+from streams.triage_rules import LearnedPriority, load_triage_rules
 
 RULES = load_triage_rules(Path(__file__).parents[2] / "rules")
 P1, P2, P3, P4 = Priority.P1, Priority.P2, Priority.P3, Priority.P4
@@ -239,7 +243,11 @@ def test_priority_is_never_below_the_default_and_monotone_in_persons(
     base = ev(source, persons=persons, source_priority=source_priority, text=text)
     decision = prioritise(base, cls(category), RULES, recurrences=earlier)
     default, _ = RULES.priority.for_category(category)
-    assert decision.priority <= default
+    # the one exception: a P1 that nothing but the category's default gives, which the
+    # learned P1 check finds unlikely, is P2, and the check is recorded as the reason
+    lowered = (default is P1 and decision.priority is P2
+               and any(r.startswith("learned:") for r in decision.reasons))
+    assert decision.priority <= default or lowered
     assert decision.reasons
     crowd = ev(source, persons=(persons or 0) + more, source_priority=source_priority, text=text)
     assert (
@@ -335,3 +343,63 @@ def test_a_settled_report_is_capped_but_the_source_level_still_counts() -> None:
 )
 def test_persons_with_nouns_and_measure_words(text: str, persons: int | None) -> None:
     assert persons_in_text(text, RULES.person_nouns) == persons
+
+
+# --------------------------------------------------------------------------- the learned P1 check
+
+
+def _check(weights: dict[str, list[tuple[int, float]]]) -> LearnedPriority:
+    """A learned P1 check with hand-set weights (class 0 is P1, class 1 other)."""
+    model = TextModel(version="lr-test", classes=["P1", "other"], bias=[0.0, 0.0],
+                      weights=weights)
+    return LearnedPriority(model_file="classifier/p1.json", promote_at=0.5, keep_at=0.3,
+                           model=model)
+
+
+UNLIKELY = _check({"b:焦糊": [(1, 8.0)], "w:不对劲": [(0, 8.0)]})
+
+
+def test_the_shipped_rules_have_a_learned_p1_check() -> None:
+    learned = RULES.learned_priority
+    assert learned is not None and learned.model is not None
+    assert learned.model.classes == ("P1", "other") and learned.keep_at <= learned.promote_at
+
+
+def test_a_p1_only_the_category_gives_is_lowered_when_the_check_finds_it_unlikely() -> None:
+    rules = replace(RULES, learned_priority=UNLIKELY)
+    decision = prioritise(ev(text="楼道里有一股焦糊味"), cls("07.01"), rules)
+    assert decision.priority is P2
+    assert re.fullmatch(r"learned:lr-test:0\.\d\d<0\.3\[b:焦糊\]=P2", decision.reasons[-1])
+
+
+def test_the_check_never_lowers_a_p1_a_signal_a_flag_or_a_reported_crowd_gives() -> None:
+    rules = replace(RULES, learned_priority=_check({"b:焦糊": [(1, 8.0)],
+                                                    "s:grid": [(1, 8.0)]}))
+    for event, category in (
+        (ev(text="焦糊味，能看见明火"), "07.01"),  # a danger signal read in the text
+        (ev(text="焦糊味", risk_flags=("injured:2",)), "05.09"),  # a 110 hazard flag
+        (ev(text="焦糊味", persons=40), "01.05"),  # a reported head count
+    ):
+        decision = prioritise(event, cls(category), rules)
+        assert decision.priority is P1, decision.reasons
+        assert not any(r.startswith("learned:") for r in decision.reasons)
+
+
+def test_the_check_raises_what_the_rules_miss_and_says_why() -> None:
+    rules = replace(RULES, learned_priority=UNLIKELY)
+    decision = prioritise(ev(text="邻居家不对劲"), cls("11.00"), rules)
+    assert decision.priority is P1
+    assert re.fullmatch(r"learned:lr-test:0\.\d\d>=0\.5\[w:不对劲\]=P1", decision.reasons[-1])
+
+
+def test_the_check_does_not_raise_a_settled_report_or_a_false_alarm() -> None:
+    rules = replace(RULES, learned_priority=UNLIKELY)
+    for text in ("邻居家不对劲，已劝开，双方已离开", "邻居家不对劲，复核为误报"):
+        assert prioritise(ev(text=text), cls("11.00"), rules).priority is not P1
+
+
+def test_a_false_alarm_keeps_its_category_at_most_p3() -> None:
+    decision = prioritise(ev(Source.CAMERA, text="烟火识别告警 复核：炊烟，误报"), cls("07.01"),
+                          RULES)
+    assert decision.priority is P3
+    assert "false_alarm:误报=P3" in decision.reasons

@@ -128,7 +128,7 @@ def test_training_refuses_a_category_outside_the_classes() -> None:
 
 
 @pytest.mark.parametrize(
-    "text", ["晚上总有人往河里倒东西，水都变颜色了", "两口子三天两头闹，这回说要分开过"]
+    "text", ["晚上总有人往沟里倒东西，水都变颜色了", "两口子三天两头闹，这回说要分开过"]
 )
 def test_the_model_decides_what_no_sure_keyword_decides(text: str) -> None:
     assert RULES.model is not None
@@ -150,6 +150,13 @@ def test_the_model_decides_what_no_sure_keyword_decides(text: str) -> None:
 
 
 # --------------------------------------------------------------------------- rule files
+
+
+def test_a_false_alarm_is_read_and_its_unless_phrases_respected() -> None:
+    lexicon = RULES.lexicon
+    assert lexicon.read("烟火识别告警，复核为误报").false_alarm == "误报"
+    assert lexicon.read("复核：非误报，确认火情").false_alarm is None
+    assert lexicon.read("楼道冒烟").false_alarm is None
 
 
 def test_a_missing_model_is_named(tmp_path: Path) -> None:
@@ -176,6 +183,12 @@ def test_a_missing_model_is_named(tmp_path: Path) -> None:
          'when = { life_danger = ["nobody"]', "provisional.when.life_danger"),
         ("triage.toml", "raise_from = \"P3\"", "raise_from = \"P9\"",
          "priority.vulnerable.raise_from"),
+        ("triage.toml", "keep_at = 0.25", "keep_at = 0.9", "priority.learned.keep_at"),
+        ("triage.toml", 'model = "classifier/p1.json"', 'model = "classifier/p9.json"',
+         "classifier/p9.json: missing"),
+        ("classifier/p1.json", '"classes":["P1","other"]', '"classes":["P1","P2"]', "P2"),
+        ("classifier/lexicon.toml", "[false_alarm]", "[false_alarm]\nmarker = []",
+         "unknown key"),
     ],
 )
 def test_loader_names_file_and_entry(
@@ -203,6 +216,22 @@ def test_the_corpus_covers_every_category_and_is_well_formed() -> None:
         assert (r.bjlx is not None) == (r.source == "police")
     dev = [r for r in records if split_of(r.id) == "dev"]
     assert 0.15 < len(dev) / len(records) < 0.25
+
+
+def test_the_independent_sets_are_well_formed_and_a_quarter_of_the_second_is_fresh() -> None:
+    sets = {name: read_corpus(CORPUS.parent / name) for name in ("extra-a.jsonl", "extra-b.jsonl")}
+    ids = [r.id for records in [read_corpus(CORPUS), *sets.values()] for r in records]
+    assert len(set(ids)) == len(ids)
+    for records in sets.values():
+        for r in records:
+            assert r.category in RULES.categories and set(r.also) <= set(RULES.categories)
+            assert r.lead in RULES.departments and r.priority in {"P1", "P2", "P3", "P4"}
+            assert (r.bjlx is not None) <= (r.source == "police")
+    others = [*read_corpus(CORPUS), *sets["extra-a.jsonl"]]
+    assert not any(split_of(r.id) == "fresh" for r in others)
+    fresh = [r for r in sets["extra-b.jsonl"] if split_of(r.id) == "fresh"]
+    assert 0.2 < len(fresh) / len(sets["extra-b.jsonl"]) < 0.3
+    assert split_of("b0001") == split_of("b0001")  # by the id alone, always
 
 
 def test_a_labelled_text_becomes_the_event_the_worker_sees() -> None:
@@ -233,3 +262,9 @@ def test_classifier_train_writes_a_model_and_scores_before_and_after(tmp_path: P
     written = json.loads((rules / "classifier" / "model.json").read_text(encoding="utf-8"))
     assert written["trained"]["texts"] == len(lines)
     assert load_triage_rules(rules).model.version == written["version"]
+    # the learned P1 check is trained next, from the same texts, and written beside it
+    assert "held-out P1" in result.output
+    check = json.loads((rules / "classifier" / "p1.json").read_text(encoding="utf-8"))
+    assert check["classes"] == ["P1", "other"]
+    assert check["trained"]["category_model"] == written["version"]
+    assert load_triage_rules(rules).learned_priority.model.version == check["version"]

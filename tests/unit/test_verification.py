@@ -218,6 +218,13 @@ def test_an_unknown_p1_without_danger_to_life_goes_to_the_fallback_lead_alone() 
     assert (decision.routing.lead, decision.routing.supports) == ("zhongzhi", ())
 
 
+def test_a_report_that_names_nothing_waits_for_verification() -> None:
+    from tests.e2e.test_console_browser import VAGUE
+
+    decision = triaged(text=VAGUE)
+    assert decision.needs_verification and decision.action == "open"
+
+
 def test_an_unknown_p3_waits_for_verification() -> None:
     decision = triaged(text="情况需要了解一下")
     assert decision.needs_verification and decision.priority.priority is Priority.P3
