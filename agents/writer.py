@@ -511,9 +511,11 @@ class Writer:
         case_key = (outcome.case.case_id.encode() if outcome.case is not None
                     else item.key)
         for department, payload in outcome.departments:
-            topic = self.settings.topic(registry.department_topic(department))
-            out.others.add(topic, 0, case_key, codecs.encode(payload), headers,
-                           what=f"{department} {payload.get('case_id')}")
+            encoded = codecs.encode(payload)
+            # the department's queue, and its unit's where it is served per jurisdiction
+            for name in registry.queue_topics(department, str(payload.get("region") or "")):
+                out.others.add(self.settings.topic(name), 0, case_key, encoded, headers,
+                               what=f"{department} {payload.get('case_id')}")
         for payload in outcome.alerts:
             out.others.add(self.alerts_topic, 0, case_key, codecs.encode(payload), headers,
                            what=f"alert {payload.get('case_id')}")

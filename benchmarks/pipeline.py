@@ -17,7 +17,6 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-
 from benchmarks.harness import (
     OffsetWatch,
     Run,
