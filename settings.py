@@ -132,22 +132,7 @@ class Settings(BaseSettings):
         "over TLS)"
     )
     worker_metrics_port: int = Field(
-        0, ge=0, le=65535, description="a worker's /metrics, /healthz and /readyz port (0 = off)"
-    )
-    api_max_body_bytes: int = Field(
-        1024 * 1024, ge=1024, description="largest request body the API reads (413 beyond, "
-        "refused while it streams in)"
-    )
-    api_rate_per_minute: float = Field(
-        600.0, gt=0, description="sustained requests a minute each user may make to intake, "
-        "and apart from those to actions (429 beyond)"
-    )
-    api_rate_burst: int = Field(
-        60, ge=1, description="requests a user may make at once before the rate applies"
-    )
-    shutdown_seconds: float = Field(
-        20.0, gt=0, description="how long a worker or the API may take to drain in-flight "
-        "work after SIGTERM before it exits anyway"
+        0, ge=0, le=65535, description="a worker's /metrics port (0 = off)"
     )
 
     # Observability
