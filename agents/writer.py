@@ -69,7 +69,7 @@ from streams.handlers import fold as fold_case
 from streams.records import LocatedEvent
 from streams.township import evolve as evolve_township
 from streams.township import township_of
-from topics import clients, codecs, registry
+from topics import clients, codecs, registry, signing
 from topics.deadletter import dead_letter
 from topics.placement import Placement
 
@@ -201,6 +201,7 @@ class Writer:
         self.replies_topic, self.alerts_topic = (name(registry.CASE_REPLIES),
                                                  name(registry.COMMAND_ALERTS))
         self.dead_letter_topic = name(registry.DEAD_LETTER)
+        self.signing_key = signing.key_for(settings)  # None: nothing checked
         self._recoveries: dict[int, asyncio.Task[None]] = {}
         self._unacknowledged = False  # a window is decided and not all of it acknowledged
         self._department_partitions: dict[str, int] = {}
@@ -405,6 +406,10 @@ class Writer:
                 self._fold_logged(partition, logged.event)
 
     async def _take(self, partition: Partition, item: Input, out: Outputs) -> None:
+        unsigned = signing.problem(self.signing_key, item.key, item.value, item.headers)
+        if unsigned is not None:  # not from GridLink's API or workers: never applied
+            self._reject(item, out, *unsigned)
+            return
         try:
             decoded = codecs.decode_input(item.value)
             if isinstance(decoded, LocatedEvent):
@@ -520,8 +525,9 @@ class Writer:
             out.others.add(self.alerts_topic, 0, case_key, codecs.encode(payload), headers,
                            what=f"alert {payload.get('case_id')}")
         for command in outcome.commands:
+            key, value = command.case_id.encode(), codecs.encode(command)
             out.others.add(self.commands_topic, self.placement.of_case(command.case_id),
-                           command.case_id.encode(), codecs.encode(command), headers,
+                           key, value, signing.signed(self.signing_key, key, value, headers),
                            what=f"command {command.command_id}")
         if outcome.reply is not None:
             reply = outcome.reply

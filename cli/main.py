@@ -307,7 +307,7 @@ def worker(only: str) -> None:
     if unknown or not chosen:
         raise click.BadParameter(f"{', '.join(unknown) or 'none given'}: choose among "
                                  f"{', '.join(AGENTS)}", param_hint="--agents")
-    run(_settings(), agents=chosen)
+    run(_signing(_settings()), agents=chosen)
 
 
 @main.command()
@@ -315,7 +315,21 @@ def api() -> None:
     """Run the REST API, the live board and /metrics."""
     from api.app import run
 
-    run(_settings())
+    run(_signing(_settings()))
+
+
+def _signing(settings: Settings) -> Settings:
+    """``settings``, once the command signing key a worker or the API needs is there."""
+    from topics.signing import SigningKeyMissing, key_for
+
+    try:
+        if key_for(settings) is None:
+            click.echo("warning: GRIDLINK_COMMAND_SIGNING_KEY is not set: commands on "
+                       "cases.commands are neither signed nor checked (development only)",
+                       err=True)
+    except (SigningKeyMissing, ValueError) as exc:
+        raise click.ClickException(str(exc)) from None
+    return settings
 
 
 @main.command()

@@ -33,7 +33,7 @@ from settings import Settings
 from streams.reference import load_city
 from tests.conftest import PROJECT_DIR, SAMPLES_DIR
 from tests.integration.conftest import GridlinkProcess
-from topics import acls, clients
+from topics import acls, clients, signing
 from topics.admin import bindings
 from topics.registry import jurisdictions
 
@@ -109,9 +109,12 @@ class Secured:
                 "-X", f"ssl.ca.location={self.ca_file}", "-X", "socket.timeout.ms=10000"]
 
     def write(self, user: str, topic: str, key: str, value: str,
-              password: str | None = None) -> subprocess.CompletedProcess[str]:
+              password: str | None = None,
+              headers: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
         """kcat producing one record as ``user``; exits 1 when it is not delivered."""
-        return subprocess.run([*self._kcat_args(user, password), "-P", "-t", topic, "-k", key],
+        extra = [a for k, v in (headers or {}).items() for a in ("-H", f"{k}={v}")]
+        return subprocess.run([*self._kcat_args(user, password), "-P", "-t", topic, "-k", key,
+                               *extra],
                               input=value + "\n", capture_output=True, text=True, timeout=60, check=False)
 
     def read(self, user: str, topic: str) -> subprocess.CompletedProcess[str]:
@@ -330,3 +333,36 @@ def test_a_report_becomes_a_case_over_sasl_ssl(secured: Secured, worker: Gridlin
             producer.send("cases.events", b'{"type": "case_closed"}').get(timeout=20)
     finally:
         producer.close()
+
+
+def _supervise(case_id: str, command_id: str) -> str:
+    """A 督办 command as an intruder would forge it: the engine would apply it."""
+    return json.dumps({"type": "supervise", "case_id": case_id, "command_id": command_id,
+                       "actor": "administrator:root", "at": "2026-12-07T09:00:00+08:00",
+                       "note": "forged"}, separators=(",", ":"))
+
+
+def test_only_signed_commands_are_applied(secured: Secured, worker: GridlinkProcess):
+    """Even a principal allowed to write cases.commands (the administrator here) gets a
+    command applied only when it is signed with GridLink's key; unsigned or mis-signed,
+    it is dead-lettered with the reason, and the case does not change."""
+    lead = _read_until(secured, "dept-sifa", "dept.sifa", REPORT_TO_SIFA)
+    case_id = json.loads(lead.splitlines()[-1].split("\t", 1)[1])["case_id"]
+    key = _env_file(secured.env_files["worker"])["GRIDLINK_COMMAND_SIGNING_KEY_FILE"]
+    secret = Path(key).read_text().strip().encode()
+    unsigned, forged, genuine = (_supervise(case_id, f"probe-{n}")
+                                 for n in ("unsigned", "forged", "genuine"))
+    wrong = signing.signature(b"not-the-key", case_id.encode(), forged.encode()).decode()
+    right = signing.signature(secret, case_id.encode(), genuine.encode()).decode()
+    for value, headers in ((unsigned, None), (forged, {signing.HEADER: wrong}),
+                           (genuine, {signing.HEADER: right})):
+        sent = secured.write(acls.ADMIN, "cases.commands", case_id, value, headers=headers)
+        assert sent.returncode == 0, sent.stderr
+
+    events = _read_until(secured, acls.ADMIN, "cases.events", "probe-genuine")
+    assert '"command_id":"probe-genuine"' in events and '"type":"supervised"' in events
+    assert "probe-unsigned" not in events and "probe-forged" not in events
+    dead = _read_until(secured, acls.ADMIN, "ingest.dead-letter", "bad_signature")
+    reasons = {json.loads(line.split("\t", 1)[1])["error"]["code"]
+               for line in dead.splitlines() if line.startswith(case_id)}
+    assert reasons == {"unsigned_command", "bad_signature"}, dead
