@@ -26,9 +26,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
 import pytest
 from kafka.errors import TopicAuthorizationFailedError
 
+from api.auth import write_demo_users
 from settings import Settings
 from streams.reference import load_city
 from tests.conftest import PROJECT_DIR, SAMPLES_DIR
@@ -261,14 +263,21 @@ def test_a_department_may_not_use_another_principals_group(secured: Secured,
 
 
 @pytest.fixture(scope="module")
-def worker(secured: Secured, topics_created: str,
-           tmp_path_factory: pytest.TempPathFactory) -> Iterator[GridlinkProcess]:
+def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The worker's state and the database the worker projects and the API reads."""
+    return tmp_path_factory.mktemp("secured-work")
+
+
+def _database(workdir: Path) -> dict[str, str]:
+    return {"GRIDLINK_DATABASE_URL": f"sqlite:///{workdir / 'gridlink.db'}"}
+
+
+@pytest.fixture(scope="module")
+def worker(secured: Secured, topics_created: str, workdir: Path) -> Iterator[GridlinkProcess]:
     """``gridlink worker`` as gridlink-worker (SCRAM-SHA-512 over TLS)."""
-    work = tmp_path_factory.mktemp("secured-worker")
-    env = {**secured.process_env("worker"),
-           "GRIDLINK_DATABASE_URL": f"sqlite:///{work / 'gridlink.db'}",
-           "GRIDLINK_STATE_DIR": str(work / "state")}
-    process = GridlinkProcess(["worker"], env, work / "worker.log")
+    env = {**secured.process_env("worker"), **_database(workdir),
+           "GRIDLINK_STATE_DIR": str(workdir / "state")}
+    process = GridlinkProcess(["worker"], env, workdir / "worker.log")
     try:
         process.wait_for_log("Worker]: Ready", timeout=120)
         yield process
@@ -366,3 +375,58 @@ def test_only_signed_commands_are_applied(secured: Secured, worker: GridlinkProc
     reasons = {json.loads(line.split("\t", 1)[1])["error"]["code"]
                for line in dead.splitlines() if line.startswith(case_id)}
     assert reasons == {"unsigned_command", "bad_signature"}, dead
+
+
+@pytest.fixture(scope="module")
+def api(secured: Secured, worker: GridlinkProcess,
+        workdir: Path) -> Iterator[tuple[str, dict[str, str]]]:
+    """``gridlink api`` as gridlink-api: its base URL and its users' API keys."""
+    (port,) = _free_ports(1)
+    users = workdir / "users.toml"
+    settings = secured.settings("api")
+    keys = write_demo_users(users, departments=load_city(settings.reference_dir).departments,
+                            operator_regions={})
+    env = {**secured.process_env("api"), **_database(workdir),
+           "GRIDLINK_USERS_FILE": str(users), "GRIDLINK_API_PORT": str(port)}
+    process = GridlinkProcess(["api"], env, workdir / "api.log")
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            try:
+                if httpx.get(f"{url}/health", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            assert process.proc.poll() is None, process.log()[-4000:]
+            assert time.monotonic() < deadline, process.log()[-4000:]
+            time.sleep(0.5)
+        yield url, keys
+    finally:
+        process.stop()
+
+
+def test_an_api_command_is_signed_and_carries_the_authenticated_user(
+        secured: Secured, api: tuple[str, dict[str, str]]):
+    """The API (gridlink-api over SASL_SSL) sends a signed command the worker applies,
+    and answers from cases.replies; its actor is the caller's user, whatever the body
+    says."""
+    url, keys = api
+    lead = _read_until(secured, "dept-sifa", "dept.sifa", REPORT_TO_SIFA)
+    case_id = json.loads(lead.splitlines()[-1].split("\t", 1)[1])["case_id"]
+    deadline = time.monotonic() + 60
+    while True:  # the projection may not have the case yet
+        answer = httpx.post(f"{url}/cases/{case_id}/supervise", timeout=30,
+                            headers={"X-API-Key": keys["admin"]},
+                            json={"note": "催办", "actor": "administrator:root"})
+        if answer.status_code != 404 or time.monotonic() > deadline:
+            break
+        time.sleep(1)
+    assert answer.status_code == 200, answer.text
+    command_id = answer.json()["command_id"]
+    assert answer.json()["seqs"], answer.text
+    events = [json.loads(line.split("\t", 1)[1]) for line in
+              _read_until(secured, acls.ADMIN, "cases.events", command_id).splitlines()]
+    (supervised,) = [e for e in events if e.get("command_id") == command_id]
+    assert supervised["type"] == "supervised"
+    assert supervised["actor"] == "administrator:admin"
