@@ -427,6 +427,13 @@ class Writer:
             self._reject(item, out, "invalid_command", str(error))
             return
         place = self.placement.of_township(township)
+        if place != item.partition and self.signing_key is not None:
+            # GridLink's API and workers place what they sign; a signed record elsewhere
+            # was moved, or placed by something that holds the key and should not
+            self._reject(item, out, "wrong_partition",
+                         f"township {township}'s writer reads partition {place} of "
+                         f"{self.commands_topic}, not {item.partition}")
+            return
         if place != item.partition:  # an ordinary client's choice: to its writer
             out.others.add(self.commands_topic, place, item.key, item.value, item.headers,
                            timestamp_ms=item.timestamp_ms, what=f"forward to {township}")

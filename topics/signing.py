@@ -10,8 +10,9 @@ principals from writing the topic at all; the signature also holds where they ca
 (a plaintext listener, a principal given too much).
 
 Without a key (development on a plaintext broker) nothing is signed and nothing is
-checked; on a secured cluster the API and the worker refuse to start without one. The partition is not signed: a writer forwards a record it does not own to
-its owner as it is.
+checked; on a secured cluster the API and the worker refuse to start without one.
+With a key, a signed record in another partition than its writer's is dead-lettered
+too (``wrong_partition``): GridLink places everything it signs.
 """
 
 from __future__ import annotations

@@ -37,6 +37,7 @@ from tests.conftest import PROJECT_DIR, SAMPLES_DIR
 from tests.integration.conftest import GridlinkProcess
 from topics import acls, clients, signing
 from topics.admin import bindings
+from topics.placement import case_partition
 from topics.registry import jurisdictions
 
 pytestmark = pytest.mark.integration
@@ -112,9 +113,11 @@ class Secured:
 
     def write(self, user: str, topic: str, key: str, value: str,
               password: str | None = None,
-              headers: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+              headers: dict[str, str] | None = None,
+              partition: int | None = None) -> subprocess.CompletedProcess[str]:
         """kcat producing one record as ``user``; exits 1 when it is not delivered."""
         extra = [a for k, v in (headers or {}).items() for a in ("-H", f"{k}={v}")]
+        extra += ["-p", str(partition)] if partition is not None else []
         return subprocess.run([*self._kcat_args(user, password), "-P", "-t", topic, "-k", key,
                                *extra],
                               input=value + "\n", capture_output=True, text=True, timeout=60, check=False)
@@ -353,28 +356,39 @@ def _supervise(case_id: str, command_id: str) -> str:
 
 def test_only_signed_commands_are_applied(secured: Secured, worker: GridlinkProcess):
     """Even a principal allowed to write cases.commands (the administrator here) gets a
-    command applied only when it is signed with GridLink's key; unsigned or mis-signed,
-    it is dead-lettered with the reason, and the case does not change."""
+    command applied only when it is signed with GridLink's key and in its writer's
+    partition; unsigned, mis-signed or misplaced, it is dead-lettered with the reason,
+    and the case does not change."""
     lead = _read_until(secured, "dept-sifa", "dept.sifa", REPORT_TO_SIFA)
     case_id = json.loads(lead.splitlines()[-1].split("\t", 1)[1])["case_id"]
     key = _env_file(secured.env_files["worker"])["GRIDLINK_COMMAND_SIGNING_KEY_FILE"]
     secret = Path(key).read_text().strip().encode()
-    unsigned, forged, genuine = (_supervise(case_id, f"probe-{n}")
-                                 for n in ("unsigned", "forged", "genuine"))
-    wrong = signing.signature(b"not-the-key", case_id.encode(), forged.encode()).decode()
-    right = signing.signature(secret, case_id.encode(), genuine.encode()).decode()
-    for value, headers in ((unsigned, None), (forged, {signing.HEADER: wrong}),
-                           (genuine, {signing.HEADER: right})):
-        sent = secured.write(acls.ADMIN, "cases.commands", case_id, value, headers=headers)
+    unsigned, forged, misplaced, genuine = (
+        _supervise(case_id, f"probe-{n}") for n in ("unsigned", "forged", "misplaced",
+                                                     "genuine"))
+    partitions = secured.settings("admin").partitions
+    place = case_partition(case_id, partitions)
+
+    def sign(value: str, secret: bytes = secret) -> dict[str, str]:
+        return {signing.HEADER: signing.signature(secret, case_id.encode(),
+                                                  value.encode()).decode()}
+
+    for value, headers, partition in (
+            (unsigned, None, place), (forged, sign(forged, b"not-the-key"), place),
+            (misplaced, sign(misplaced), (place + 1) % partitions),
+            (genuine, sign(genuine), place)):
+        sent = secured.write(acls.ADMIN, "cases.commands", case_id, value, headers=headers,
+                             partition=partition)
         assert sent.returncode == 0, sent.stderr
 
     events = _read_until(secured, acls.ADMIN, "cases.events", "probe-genuine")
     assert '"command_id":"probe-genuine"' in events and '"type":"supervised"' in events
-    assert "probe-unsigned" not in events and "probe-forged" not in events
-    dead = _read_until(secured, acls.ADMIN, "ingest.dead-letter", "bad_signature")
+    for refused in ("probe-unsigned", "probe-forged", "probe-misplaced"):
+        assert refused not in events
+    dead = _read_until(secured, acls.ADMIN, "ingest.dead-letter", "wrong_partition")
     reasons = {json.loads(line.split("\t", 1)[1])["error"]["code"]
                for line in dead.splitlines() if line.startswith(case_id)}
-    assert reasons == {"unsigned_command", "bad_signature"}, dead
+    assert reasons == {"unsigned_command", "bad_signature", "wrong_partition"}, dead
 
 
 @pytest.fixture(scope="module")
