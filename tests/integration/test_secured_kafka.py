@@ -195,6 +195,15 @@ def test_kafka_up_secure_prints_the_client_settings(secured: Secured):
     assert Path(worker["GRIDLINK_KAFKA_PASSWORD_FILE"]).stat().st_mode & 0o077 == 0
 
 
+def test_kafka_status_knows_the_broker_is_secured(secured: Secured):
+    """``status`` finds the storage formatted --secure and asks the broker over TLS as
+    the administrator (it exits 1 when the broker does not answer)."""
+    status = dict(line.split(None, 1) for line in
+                  _gridlink(secured.base_env, "kafka", "status").splitlines() if " " in line)
+    assert status["secured"].strip() == "True"
+    assert status["answers_metadata"].strip() == "True"
+
+
 def test_nothing_is_served_without_credentials(secured: Secured):
     """A plaintext client finds no plaintext listener; a wrong password is refused."""
     refused = secured.write("grid-platform", "ingest.grid-reports", "x", "{}",
