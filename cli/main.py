@@ -112,7 +112,9 @@ def _secured_up(security, client, bootstrap: str) -> None:  # type: ignore[no-un
                "`gridlink topics create` (as gridlink-admin) creates their ACLs "
                "(`gridlink topics acls` prints them). kcat: -X security.protocol=sasl_ssl "
                "-X sasl.mechanisms=SCRAM-SHA-512 -X sasl.username=<name> "
-               f"-X sasl.password=<password> -X ssl.ca.location={security.ca_file}")
+               f"-X sasl.password=<password> -X ssl.ca.location={security.ca_file} "
+               "(sasl.mechanisms=PLAIN with librdkafka before 2.6.1, whose SCRAM Kafka 4 "
+               "refuses)")
 
 
 @click.group()
