@@ -35,6 +35,8 @@ def test_a_short_bench_runs_every_stage_and_writes_every_figure(kafka_broker, tm
 
     for stage in ("lpipe", "fbase", "pipeline"):
         assert figures[stage]["events_per_second"] > 0, stage
+    assert figures["lpipe"]["cpu_ms_per_event"]["lpipe"] > 0
+    assert figures["fbase"]["cpu_ms_per_event"]["fbase"] > 0
     one = figures["pipeline"]
     assert one["case_events_stored"] == one["case_events_logged"] > 0  # all reached the store
     assert one["vs_fbase"] and one["vs_lpipe"]
@@ -42,14 +44,21 @@ def test_a_short_bench_runs_every_stage_and_writes_every_figure(kafka_broker, tm
     assert list(hops) == ["intake", "cases", "store"]
     assert all(0 <= at <= one["seconds"] + 0.01 for at in hops.values()), hops  # rounded
     assert one["worker_cores"] > 0 and one["broker_cores"] is None  # the broker is not ours
+    per_event = one["cpu_ms_per_event"]  # each GridLink process, and their sum
+    assert set(per_event) == {"worker1", "gridlink"} and per_event["gridlink"] > 0
     # Two workers share the partitions: every command is still answered (or the stage
     # would not drain) and every event stored.
     two = figures["pipeline2"]
     assert two["workers"] == 2
     assert two["vs_one_worker"] and two["vs_lpipe"] and two["vs_fbase"]
+    assert two["per_core_vs_one_worker"] > 0
     assert two["case_events_stored"] == two["case_events_logged"] > 0
     apart = figures["sqlapart"]  # the projection in its own process stores it all too
     assert apart["sql_apart"] and apart["case_events_stored"] == apart["case_events_logged"] > 0
+    apart_cpu = apart["cpu_ms_per_event"]
+    assert set(apart_cpu) == {"worker1", "projection", "gridlink"}
+    assert apart_cpu["gridlink"] == pytest.approx(apart_cpu["worker1"] + apart_cpu["projection"],
+                                                  abs=0.002)
 
     latency = figures["latency"]
     assert latency["assignments"] > 0 and latency["latency_ms"]["p50"] > 0
