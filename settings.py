@@ -2,8 +2,9 @@
 
 Every setting is read from an environment variable with the ``GRIDLINK_``
 prefix (``kafka_bootstrap`` ← ``GRIDLINK_KAFKA_BOOTSTRAP``) and documented in
-the README. Nothing reads these at import time: entry points call
-``Settings()`` once and pass the object down.
+``docs/configuration.md``, which ``cli/settings_doc.py`` writes from this class.
+Nothing reads these at import time: entry points call ``Settings()`` once and
+pass the object down.
 """
 
 from __future__ import annotations

@@ -56,12 +56,6 @@ def test_image_installs_every_package_the_project_declares():
     assert set(packages) <= copied
 
 
-def test_every_setting_is_documented_in_the_readme():
-    readme = (PROJECT_DIR / "README.md").read_text(encoding="utf-8")
-    for name in Settings.model_fields:
-        assert f"GRIDLINK_{name.upper()}" in readme, f"GRIDLINK_{name.upper()} not in README"
-
-
 # -- Grafana: the provisioned dashboard may only chart metrics GridLink exposes --------------
 
 GRAFANA = PROJECT_DIR / "deploy" / "grafana"
