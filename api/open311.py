@@ -31,8 +31,8 @@ from api import queries
 from api.auth import CommandCenterUser, CurrentUser, Role, User, require_region
 from api.commands import Gateway, wall_clock
 from api.deps import Db, require_readable, scope_of, triage_reference
-from api.idempotency import HEADER, MAX_KEY_CHARS, checked_key, command_id_for
 from api.errors import InvalidRequest, NotFound, problem_responses
+from api.idempotency import HEADER, MAX_KEY_CHARS, checked_key, command_id_for
 from api.schemas import (
     Open311Attribute,
     Open311Created,

@@ -27,6 +27,7 @@ from api.schemas import (
     QueueItem,
     TimelineEntry,
 )
+from store import reads
 from store.models import (
     CANCELLED,
     AssignmentRow,
@@ -38,7 +39,6 @@ from store.models import (
     Region,
     within_region,
 )
-from store import reads
 from store.projector import decode_state
 from streams.cases import CaseStatus
 from streams.records import Event

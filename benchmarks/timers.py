@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import gc
 import json
 import os
@@ -159,10 +160,8 @@ def advance(engine: Engine, state: CaseState, rng: random.Random) -> CaseState:
         progress = engine.command(cmd.Progress, state.case_id, at + timedelta(minutes=30),
                                   assignment_id=lead.id, department=lead.department,
                                   note="正在现场处置")
-        try:
+        with contextlib.suppress(TransitionRejected):
             state, _ = engine.run(state, progress, at + timedelta(minutes=30))  # type: ignore[assignment]
-        except TransitionRejected:
-            pass
     return state
 
 

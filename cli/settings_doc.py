@@ -51,7 +51,7 @@ def _row(name: str, field: FieldInfo) -> str:
 
 
 def _type(annotation: Any) -> str:
-    """A reader's name for a setting's type: its choices, or its class and whether it is optional."""
+    """A reader's name for a setting's type: its choices, or its class, and if optional."""
     args = typing.get_args(annotation)
     origin = typing.get_origin(annotation)
     if origin is Literal:

@@ -21,14 +21,14 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import msgspec
 
 from streams.records import Event, Level, Location, Source
-from streams.reference import City
+from streams.reference import City, Grid
 
 #: the instant every corpus event is said to happen at (events carry no clock of their own)
 AT = datetime(2026, 11, 26, 10, 0, tzinfo=timezone(timedelta(hours=8)))
@@ -116,6 +116,8 @@ def as_event(record: LabelledText, city: City) -> tuple[Event, Location]:
         grid_code=grid.code if source is Source.GRID else None,
         lon=grid.lon,
         lat=grid.lat,
+        # optional Event fields by name, each typed as the source sets it; a type checker
+        # cannot see through a dict of keyword arguments
         **fields,  # type: ignore[arg-type]
     )
     location = Location(
@@ -129,7 +131,7 @@ def as_event(record: LabelledText, city: City) -> tuple[Event, Location]:
     return event, location
 
 
-def _grids(city: City) -> Sequence:
+def _grids(city: City) -> list[Grid]:
     return sorted(city.grids.values(), key=lambda g: g.code)
 
 

@@ -17,7 +17,7 @@ Messages of our own checks name the value and what was expected, e.g.
 from __future__ import annotations
 
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Annotated, Literal, TypeVar
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainValidator
@@ -66,7 +66,7 @@ def parse_timestamp(text: str) -> datetime:
     if tz is None:
         zone = CHINA_TZ
     elif tz in "Zz":
-        zone = timezone.utc
+        zone = UTC
     else:
         hours, minutes = int(tz[1:3]), int(tz[4:6])
         if hours > 23 or minutes > 59:

@@ -134,7 +134,7 @@ class Signal(msgspec.Struct, frozen=True, kw_only=True):
         for phrase in unless:  # longest first: a phrase inside another goes with it
             if phrase in text:
                 text = text.replace(phrase, "\u0000")
-        found = words.findall(text)
+        found: list[str] = words.findall(text)
         if not found:
             return None
         return min(found, key=self.words.index)  # the first listed of the words found

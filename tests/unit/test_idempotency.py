@@ -14,8 +14,8 @@ from api.errors import InvalidRequest
 from api.idempotency import Answers, Commands, checked_key, command_id_for
 from store.service import Store
 from streams.cases import Claim
-from streams.errors import TransitionRejected
 from streams.cases.replies import CaseReply
+from streams.errors import TransitionRejected
 
 AT = datetime(2026, 11, 26, 10, 0, tzinfo=ZoneInfo("Asia/Shanghai"))
 DESK = User(name="cg", role=Role.DEPARTMENT, department="chengguan")
