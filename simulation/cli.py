@@ -22,10 +22,11 @@ from simulation.actors import (
     urllib_transport,
 )
 from simulation.behaviour import Pace, parse_satisfaction
-from simulation.generator import CST, Mix
+from simulation.generator import Mix
 from simulation.producer import Progress, ReplayError, Summary, run
 from simulation.vocabulary import VocabularyError
 from streams.errors import GridLinkError
+from streams.zone import UTC_PLUS_8
 
 DEFAULT_OUT = Path("data") / "simulate.jsonl"
 DEFAULT_KEYS = Path("data") / "demo" / "keys.txt"  # where `gridlink demo` writes its keys
@@ -59,7 +60,7 @@ def _start(_ctx: click.Context, _param: click.Parameter, value: str | None) -> d
         moment = datetime.fromisoformat(value)
     except ValueError:
         raise click.BadParameter(f"{value!r} is not an ISO 8601 date-time") from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=CST)
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC_PLUS_8)
 
 
 def _share(_ctx: click.Context, param: click.Parameter, value: float) -> float:

@@ -41,7 +41,8 @@ from typing import IO, Any, Protocol
 import msgspec
 from kafka.errors import KafkaError, MessageSizeTooLargeError
 
-from simulation.generator import CST, Generator, Message, Mix, Options
+from clock import wall_clock
+from simulation.generator import Generator, Message, Mix, Options
 from simulation.outcome import Expected
 
 LINGER_MS = 20
@@ -199,7 +200,7 @@ def run(
             reference_dir=reference_dir,
             rules_dir=rules_dir,
             options=Options(
-                start=start or datetime.now(CST),
+                start=start or wall_clock(),
                 seed=seed,
                 rate=nominal,
                 mix=Mix.parse(mix) if isinstance(mix, str) else (mix or Mix()),

@@ -27,13 +27,12 @@ from collections.abc import Callable, Mapping
 from datetime import date, datetime, time, timedelta
 from functools import lru_cache
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 import msgspec
 
 from streams.errors import RulesError
+from streams.zone import TZ
 
-TZ = ZoneInfo("Asia/Shanghai")
 DAY = timedelta(days=1)
 DAY_SECONDS = 86_400
 OVERRIDE_FILE = "calendar_override.toml"

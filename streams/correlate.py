@@ -28,7 +28,7 @@ from __future__ import annotations
 import hashlib
 import math
 from collections.abc import Iterable
-from datetime import datetime, timedelta, timezone
+from datetime import datetime
 from itertools import islice
 
 import msgspec
@@ -36,8 +36,8 @@ import msgspec
 from streams.jurisdiction import ancestor_at
 from streams.records import Classification, Event, Level, Location, PriorityDecision
 from streams.triage_rules import CorrelationRules, TriageRules
+from streams.zone import UTC_PLUS_8
 
-LOCAL = timezone(timedelta(hours=8))  # case ids carry the local (+08:00) date
 SWEEP_SECONDS = 600  # record() sweeps the whole history at most this often
 HISTORY_PER_KEY = 32  # newest occurrences kept per grid and category (counts saturate here)
 
@@ -92,7 +92,7 @@ def new_case_id(event: Event, location: Location) -> str:
 
     Deterministic: a message redelivered after a crash reopens the same id.
     """
-    day = event.occurred_at.astimezone(LOCAL).strftime("%Y%m%d")
+    day = event.occurred_at.astimezone(UTC_PLUS_8).strftime("%Y%m%d")
     digest = hashlib.sha1(event.event_id.encode()).hexdigest()[:8]
     return f"C{day}-{state_key(location)}-{digest}"
 
@@ -381,5 +381,5 @@ def _distance_m(
 
 def _epoch(moment: datetime) -> int:
     if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=LOCAL)  # the sources' local time
+        moment = moment.replace(tzinfo=UTC_PLUS_8)  # the sources' local time
     return int(moment.timestamp())

@@ -24,7 +24,6 @@ from api import command_center as center
 from api import departments as desks
 from api import queries
 from api.auth import Role, User, operator_or_admin
-from api.commands import wall_clock
 from api.console import labels
 from api.console.pages import (
     Form,
@@ -40,6 +39,7 @@ from api.console.pages import (
 from api.console.svg import Cell, case_map
 from api.deps import Db, command_center_case, require_readable, scope_of, triage_reference
 from api.errors import Forbidden, status_of
+from clock import wall_clock
 from store import reads
 from store.models import Case
 from store.projector import decode_state

@@ -22,14 +22,15 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from pydantic import BaseModel, ValidationError
 
 from api.auth import Role, User, session_user
-from api.commands import CommandResult, wall_clock
+from api.commands import CommandResult
 from api.console import labels
 from api.errors import Forbidden, InvalidRequest
 from api.idempotency import FORM_FIELD, Commands, checked_key
 from api.sessions import CSRF_FIELD, Session
+from clock import wall_clock
 from store import reads
-from streams.calendar import TZ
 from streams.errors import GridLinkError
+from streams.zone import TZ
 
 PROJECTION_WAIT_SECONDS = 5.0  # after an action, until the page can show what it did
 

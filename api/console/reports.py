@@ -21,7 +21,6 @@ from sqlalchemy.orm import Session
 
 from api import queries
 from api.auth import User
-from api.commands import wall_clock
 from api.console.pages import Visitor, render
 from api.console.svg import Series, line_chart
 from api.console.xlsx import Cell, workbook
@@ -30,9 +29,10 @@ from api.errors import InvalidRequest
 from api.schemas import CaseSummary, Statistics, StatisticsGroup
 from api.statistics import scoped_filter
 from api.stats_queries import GroupBy, StatsFilter, statistics
+from clock import wall_clock
 from store import reads
-from streams.calendar import TZ
 from streams.cases import CaseStatus
+from streams.zone import TZ
 
 router = APIRouter(include_in_schema=False)
 RATES = (("handling_rate", "办结率 handling", "#1f5fa8"),

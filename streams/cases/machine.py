@@ -22,7 +22,7 @@ from typing import Any
 import msgspec
 from msgspec.structs import replace
 
-from streams.calendar import TZ, WorkCalendar
+from streams.calendar import WorkCalendar
 from streams.cases import commands as cmd
 from streams.cases import events as ev
 from streams.cases.evolve import apply, command_hash
@@ -61,6 +61,7 @@ from streams.sla import (
     start_clock,
     terms_for,
 )
+from streams.zone import TZ
 
 S = CaseStatus
 A = AssignmentStatus

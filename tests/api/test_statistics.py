@@ -3,12 +3,12 @@ DOMAIN.md §7 after closing and evaluating a case, and who may count what."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 import pytest
 
-from api.commands import SHANGHAI
 from api.stats_queries import percentile
+from clock import wall_clock
 from tests.api.conftest import Api, eventually
 from tests.api.test_api import LEAD, OPERATOR, OTHER_OPERATOR, _assignment, _open_case, _problem
 
@@ -92,7 +92,7 @@ def test_closing_and_evaluating_a_case_shows_in_the_rates(api: Api, grid_report_
     assert community["group"] == GRID[:12] and community["closed"] == 1
     grids = _only(_stats(api, OPERATOR, region=GRID[:12], group_by="region"))
     assert grids["group"] == GRID
-    now = datetime.now(SHANGHAI)
+    now = wall_clock()
     hour = timedelta(hours=1)
     within = _only(_stats(api, OPERATOR, region=TOWNSHIP, **{
         "from": (now - hour).isoformat(), "to": (now + hour).isoformat()}))

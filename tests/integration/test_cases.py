@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from agents.clock import wall_clock
+from clock import wall_clock
 from streams.cases import (
     AssignmentDispatched,
     Check,

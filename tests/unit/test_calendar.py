@@ -9,8 +9,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from streams.calendar import TZ, CalendarGap, WorkCalendar, load_calendar, load_override
+from streams.calendar import CalendarGap, WorkCalendar, load_calendar, load_override
 from streams.errors import RulesError
+from streams.zone import TZ
 
 RULES = Path(__file__).resolve().parents[2] / "rules"
 

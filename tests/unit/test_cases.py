@@ -11,7 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from streams.calendar import TZ, load_calendar
+from streams.calendar import load_calendar
 from streams.cases import (
     AssignmentStatus,
     CaseClocks,
@@ -44,6 +44,7 @@ from streams.records import (
     Source,
 )
 from streams.sla import Budget
+from streams.zone import TZ
 
 RULES = Path(__file__).resolve().parents[2] / "rules"
 POLICY = load_case_policy(RULES)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 from datetime import datetime
-from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -16,8 +15,9 @@ from store.service import Store
 from streams.cases import Claim
 from streams.cases.replies import CaseReply
 from streams.errors import TransitionRejected
+from streams.zone import TZ
 
-AT = datetime(2026, 11, 26, 10, 0, tzinfo=ZoneInfo("Asia/Shanghai"))
+AT = datetime(2026, 11, 26, 10, 0, tzinfo=TZ)
 DESK = User(name="cg", role=Role.DEPARTMENT, department="chengguan")
 PATH = "/cases/C1/assignments/A1/claim"
 
