@@ -269,7 +269,12 @@ def record(
 
 
 def forget_case(state: TownshipState, case_id: str) -> TownshipState:
-    """The state without ``case_id`` among the open cases (call when a case closes)."""
+    """The state without ``case_id`` among the open cases.
+
+    Called when the case ends — closed, rejected or merged into another
+    (:func:`streams.township.evolve`) — and when triage picked a case that can
+    take no more events (:func:`streams.handlers.handle_event`), so that the
+    event is decided again without it."""
     cases = tuple(x for x in state.open_cases if x.case_id != case_id)
     return msgspec.structs.replace(state, open_cases=cases)
 

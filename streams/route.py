@@ -22,7 +22,6 @@ level up.
 from __future__ import annotations
 
 from streams.classify import police_code
-from streams.jurisdiction import ancestor_at
 from streams.priority import persons_involved, signals_found
 from streams.records import PROVISIONAL, Classification, Event, Level, Location, Routing, Source
 from streams.triage_rules import TOWNSHIP, TriageRules
@@ -103,11 +102,6 @@ def provisional(routing: Routing, event: Event, rules: TriageRules) -> Routing:
         rule="provisional:p1_unknown_category",
         disposition=PROVISIONAL,
     )
-
-
-def township_of(location: Location) -> str | None:
-    """The 属地 township code of a location, if it is known that deep."""
-    return ancestor_at(location.region_code, Level.TOWNSHIP)
 
 
 def entry_level(
