@@ -1,4 +1,4 @@
-"""Statistics (统计考核): the metrics a command center is judged by (DOMAIN.md §7), per
+"""Statistics (统计考核): the metrics a command center is judged by (docs/domain.md §7), per
 lead department, per jurisdiction or overall, within the caller's scope.
 
 An operator (or a display) counts only cases within its jurisdiction, a

@@ -1,7 +1,7 @@
 """The API's share of the metrics: gauges read from the SQL projection.
 
 Open cases by status, priority, lead department and level, and the statistics'
-rates (DOMAIN.md §7: 办结率, 按期办结率, 超期率, 满意率 …) over a rolling window, per
+rates (docs/domain.md §7: 办结率, 按期办结率, 超期率, 满意率 …) over a rolling window, per
 lead department and for every case. They are computed here, once for the whole
 city, rather than in the workers, each of which holds only its own partitions.
 A background task reads them every :data:`REFRESH_SECONDS` with the statistics'

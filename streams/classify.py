@@ -1,7 +1,7 @@
 """Classification (事件分类): which category an event is, and what said so.
 
 The text is read first (:mod:`streams.text`: segmentation, negated terms
-blanked out, settled markers). Then, in the order of DOMAIN.md §2:
+blanked out, settled markers). Then, in the order of docs/domain.md §2:
 
 1. the source's own code — the grid platform's taxonomy code, then its
    src_type/src_domain labels; the camera's AI event code, then its GB/T 28181
@@ -266,7 +266,7 @@ def _matched(
 
 
 def _source_code(event: Event, rules: TriageRules) -> CodeRule | None:
-    """The source's own code rule, in the order of DOMAIN.md §2."""
+    """The source's own code rule, in the order of docs/domain.md §2."""
     if event.source is Source.POLICE:
         return police_code(event, rules)
     if event.source is Source.CAMERA:

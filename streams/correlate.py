@@ -1,6 +1,6 @@
 """Correlation and de-duplication (关联研判, 网格 + 雪亮 联动), pure over a state record.
 
-Events about one incident become one case (DOMAIN.md §6). The caller keeps one
+Events about one incident become one case (docs/domain.md §6). The caller keeps one
 ``TownshipState`` per township (keyed by :func:`state_key`, e.g. in a
 changelog-backed table) and passes it in; :func:`record` returns the updated
 state, pruned by ``now``. Nothing here reads a clock.

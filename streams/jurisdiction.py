@@ -1,4 +1,4 @@
-"""Jurisdiction codes and the five levels (DOMAIN.md §1).
+"""Jurisdiction codes and the five levels (docs/domain.md §1).
 
 Codes nest by prefix: city ``371500`` (4 digits + ``00``), county ``371502``,
 township ``371502004``, community ``371502004003``, grid ``371502004003007``.

@@ -1,4 +1,4 @@
-"""SLA clocks per priority and step (时限, DOMAIN.md §4), from ``rules/sla.toml``.
+"""SLA clocks per priority and step (时限, docs/domain.md §4), from ``rules/sla.toml``.
 
 A :class:`Budget` is an amount of time on one clock: the wall clock ("5m", "2h",
 "3d") or the working-day calendar ("1wd" = one working day = 24 h of working

@@ -279,7 +279,7 @@ def _open(ctx: _Ctx, c: cmd.OpenCase) -> None:
     if ladder and not c.closed_at_grid:
         clocks = (ctx.clock(Step.LADDER, ladder[0].stay, terms=terms, esc=esc),)
     verifying = c.needs_verification and not c.closed_at_grid and c.routing.dispatch
-    if verifying and terms.verify is not None:  # 核实 has its own clock (DOMAIN.md §4)
+    if verifying and terms.verify is not None:  # 核实 has its own clock (docs/domain.md §4)
         clocks += (ctx.clock(Step.VERIFY, terms.verify, terms=terms, esc=esc),)
     ctx.emit(
         ev.CaseOpened,

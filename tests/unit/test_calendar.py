@@ -49,7 +49,7 @@ def test_official_days(cal: WorkCalendar, day: date, working: bool) -> None:
     assert cal.is_working_day(day) is working
 
 
-# -- DOMAIN.md §4 examples -------------------------------------------------------------
+# -- docs/domain.md §4 examples -------------------------------------------------------------
 
 
 def test_p3_dispatched_before_national_day(cal: WorkCalendar) -> None:

@@ -157,7 +157,7 @@ def test_a_case_walks_all_six_steps() -> None:
     assert (support.id, support.department, support.role) == ("A2", "township", Role.SUPPORT)
     assert case.s.clock("A1.accept").due == datetime(
         2026, 10, 8, 16, tzinfo=TZ
-    )  # DOMAIN §4 example
+    )  # docs/domain.md §4 example
     assert lead.return_by == datetime(2026, 10, 9, 16, tzinfo=TZ)
 
     messages = department_messages(case.s, case.log)

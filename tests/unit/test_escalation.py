@@ -1,4 +1,4 @@
-"""Escalation over the five levels (DOMAIN.md §5): rules as data, pure functions,
+"""Escalation over the five levels (docs/domain.md §5): rules as data, pure functions,
 and the ladder (四级七天) and late-goes-up paths through the case machine."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Routing: the DOMAIN §3 table, conditional and 属地 supports, police-only codes,
+"""Routing: the docs/domain.md §3 table, conditional and 属地 supports, police-only codes,
 self-resolved reports, fallback, entry levels; the routing/triage rule loader."""
 
 from __future__ import annotations
