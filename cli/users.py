@@ -10,10 +10,14 @@ from __future__ import annotations
 
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from settings import Settings
+
+if TYPE_CHECKING:  # the API is imported only when a command runs
+    from api.auth import Account
 
 
 def _path(settings: Settings, given: Path | None) -> Path:
@@ -23,7 +27,7 @@ def _path(settings: Settings, given: Path | None) -> Path:
     return path
 
 
-def _load(path: Path):  # type: ignore[no-untyped-def]
+def _load(path: Path) -> dict[str, Account]:
     from api.auth import UsersFileError, read_accounts
 
     try:
@@ -32,7 +36,7 @@ def _load(path: Path):  # type: ignore[no-untyped-def]
         raise click.ClickException(error.reason) from None
 
 
-def _save(path: Path, accounts) -> None:  # type: ignore[no-untyped-def]
+def _save(path: Path, accounts: dict[str, Account]) -> None:
     from api.auth import write_accounts
 
     write_accounts(path, accounts.values(), header="GridLink users: keys and passwords are "

@@ -5,6 +5,7 @@ from __future__ import annotations
 import signal
 import threading
 import time
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 
@@ -27,6 +28,9 @@ from simulation.producer import Progress, ReplayError, Summary, run
 from simulation.vocabulary import VocabularyError
 from streams.errors import GridLinkError
 from streams.zone import UTC_PLUS_8
+
+OnProgress = Callable[[Progress], None]
+Send = Callable[[OnProgress | None], Summary]  # sends the traffic, reporting its progress
 
 DEFAULT_OUT = Path("data") / "simulate.jsonl"
 DEFAULT_KEYS = Path("data") / "demo" / "keys.txt"  # where `gridlink demo` writes its keys
@@ -280,7 +284,7 @@ def simulate(
         source = f"replaying {replay}" if replay else f"mix {mix}, seed {seed}"
         click.echo(f"simulate: {source}, {_pace(rate)} {where}; outcomes → {out}")
     try:
-        def send(progress):  # type: ignore[no-untyped-def]
+        def send(progress: OnProgress | None) -> Summary:
             return _run(settings, rate, duration, count, mix, seed, malformed, duplicates,
                         oversize, start, out, replay, dry_run, progress)
 
@@ -334,7 +338,7 @@ def _interrupt(_signum: int, _frame: object) -> None:
     raise KeyboardInterrupt
 
 
-def _with_departments(actors: Actors, send, until: float | None,  # type: ignore[no-untyped-def]
+def _with_departments(actors: Actors, send: Send | None, until: float | None,
                       quiet: bool) -> Summary | None:
     """Run the actors in a thread beside the traffic (``send``, None for none) until
     ``until`` seconds have passed or Ctrl-C (or SIGTERM); a progress line every few
@@ -391,7 +395,7 @@ def _run(
     out: Path,
     replay: Path | None,
     dry_run: bool,
-    progress: object,
+    progress: OnProgress | None,
 ) -> Summary:
     return run(
         bootstrap=settings.kafka_bootstrap,
@@ -404,7 +408,7 @@ def _run(
         malformed=malformed,
         out=out,
         replay_file=replay,
-        progress=progress,  # type: ignore[arg-type]
+        progress=progress,
         reference_dir=settings.reference_dir,
         rules_dir=settings.rules_dir,
         start=start,
@@ -420,7 +424,7 @@ def _pace(rate: float | None) -> str:
     return "as fast as possible" if rate == 0 else f"{rate:g} msg/s"
 
 
-def _with_progress(job, expected_total: int | None) -> Summary:  # type: ignore[no-untyped-def]
+def _with_progress(job: Send, expected_total: int | None) -> Summary:
     """Run ``job(progress)`` with a progress bar when the total is known, else a line
     every five seconds."""
     if expected_total:
@@ -436,7 +440,7 @@ def _with_progress(job, expected_total: int | None) -> Summary:  # type: ignore[
                     bar.update(step)
                     shown += step
 
-            return job(progress)  # type: ignore[no-any-return]
+            return job(progress)
     last = [0.0]
 
     def line(p: Progress) -> None:
@@ -446,7 +450,7 @@ def _with_progress(job, expected_total: int | None) -> Summary:  # type: ignore[
                 f"  {p.sent} sent, {p.delivered} delivered, {p.failed} failed, {p.rate:.0f} msg/s"
             )
 
-    return job(line)  # type: ignore[no-any-return]
+    return job(line)
 
 
 def _report(summary: Summary, dry_run: bool) -> None:

@@ -147,6 +147,7 @@ def message_from_line(line: str, *, where: str = "line", seq: int = 0) -> Messag
         key=key.encode("utf-8") if isinstance(key, str) else b"",
         value=value,
         sent_offset_s=float(obj.get("sent_offset_s") or 0.0),
+        # a replayed message may carry no expected outcome: None, which run() skips
         expected=expected,  # type: ignore[arg-type]
         seq=int(obj.get("seq", seq)),
     )
@@ -270,6 +271,7 @@ def kafka_producer(bootstrap: str, *, linger_ms: int = LINGER_MS) -> Producer:
     """kafka-python producer: acks=all, a little linger, room for over-limit test messages."""
     from kafka import KafkaProducer
 
+    # kafka-python ships no type information: its producer is Any to a type checker
     return KafkaProducer(  # type: ignore[no-any-return]
         bootstrap_servers=bootstrap.split(","),
         acks="all",

@@ -217,12 +217,12 @@ def _body(action: Action, form: Form) -> BaseModel | None:
         routing = (center.RoutingBody(lead=lead, supports=[s for s in form.getlist("supports")
                                                            if s and s != lead])
                    if lead else None)
-        return body_from(center.RegisterBody, form, routing=routing)  # type: ignore[no-any-return]
+        return body_from(center.RegisterBody, form, routing=routing)
     if action.name in ("reroute", "rule"):
         lead = form.get("lead") or ""
         supports = [s for s in form.getlist("supports") if s and s != lead]
-        return body_from(action.body, form, supports=supports)  # type: ignore[no-any-return]
-    return body_from(action.body, form)  # type: ignore[no-any-return]
+        return body_from(action.body, form, supports=supports)
+    return body_from(action.body, form)
 
 
 @router.post("/console/cases/{case_id}/act/{action_name}")

@@ -13,7 +13,7 @@ import time
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 from urllib.parse import parse_qsl, quote
 
 from fastapi import Depends, Request
@@ -97,7 +97,10 @@ async def posted_form(request: Request, visit: Visit) -> Form:
     return form
 
 
-def body_from(model: type[BaseModel], form: Form, **given: Any) -> Any:
+Body = TypeVar("Body", bound=BaseModel)
+
+
+def body_from(model: type[Body], form: Form, **given: Any) -> Body:
     """A REST body model from the form's fields of the same names (``given`` first)."""
     data: dict[str, Any] = {}
     for name, info in model.model_fields.items():
