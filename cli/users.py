@@ -20,6 +20,12 @@ if TYPE_CHECKING:  # the API is imported only when a command runs
     from api.auth import Account
 
 
+def _settings() -> Settings:
+    from cli.main import _settings as load  # the CLI's loader: bad settings named, not traced
+
+    return load()
+
+
 def _path(settings: Settings, given: Path | None) -> Path:
     path = given or settings.users_file
     if path is None:
@@ -56,7 +62,7 @@ def users() -> None:
 @FILE
 def list_users(file: Path | None) -> None:
     """Name, role, department and jurisdiction of every user, and how its secrets are kept."""
-    for account in _load(_path(Settings(), file)).values():
+    for account in _load(_path(_settings(), file)).values():
         u = account.user
         kept = [kind for kind, value in (("key:scrypt", account.key_scrypt),
                                          ("key:sha256 (rekey it)", account.key_sha256),
@@ -72,7 +78,7 @@ def rekey(name: str, file: Path | None) -> None:
     """Give NAME a new API key (printed once); its old key and sessions stop working."""
     from api.auth import keyed_account
 
-    path = _path(Settings(), file)
+    path = _path(_settings(), file)
     accounts = _load(path)
     if name not in accounts:
         raise click.ClickException(f"no user {name} in {path}")
@@ -93,7 +99,7 @@ def passwd(name: str, file: Path | None, password: str) -> None:
 
     if len(password) < 12:
         raise click.ClickException("a password needs 12 characters at least")
-    path = _path(Settings(), file)
+    path = _path(_settings(), file)
     accounts = _load(path)
     if name not in accounts:
         raise click.ClickException(f"no user {name} in {path}")

@@ -10,9 +10,8 @@ from datetime import datetime
 from pathlib import Path
 
 import click
-from pydantic import ValidationError
 
-from settings import Settings
+from settings import InvalidSettings, Settings, load_settings
 from simulation.actors import (
     Actors,
     ActorsError,
@@ -41,13 +40,9 @@ API_WAIT_S = 60.0  # for an API that is still starting (as in the demo)
 
 def _settings() -> Settings:
     try:
-        return Settings()
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"GRIDLINK_{'_'.join(str(p) for p in err['loc']).upper()}: {err['msg']}"
-            for err in exc.errors()
-        )
-        raise click.ClickException(f"invalid settings: {problems}") from None
+        return load_settings()
+    except InvalidSettings as exc:
+        raise click.ClickException(str(exc)) from None
 
 
 def _mix(_ctx: click.Context, _param: click.Parameter, value: str) -> Mix:
