@@ -214,7 +214,7 @@ async def pipeline(run: Run, messages: Sequence[Message], *, workers: int = 1,
                      _stored_events(stage))
             if state != progress:
                 changed = ([now if new != old else at
-                            for new, old, at in zip(state, progress, changed)]
+                            for new, old, at in zip(state, progress, changed, strict=True)]
                            if progress else [now] * len(state))
                 progress, moved, cpu_moved = state, now, cpu()
             inbound, dead, decided, events, stored = state
@@ -231,7 +231,7 @@ async def pipeline(run: Run, messages: Sequence[Message], *, workers: int = 1,
     used = {label: cpu_moved[label] - cpu_first[label] for label in cpu_moved}
     gridlink = sum(used[label] for label in labels)
     done = dict(zip(("intake", "rejected", "cases", "logged", "store"),
-                    (round(at - first, 2) for at in changed)))
+                    (round(at - first, 2) for at in changed), strict=True))
     return {"workers": workers, "sql_apart": sql_apart, "partitions": partitions,
             "events": len(messages), "triage_decisions": decided,
             "case_events_logged": events, "case_events_stored": stored,

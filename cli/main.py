@@ -6,20 +6,15 @@ import sys
 from pathlib import Path
 
 import click
-from pydantic import ValidationError
 
-from settings import Settings
+from settings import InvalidSettings, Settings, load_settings
 
 
 def _settings() -> Settings:
     try:
-        return Settings()
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"GRIDLINK_{'_'.join(str(p) for p in err['loc']).upper()}: {err['msg']}"
-            for err in exc.errors()
-        )
-        raise click.ClickException(f"invalid settings: {problems}") from None
+        return load_settings()
+    except InvalidSettings as exc:
+        raise click.ClickException(str(exc)) from None
 
 
 def _local_kafka(settings: Settings):

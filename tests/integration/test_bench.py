@@ -67,8 +67,12 @@ def test_a_short_bench_runs_every_stage_and_writes_every_figure(kafka_broker, tm
     assert scale["open_cases"] == 2000 and scale["resident_bytes_per_case"] > 0
     assert scale["burst_lateness_ms"]["count"] > 0 and scale["spread_lateness_ms"]["count"] > 0
     assert scale["window_deadlines_unfired"] == 0
-    assert scale["cards_recorded_twice"] == 0  # a second card; the same card written again
-    assert scale["card_records_repeated"] >= 0  # after the kill is counted apart
+    assert scale["cards_recorded_twice"] == 0  # a second card for one deadline: never
+    # the same card written again after the kill (same case_id and seq, dropped by every
+    # consumer) may happen; it is counted apart and reported, not mistaken for a second card
+    repeated = scale["card_records_repeated"]
+    assert isinstance(repeated, int) and repeated >= 0
+    assert f"carded twice 0 (the same card written again: {repeated})" in run.stderr
     assert scale["recovery_seconds_to_processing"] is not None
     assert scale["recovery_seconds_to_index"] > 0
     assert "L_pipe" in run.stderr and "recovery after kill -9" in run.stderr
