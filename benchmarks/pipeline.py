@@ -185,7 +185,7 @@ async def pipeline(run: Run, messages: Sequence[Message], *, workers: int = 1,
 
     def cpu() -> dict[str, float]:
         """CPU seconds of each of the stage's processes, and of the broker (if ours)."""
-        used = {label: cpu_seconds(w.pid) for label, w in zip(labels, started_all)}
+        used = {label: cpu_seconds(w.pid) for label, w in zip(labels, started_all, strict=True)}
         if run.broker_pid:
             used["broker"] = cpu_seconds(run.broker_pid)
         return used
