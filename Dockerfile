@@ -1,6 +1,6 @@
 FROM python:3.11-slim
 WORKDIR /app
-COPY pyproject.toml README.md settings.py ./
+COPY pyproject.toml README.md settings.py clock.py ./
 COPY topics topics
 COPY streams streams
 COPY agents agents

@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test unit venv kafka-up kafka-down clean
+.PHONY: demo test unit lint docs venv kafka-up kafka-down clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -24,6 +24,15 @@ test: $(STAMP)
 
 unit: $(STAMP)
 	$(BIN)/python -m pytest tests/unit
+
+# ruff's rule set is in pyproject.toml; mypy is strict on the pure core, streams/.
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/mypy --strict streams/
+
+# docs/configuration.md is written from the settings object; a unit test fails until it is.
+docs: $(STAMP)
+	$(BIN)/python -m cli.settings_doc > docs/configuration.md
 
 kafka-up: $(STAMP)
 	$(BIN)/gridlink kafka up

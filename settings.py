@@ -2,8 +2,9 @@
 
 Every setting is read from an environment variable with the ``GRIDLINK_``
 prefix (``kafka_bootstrap`` ← ``GRIDLINK_KAFKA_BOOTSTRAP``) and documented in
-the README. Nothing reads these at import time: entry points call
-``Settings()`` once and pass the object down.
+``docs/configuration.md``, which ``cli/settings_doc.py`` writes from this class.
+Nothing reads these at import time: entry points call ``Settings()`` once and
+pass the object down.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_DIR = Path(__file__).resolve().parent
@@ -204,6 +205,24 @@ class Settings(BaseSettings):
     def topic(self, name: str) -> str:
         """The physical topic name for a contract topic name."""
         return f"{self.topic_prefix}{name}"
+
+
+class InvalidSettings(ValueError):
+    """The environment's ``GRIDLINK_`` settings do not validate; the message names each one."""
+
+
+def load_settings() -> Settings:
+    """The settings from the environment, or :class:`InvalidSettings` naming every bad one
+    by its variable (``GRIDLINK_API_PORT: Input should be less than or equal to 65535``)."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        problems = "; ".join(
+            (f"GRIDLINK_{'_'.join(str(p) for p in err['loc']).upper()}: " if err["loc"]
+             else "") + err["msg"]  # a rule across settings names them in its message
+            for err in exc.errors()
+        )
+        raise InvalidSettings(f"invalid settings: {problems}") from None
 
 
 def _first_line(path: Path, setting: str) -> str:

@@ -9,10 +9,10 @@ from fastapi import APIRouter, Query
 
 from api import queries
 from api.auth import CurrentUser, Role
-from api.commands import wall_clock
 from api.deps import Db, Limit, Offset, Priorities, ReadableCase, scope_of
 from api.errors import Forbidden, InvalidRequest, problem_responses
 from api.schemas import CaseDetail, CaseSummary, Page
+from clock import wall_clock
 from streams.cases import CaseStatus
 from streams.jurisdiction import level_of
 

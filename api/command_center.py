@@ -14,9 +14,9 @@ from pydantic import BaseModel, Field
 from api import queries
 from api.auth import CommandCenterUser, Role, User, require_region
 from api.commands import CommandResult, result_of
-from api.idempotency import IdempotentGateway
 from api.deps import CommandCenterCase, Db, Limit, Offset, scope_of, triage_reference
 from api.errors import InvalidRequest, problem_responses
+from api.idempotency import IdempotentGateway
 from api.schemas import CASE_ID_EXAMPLE, CaseSummary, Page
 from store.models import Case
 from store.projector import decode_state

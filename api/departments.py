@@ -14,11 +14,12 @@ from pydantic import BaseModel, Field
 
 from api import queries
 from api.auth import CurrentUser, DepartmentUser, Role, require_department
-from api.commands import CommandResult, wall_clock
-from api.idempotency import IdempotentGateway
+from api.commands import CommandResult
 from api.deps import Db, DepartmentAssignment, Limit, Offset, Priorities, scope_of
 from api.errors import problem_responses
+from api.idempotency import IdempotentGateway
 from api.schemas import Page, QueueItem
+from clock import wall_clock
 from streams.cases import (
     Claim,
     Handle,

@@ -46,13 +46,13 @@ Db = Annotated[Session, Depends(_session)]
 def triage_reference(request: Request) -> tuple[TriageRules, City]:
     """The rules (taxonomy, routing) and the reference city, loaded once per app."""
     state = request.app.state
-    loaded = getattr(state, "triage_reference", None)
+    loaded: tuple[TriageRules, City] | None = getattr(state, "triage_reference", None)
     if loaded is None:
         settings: Settings = state.settings
         city = load_city(settings.reference_dir)
         rules = load_triage_rules(settings.rules_dir, departments=city.departments)
         state.triage_reference = loaded = (rules, city)
-    return loaded  # type: ignore[no-any-return]
+    return loaded
 
 
 def scope_of(user: User) -> queries.Scope:

@@ -107,9 +107,9 @@ async def _gridlink_error(request: Request, error: Exception) -> Response:
     assert isinstance(error, GridLinkError)
     status, title = status_of(error)
     page = getattr(request.app.state, "problem_page", None)  # the console's HTML pages
-    answer = page(request, status, title, error) if page is not None else None
+    answer: Response | None = page(request, status, title, error) if page is not None else None
     if answer is not None:
-        return answer  # type: ignore[no-any-return]
+        return answer
     headers = {"WWW-Authenticate": 'ApiKey header="X-API-Key"'} if status == 401 else None
     return problem(request, status=status, title=title, detail=error.reason, code=error.code,
                    reason=error.reason, field=error.field, headers=headers)

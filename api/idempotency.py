@@ -83,7 +83,7 @@ class Answers:
         now = time.monotonic()
         entry = self._entries.get(command_id)
         if entry is not None and now - entry[0] < self.ttl_seconds:
-            return await asyncio.shield(entry[1])  # type: ignore[no-any-return]
+            return await asyncio.shield(entry[1])
         future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
         self._entries[command_id] = (now, future)
         while len(self._entries) > self.kept:

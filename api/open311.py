@@ -22,17 +22,16 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Annotated, Any
 from urllib.parse import parse_qsl
-from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Header, Path, Query, Request
 from pydantic import BaseModel, Field, ValidationError, field_validator
 
 from api import queries
 from api.auth import CommandCenterUser, CurrentUser, Role, User, require_region
-from api.commands import Gateway, wall_clock
+from api.commands import Gateway
 from api.deps import Db, require_readable, scope_of, triage_reference
-from api.idempotency import HEADER, MAX_KEY_CHARS, checked_key, command_id_for
 from api.errors import InvalidRequest, NotFound, problem_responses
+from api.idempotency import HEADER, MAX_KEY_CHARS, checked_key, command_id_for
 from api.schemas import (
     Open311Attribute,
     Open311Created,
@@ -40,6 +39,7 @@ from api.schemas import (
     Open311Service,
     Open311ServiceDefinition,
 )
+from clock import wall_clock
 from settings import Settings
 from store.models import Case
 from streams.cases import CaseStatus
@@ -47,12 +47,12 @@ from streams.locate import nearest_grid
 from streams.parse import PARSERS
 from streams.reference import City
 from streams.triage_rules import TriageRules
+from streams.zone import TZ
 from topics import registry
 
 router = APIRouter(prefix="/open311/v2", tags=["open311"])
 ServiceCode = Annotated[str, Path(max_length=32, examples=["05.03"])]
 RequestId = Annotated[str, Path(max_length=96, examples=["O311-20261126-3f9a1c2b7d"])]
-SHANGHAI = ZoneInfo("Asia/Shanghai")
 CLOSED = frozenset({CaseStatus.CLOSED, CaseStatus.EVALUATED, CaseStatus.REJECTED,
                     CaseStatus.MERGED})
 STATUS_NOTES = {
@@ -255,14 +255,14 @@ async def post_request(request: Request, user: CommandCenterUser, gateway: Gatew
 
 
 def _local(moment: datetime | None) -> datetime | None:
-    return moment.astimezone(SHANGHAI) if moment is not None else None
+    return moment.astimezone(TZ) if moment is not None else None
 
 
 def _aware(moment: datetime | None) -> datetime | None:
     """A date without an offset is Beijing time (北京时间)."""
     if moment is None or moment.tzinfo is not None:
         return moment
-    return moment.replace(tzinfo=SHANGHAI)
+    return moment.replace(tzinfo=TZ)
 
 
 def _as_request(case: Case, facts: queries.CaseFacts, request_id: str | None) -> Open311Request:

@@ -27,6 +27,8 @@ from api.schemas import (
     QueueItem,
     TimelineEntry,
 )
+from clock import wall_clock
+from store import reads
 from store.models import (
     CANCELLED,
     AssignmentRow,
@@ -38,7 +40,6 @@ from store.models import (
     Region,
     within_region,
 )
-from store import reads
 from store.projector import decode_state
 from streams.cases import CaseStatus
 from streams.records import Event
@@ -135,7 +136,7 @@ def search_cases(session: Session, *, scope: Scope, region: str | None = None,
     query = select(Case).where(*scope.clauses())
     if text or overdue is not None:
         query = reads.filter_cases(query, text=text, overdue=overdue,
-                                   now=now or datetime.now().astimezone())
+                                   now=now or wall_clock())
     if region is not None:
         query = query.where(within_region(Case.region_code, region))
     if category is not None:

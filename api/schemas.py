@@ -144,7 +144,7 @@ class QueueItem(BaseModel):
     extension_pending: bool
 
 
-# -- statistics (DOMAIN.md §7) ----------------------------------------------------------------
+# -- statistics (docs/domain.md §7) ----------------------------------------------------------------
 
 
 class Durations(BaseModel):

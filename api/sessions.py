@@ -31,6 +31,7 @@ import hmac
 import json
 import secrets
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 COOKIE = "gridlink_session"
@@ -60,11 +61,11 @@ class Session:
 class SessionSigner:
     secret: bytes
     lifetime_seconds: int
-    clock: object = time.time  # () -> float; injected by tests
+    clock: Callable[[], float] = time.time  # injected by tests
     _revoked: dict[str, int] = field(default_factory=dict)
 
     def _now(self) -> float:
-        return self.clock()  # type: ignore[operator,no-any-return]
+        return self.clock()
 
     def _sign(self, payload: bytes) -> str:
         return _b64(hmac.new(self.secret, payload, hashlib.sha256).digest())

@@ -1,4 +1,4 @@
-"""Statistics (统计考核): the metrics a command center is judged by (DOMAIN.md §7), per
+"""Statistics (统计考核): the metrics a command center is judged by (docs/domain.md §7), per
 lead department, per jurisdiction or overall, within the caller's scope.
 
 An operator (or a display) counts only cases within its jurisdiction, a
@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from datetime import datetime
 from typing import Annotated
-from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Query
 
@@ -22,9 +21,9 @@ from api.errors import InvalidRequest, problem_responses
 from api.schemas import Statistics
 from api.stats_queries import GroupBy, StatsFilter
 from streams.jurisdiction import level_of
+from streams.zone import TZ
 
 router = APIRouter(tags=["statistics"])
-SHANGHAI = ZoneInfo("Asia/Shanghai")
 
 STATISTICS_EXAMPLE = {
     "group_by": "department", "region": "371502", "department": None,
@@ -48,7 +47,7 @@ def _aware(moment: datetime | None) -> datetime | None:
     """A time without an offset is Beijing time (北京时间)."""
     if moment is None or moment.tzinfo is not None:
         return moment
-    return moment.replace(tzinfo=SHANGHAI)
+    return moment.replace(tzinfo=TZ)
 
 
 def _region(user: User, region: str | None) -> str | None:

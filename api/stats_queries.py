@@ -1,4 +1,4 @@
-"""The statistics' read side (考核指标, DOMAIN.md §7): counts over the SQL projection.
+"""The statistics' read side (考核指标, docs/domain.md §7): counts over the SQL projection.
 
 Three grouped queries — cases, callbacks, assignment durations — each filtered
 by :class:`StatsFilter` and grouped by one key (the lead department, the

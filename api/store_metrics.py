@@ -1,7 +1,7 @@
 """The API's share of the metrics: gauges read from the SQL projection.
 
 Open cases by status, priority, lead department and level, and the statistics'
-rates (DOMAIN.md §7: 办结率, 按期办结率, 超期率, 满意率 …) over a rolling window, per
+rates (docs/domain.md §7: 办结率, 按期办结率, 超期率, 满意率 …) over a rolling window, per
 lead department and for every case. They are computed here, once for the whole
 city, rather than in the workers, each of which holds only its own partitions.
 A background task reads them every :data:`REFRESH_SECONDS` with the statistics'
@@ -16,13 +16,13 @@ import asyncio
 import contextlib
 import logging
 from datetime import datetime, timedelta
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from api.queries import BOARD_CLOSED
 from api.stats_queries import GroupBy, StatsFilter, statistics
+from clock import wall_clock
 from observability import metrics
 from store.models import Case
 from store.service import Store
@@ -32,7 +32,6 @@ log = logging.getLogger(__name__)
 
 REFRESH_SECONDS = 10.0
 WINDOW = timedelta(days=30)  # the rates count the cases of the last 30 days
-SHANGHAI = ZoneInfo("Asia/Shanghai")
 ALL = "all"  # the department label of the city-wide rates
 NO_DEPARTMENT = "none"  # cases without a lead department (not dispatched)
 
@@ -79,7 +78,7 @@ def rates(session: Session, since: datetime, until: datetime) -> dict[str, dict[
 
 
 def read_snapshot(store: Store, now: datetime | None = None) -> metrics.StoreSnapshot:
-    now = now or datetime.now(SHANGHAI)
+    now = now or wall_clock()
     with store.sessions() as session:
         return metrics.StoreSnapshot(at=now.timestamp(), open_cases=open_cases(session),
                                      rates=rates(session, now - WINDOW, now),

@@ -43,7 +43,6 @@ import multiprocessing
 import os
 import platform
 import shlex
-import statistics
 import sys
 import tempfile
 import time

@@ -41,8 +41,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # run as a script from anywhere
 
 from streams.classify import classify  # noqa: E402
-from streams.correlate import TownshipState  # noqa: E402
 from streams.corpus import AT, LabelledText, as_event, read_corpus, split_of  # noqa: E402
+from streams.correlate import TownshipState  # noqa: E402
 from streams.model import text_features  # noqa: E402
 from streams.priority import persons_in_text, prioritise, signals_found  # noqa: E402
 from streams.records import Event, Location, Priority  # noqa: E402

@@ -64,11 +64,12 @@ async def lpipe(run: Run, messages: Sequence[Message]) -> dict[str, Any]:
     await producer.start()
     done = 0
     started: float | None = None
+    cpu_started = 0.0
     try:
         while done < len(messages):
             batches = await consumer.getmany(timeout_ms=1000, max_records=2000)
             if started is None and batches:
-                started = time.perf_counter()
+                started, cpu_started = time.perf_counter(), time.process_time()
             sends = []
             for records in batches.values():
                 for record in records:
@@ -87,10 +88,12 @@ async def lpipe(run: Run, messages: Sequence[Message]) -> dict[str, Any]:
             await consumer.commit()
         assert started is not None
         seconds = time.perf_counter() - started
+        cpu = time.process_time() - cpu_started  # the bench's own process: L_pipe runs in it
     finally:
         await consumer.stop()
         await producer.stop()
-    return {"events": done, "seconds": seconds, "events_per_second": done / seconds}
+    return {"events": done, "seconds": seconds, "events_per_second": done / seconds,
+            "cpu_ms_per_event": {"lpipe": round(cpu * 1000 / done, 3)}}
 
 
 # -- F_base: bare Faust -------------------------------------------------------------------
@@ -103,26 +106,29 @@ async def fbase(run: Run, messages: Sequence[Message]) -> dict[str, Any]:
     worker = run.start_worker(stage, label="fbase", module="benchmarks.fbase")
     try:
         async with OffsetWatch(stage.settings, [stage.topic(registry.CASE_COMMANDS)]) as out:
-            first, last, count = await _drain(out, len(messages), worker=worker)
+            first, last, count, cpu = await _drain(out, len(messages), worker=worker)
     finally:
         worker.stop()
     return {"events": count, "seconds": last - first,
-            "events_per_second": count / (last - first)}
+            "events_per_second": count / (last - first),
+            "cpu_ms_per_event": {"fbase": round(cpu * 1000 / count, 3)}}
 
 
 async def _drain(watch: OffsetWatch, expected: int, *, worker: Any,
-                 timeout: float = 900.0) -> tuple[float, float, int]:
-    """(time of the first output, time the outputs reached ``expected``, count)."""
+                 timeout: float = 900.0) -> tuple[float, float, int, float]:
+    """(time of the first output, time the outputs reached ``expected``, count, the
+    worker's CPU seconds in between)."""
     first: float | None = None
+    cpu_first = 0.0
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         total = await watch.total()
         now = time.perf_counter()
         if total and first is None:
-            first = now
+            first, cpu_first = now, cpu_seconds(worker.pid)
         if total >= expected:
             assert first is not None
-            return first, now, total
+            return first, now, total, cpu_seconds(worker.pid) - cpu_first
         worker.check()
         await asyncio.sleep(POLL_SECONDS)
     raise RuntimeError(f"only {await watch.total()} of {expected} outputs within {timeout} s")
@@ -173,13 +179,18 @@ async def pipeline(run: Run, messages: Sequence[Message], *, workers: int = 1,
                             len(started_all))
     await produce(stage, messages)
 
-    def cpu() -> tuple[float, float]:
-        """CPU seconds of the stage's workers, and of the broker (0 if not known)."""
-        return (sum(cpu_seconds(w.pid) for w in started_all),
-                cpu_seconds(run.broker_pid) if run.broker_pid else 0.0)
+    labels = [w.log_path.stem for w in started_all]  # worker1, worker2…, projection
+
+    def cpu() -> dict[str, float]:
+        """CPU seconds of each of the stage's processes, and of the broker (if ours)."""
+        used = {label: cpu_seconds(w.pid) for label, w in zip(labels, started_all, strict=True)}
+        if run.broker_pid:
+            used["broker"] = cpu_seconds(run.broker_pid)
+        return used
 
     first: float | None = None
-    cpu_first = cpu_moved = (0.0, 0.0)
+    cpu_first: dict[str, float] = {}
+    cpu_moved: dict[str, float] = {}
     changed: list[float] = []  # when each count of ``progress`` last changed
     deadline = time.monotonic() + 120 + len(messages) / 20  # 20 events/s: something is wrong
     progress: tuple[int, ...] = ()
@@ -201,7 +212,7 @@ async def pipeline(run: Run, messages: Sequence[Message], *, workers: int = 1,
                      _stored_events(stage))
             if state != progress:
                 changed = ([now if new != old else at
-                            for new, old, at in zip(state, progress, changed)]
+                            for new, old, at in zip(state, progress, changed, strict=True)]
                            if progress else [now] * len(state))
                 progress, moved, cpu_moved = state, now, cpu()
             inbound, dead, decided, events, stored = state
@@ -215,16 +226,21 @@ async def pipeline(run: Run, messages: Sequence[Message], *, workers: int = 1,
             await asyncio.sleep(PIPELINE_POLL_SECONDS)
     assert first is not None
     seconds = moved - first
+    used = {label: cpu_moved[label] - cpu_first[label] for label in cpu_moved}
+    gridlink = sum(used[label] for label in labels)
     done = dict(zip(("intake", "rejected", "cases", "logged", "store"),
-                    (round(at - first, 2) for at in changed)))
+                    (round(at - first, 2) for at in changed), strict=True))
     return {"workers": workers, "sql_apart": sql_apart, "partitions": partitions,
             "events": len(messages), "triage_decisions": decided,
             "case_events_logged": events, "case_events_stored": stored,
             "seconds": seconds, "events_per_second": len(messages) / seconds,
             "hops_done_seconds": {hop: done[hop] for hop in ("intake", "cases", "store")},
-            "worker_cores": round((cpu_moved[0] - cpu_first[0]) / seconds, 2),
-            "broker_cores": (round((cpu_moved[1] - cpu_first[1]) / seconds, 2)
-                             if run.broker_pid else None)}, stage
+            "worker_cores": round(gridlink / seconds, 2),
+            "broker_cores": round(used["broker"] / seconds, 2) if "broker" in used else None,
+            # CPU milliseconds per inbound message: each process, all of GridLink's, the broker
+            "cpu_ms_per_event": {**{label: round(used[label] * 1000 / len(messages), 3)
+                                    for label in used},
+                                 "gridlink": round(gridlink * 1000 / len(messages), 3)}}, stage
 
 
 # -- latency ------------------------------------------------------------------------------

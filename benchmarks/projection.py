@@ -32,7 +32,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script from anywhere
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import Engine, delete, func, select
+from sqlalchemy.orm import Session, sessionmaker
 
 from store.db import create_engine, session_factory
 from store.migrate import upgrade
@@ -63,7 +64,8 @@ def measure(
         engine.dispose()
 
 
-def _rate(sessions, log: Sequence[CaseEvent], size: int, *, expect: int | None = None) -> float:  # type: ignore[no-untyped-def]
+def _rate(sessions: sessionmaker[Session], log: Sequence[CaseEvent], size: int, *,
+          expect: int | None = None) -> float:
     applied = 0
     started = time.perf_counter()
     for part in batches(log, size):
@@ -76,7 +78,7 @@ def _rate(sessions, log: Sequence[CaseEvent], size: int, *, expect: int | None =
     return len(log) / elapsed
 
 
-def _empty(engine) -> None:  # type: ignore[no-untyped-def]
+def _empty(engine: Engine) -> None:
     from store.models import AssignmentRow, CaseEventRow, DeadlineRow, EvaluationRow
 
     with engine.begin() as connection:

@@ -58,7 +58,10 @@ def where_time_went(figures: dict[str, Any]) -> str:
     broker = figures["broker_cores"]
     cpu = f"workers {figures['worker_cores']:.2f} cores" + (
         "" if broker is None else f", broker {broker:.2f}")
-    return f"           done at: {done}; {cpu}"
+    per_event = " · ".join(f"{label} {ms:.2f}" for label, ms in
+                           figures["cpu_ms_per_event"].items())
+    return (f"           done at: {done}; {cpu}\n"
+            f"           CPU ms per inbound event: {per_event}")
 
 
 def keep_logs(workdir: Path, into: Path) -> Path | None:
@@ -80,6 +83,15 @@ def ratio(a: dict[str, Any] | None, b: dict[str, Any] | None) -> float | None:
     return round(a["events_per_second"] / b["events_per_second"], 3)
 
 
+def per_core(a: dict[str, Any] | None, b: dict[str, Any] | None) -> float | None:
+    """Events/s per core the workers used, of ``a`` over ``b``: how well the work spreads
+    (on a machine with fewer free cores than workers, throughput alone cannot tell)."""
+    if not a or not b or not a["worker_cores"] or not b["worker_cores"]:
+        return None
+    return round((a["events_per_second"] / a["worker_cores"])
+                 / (b["events_per_second"] / b["worker_cores"]), 3)
+
+
 async def _stages(run: Run, chosen: list[str], *, events: int, latency_seconds: float,
                   latency_rate: float | None,
                   open_cases: int, window_seconds: float, results: dict[str, Any]) -> None:
@@ -90,10 +102,12 @@ async def _stages(run: Run, chosen: list[str], *, events: int, latency_seconds: 
 
     if "lpipe" in chosen:
         figures["lpipe"] = await pipeline.lpipe(run, load)
-        say(f"L_pipe     {figures['lpipe']['events_per_second']:>9,.0f} events/s")
+        say(f"L_pipe     {figures['lpipe']['events_per_second']:>9,.0f} events/s, "
+            f"{figures['lpipe']['cpu_ms_per_event']['lpipe']:.2f} ms CPU per event")
     if "fbase" in chosen:
         figures["fbase"] = await pipeline.fbase(run, load)
-        say(f"F_base     {figures['fbase']['events_per_second']:>9,.0f} events/s")
+        say(f"F_base     {figures['fbase']['events_per_second']:>9,.0f} events/s, "
+            f"{figures['fbase']['cpu_ms_per_event']['fbase']:.2f} ms CPU per event")
     if "pipeline" in chosen or "latency" in chosen:
         one, stage = await pipeline.pipeline(run, load)
         figures["pipeline"] = {**one, "vs_lpipe": ratio(one, figures.get("lpipe")),
@@ -116,10 +130,12 @@ async def _stages(run: Run, chosen: list[str], *, events: int, latency_seconds: 
         two, _ = await pipeline.pipeline(run, load, workers=2, partitions=8, name="pipeline2")
         run.stop_all()
         figures["pipeline2"] = {**two, "vs_one_worker": ratio(two, figures.get("pipeline")),
+                                "per_core_vs_one_worker": per_core(two, figures.get("pipeline")),
                                 "vs_lpipe": ratio(two, figures.get("lpipe")),
                                 "vs_fbase": ratio(two, figures.get("fbase"))}
         say(f"pipeline2  {two['events_per_second']:>9,.0f} events/s, two workers "
-            f"(× one worker {figures['pipeline2']['vs_one_worker']}, × L_pipe "
+            f"(× one worker {figures['pipeline2']['vs_one_worker']}, per worker-core × one "
+            f"worker's {figures['pipeline2']['per_core_vs_one_worker']}, × L_pipe "
             f"{figures['pipeline2']['vs_lpipe']}, × F_base {figures['pipeline2']['vs_fbase']})")
         say(where_time_went(two))
     if "sqlapart" in chosen:

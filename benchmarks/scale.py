@@ -16,8 +16,9 @@
    due: the lateness of each ``FireDeadline`` is its record time on
    ``cases.commands`` minus the deadline, for the spread ones and the burst.
 5. ``kill -9`` of the worker, a replacement started at once: seconds to
-   processing again (the next case event it appends) and to its rebuilt index. Afterwards every deadline of the window must have fired,
-   and no deadline may have two ``yellow_card``/``red_card`` events.
+   processing again (the next case event it appends) and to its rebuilt index.
+   Afterwards every deadline of the window must have fired, and no deadline
+   may have two ``yellow_card``/``red_card`` events.
 """
 
 from __future__ import annotations

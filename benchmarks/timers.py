@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import gc
 import json
 import os
@@ -151,6 +152,7 @@ def advance(engine: Engine, state: CaseState, rng: random.Random) -> CaseState:
             claim = engine.command(cmd.Claim, state.case_id, at, assignment_id=assignment.id,
                                    department=assignment.department)
             try:
+                # a claim leaves the case open: the state is never None
                 state, _ = engine.run(state, claim, at)  # type: ignore[assignment]
             except TransitionRejected:
                 return state
@@ -159,10 +161,9 @@ def advance(engine: Engine, state: CaseState, rng: random.Random) -> CaseState:
         progress = engine.command(cmd.Progress, state.case_id, at + timedelta(minutes=30),
                                   assignment_id=lead.id, department=lead.department,
                                   note="正在现场处置")
-        try:
+        with contextlib.suppress(TransitionRejected):
+            # progress leaves the case open: the state is never None
             state, _ = engine.run(state, progress, at + timedelta(minutes=30))  # type: ignore[assignment]
-        except TransitionRejected:
-            pass
     return state
 
 
@@ -451,6 +452,7 @@ def measure_one(n: int, *, distinct: int, in_window: int, window_s: float, burst
         k = i % len(templates)
         template = templates[k]
         case_id = f"{template.case_id[:-8]}{i:08x}"
+        # every template is an open case with a next wake-up: first[k] is never None
         cases[case_id.encode()] = codecs.pack(shifted(template, wake - first[k], case_id))  # type: ignore[operator]
     fill_s = time.perf_counter() - t
     rss_filled = rss_bytes()

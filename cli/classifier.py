@@ -41,12 +41,10 @@ from streams.learning import (
     train,
 )
 from streams.model import ModelFile, TextModel, model_json
-from streams.records import Event
 from streams.priority import prioritise
-from streams.records import Priority
+from streams.records import Event, Priority
 from streams.reference import load_city
 from streams.triage_rules import TriageRules, load_triage_rules
-
 
 #: the labelled sets shipped with the project that training may read (not the sealed one)
 LABELLED = Path(__file__).resolve().parents[1] / "tests" / "data" / "classification"

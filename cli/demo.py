@@ -38,8 +38,8 @@ def demo_users(settings: Settings, path: Path) -> dict[str, str]:
     for the territorial ``township`` department (``township-<township>-desk``) and a
     desk per county for every other department (``<code>-<county>-desk``)."""
     from api.auth import Desk, write_demo_users
-    from streams.reference import load_city
     from streams.records import Level
+    from streams.reference import load_city
 
     city = load_city(settings.reference_dir)
     top = next(code for code, r in city.regions.items() if r.parent is None)
@@ -146,15 +146,16 @@ rules, checks, closes and calls back. Progress: {logs}/simulate.log."""
             people = "\nNo department actors: GRIDLINK_USERS_FILE is set, the demo has no keys."
         else:
             people = ""
+        bootstrap = settings.kafka_bootstrap
         click.echo(f"""
 GridLink demo is running. {sent} sample events were sent, and {traffic}.{people}
   console:           {base}/console  (sign in with a user name below and its key)
   board:             {base}/board    (a wall screen signs in as `wall`)
   API:               {base}/docs
   metrics:           {base}/metrics
-  department queue:  kcat -b {settings.kafka_bootstrap} -C -t {settings.topic('dept.chengguan')} -e
-  case log:          kcat -b {settings.kafka_bootstrap} -C -t {settings.topic('cases.events')} -e
-  dead letters:      kcat -b {settings.kafka_bootstrap} -C -t {settings.topic('ingest.dead-letter')} -e
+  department queue:  kcat -b {bootstrap} -C -t {settings.topic('dept.chengguan')} -e
+  case log:          kcat -b {bootstrap} -C -t {settings.topic('cases.events')} -e
+  dead letters:      kcat -b {bootstrap} -C -t {settings.topic('ingest.dead-letter')} -e
   logs:              {logs}/worker.log, {logs}/api.log
   API keys (X-API-Key header; written to {users_file} as digests):
 {chr(10).join(f"    {name:18} {key}" for name, key in list(keys.items())[:6])}

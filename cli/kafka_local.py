@@ -40,10 +40,14 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from settings import Settings
 from topics.acls import ADMIN
 from topics.registry import replication_for
+
+if TYPE_CHECKING:
+    from kafka import KafkaAdminClient
 
 KAFKA_VERSION = "4.1.1"
 _HERE = Path(__file__).resolve().parent
@@ -863,7 +867,7 @@ def _port_open(host: str, port: int) -> bool:
         return False
 
 
-def _admin(bootstrap: str, client: Settings | None):  # type: ignore[no-untyped-def]
+def _admin(bootstrap: str, client: Settings | None) -> KafkaAdminClient:
     """An admin client of ``bootstrap`` from the one factory, as ``client`` (None:
     plaintext) connects."""
     from topics import clients

@@ -4,22 +4,22 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
-from pydantic import ValidationError
 
-from settings import Settings
+from settings import InvalidSettings, Settings, load_settings
+
+if TYPE_CHECKING:
+    from cli.kafka_local import LocalSecurity
+    from streams.reference import City
 
 
 def _settings() -> Settings:
     try:
-        return Settings()
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"GRIDLINK_{'_'.join(str(p) for p in err['loc']).upper()}: {err['msg']}"
-            for err in exc.errors()
-        )
-        raise click.ClickException(f"invalid settings: {problems}") from None
+        return load_settings()
+    except InvalidSettings as exc:
+        raise click.ClickException(str(exc)) from None
 
 
 def _local_security(settings: Settings):
@@ -88,9 +88,10 @@ def _found_cluster(settings: Settings):
 PROCESS_USERS = {"admin": "gridlink-admin", "worker": "gridlink-worker", "api": "gridlink-api"}
 
 
-def _secured_up(security, client, bootstrap: str) -> None:  # type: ignore[no-untyped-def]
+def _secured_up(security: LocalSecurity, bootstrap: str) -> None:
     """After a secured start: SCRAM users for principals added since the storage was
     formatted, env files per process, and the client settings printed."""
+    client = security.client_settings(bootstrap)
     missing = security.missing_users(client)
     if missing:
         security.add_users(client, missing)
@@ -169,7 +170,7 @@ def kafka_up(brokers: int, fresh: bool, secure: bool, timeout: float | None) -> 
             chosen = _local_cluster(settings, brokers, secure)
             chosen.up(fresh=fresh, timeout_seconds=timeout or 120.0, echo=click.echo)
         if chosen.security is not None:
-            _secured_up(chosen.security, chosen.client, chosen.bootstrap)
+            _secured_up(chosen.security, chosen.bootstrap)
     except LocalKafkaError as exc:
         raise click.ClickException(str(exc)) from None
 
@@ -242,7 +243,7 @@ def topics_acls(placeholders: bool) -> None:
     click.echo(markdown(table(settings, city.departments, jurisdictions(city))), nl=False)
 
 
-def _city(settings: Settings):  # type: ignore[no-untyped-def]
+def _city(settings: Settings) -> City:
     from streams.errors import RulesError
     from streams.reference import load_city
 

@@ -80,7 +80,7 @@ def _project(store: Store, records: Sequence[ConsumerRecord]) -> tuple[int, int]
         raise
     except Exception:  # noqa: BLE001 — find the record the projection fails on
         applied = 0
-        for event, record in zip(events, kept):
+        for event, record in zip(events, kept, strict=True):
             try:
                 applied += store.project([event])
             except DBAPIError:

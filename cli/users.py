@@ -10,10 +10,20 @@ from __future__ import annotations
 
 from dataclasses import replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from settings import Settings
+
+if TYPE_CHECKING:  # the API is imported only when a command runs
+    from api.auth import Account
+
+
+def _settings() -> Settings:
+    from cli.main import _settings as load  # the CLI's loader: bad settings named, not traced
+
+    return load()
 
 
 def _path(settings: Settings, given: Path | None) -> Path:
@@ -23,7 +33,7 @@ def _path(settings: Settings, given: Path | None) -> Path:
     return path
 
 
-def _load(path: Path):  # type: ignore[no-untyped-def]
+def _load(path: Path) -> dict[str, Account]:
     from api.auth import UsersFileError, read_accounts
 
     try:
@@ -32,7 +42,7 @@ def _load(path: Path):  # type: ignore[no-untyped-def]
         raise click.ClickException(error.reason) from None
 
 
-def _save(path: Path, accounts) -> None:  # type: ignore[no-untyped-def]
+def _save(path: Path, accounts: dict[str, Account]) -> None:
     from api.auth import write_accounts
 
     write_accounts(path, accounts.values(), header="GridLink users: keys and passwords are "
@@ -52,7 +62,7 @@ def users() -> None:
 @FILE
 def list_users(file: Path | None) -> None:
     """Name, role, department and jurisdiction of every user, and how its secrets are kept."""
-    for account in _load(_path(Settings(), file)).values():
+    for account in _load(_path(_settings(), file)).values():
         u = account.user
         kept = [kind for kind, value in (("key:scrypt", account.key_scrypt),
                                          ("key:sha256 (rekey it)", account.key_sha256),
@@ -68,7 +78,7 @@ def rekey(name: str, file: Path | None) -> None:
     """Give NAME a new API key (printed once); its old key and sessions stop working."""
     from api.auth import keyed_account
 
-    path = _path(Settings(), file)
+    path = _path(_settings(), file)
     accounts = _load(path)
     if name not in accounts:
         raise click.ClickException(f"no user {name} in {path}")
@@ -89,7 +99,7 @@ def passwd(name: str, file: Path | None, password: str) -> None:
 
     if len(password) < 12:
         raise click.ClickException("a password needs 12 characters at least")
-    path = _path(Settings(), file)
+    path = _path(_settings(), file)
     accounts = _load(path)
     if name not in accounts:
         raise click.ClickException(f"no user {name} in {path}")

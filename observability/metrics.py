@@ -14,7 +14,7 @@ Where each is computed:
   on in the :data:`INGEST_TIME_HEADER` of a case command), timers, and the
   consumer lag of the agents' topics (:func:`set_consumer_lag`, every few seconds).
 - **API**, from the SQL projection: open cases and the statistics' rates
-  (DOMAIN.md §7), refreshed in the background and published as one snapshot
+  (docs/domain.md §7), refreshed in the background and published as one snapshot
   (:func:`publish_store_snapshot`), so a scrape never queries the database.
   One place only: several workers would each see only their own partitions.
 

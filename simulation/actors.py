@@ -38,8 +38,8 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
-from zoneinfo import ZoneInfo
 
+from clock import wall_clock
 from simulation.behaviour import (
     LATE,
     SLOW,
@@ -56,7 +56,6 @@ from simulation.behaviour import (
     work_from,
 )
 
-SHANGHAI = ZoneInfo("Asia/Shanghai")
 DESK_SUFFIX = "-desk"
 OPERATOR_PREFERENCE = ("op-city", "admin")
 WORKING = ("dispatched", "accepted", "in_progress")  # the queue statuses a desk acts on
@@ -234,10 +233,6 @@ class _Plan:
             return (f"/cases/{self.case_id}/assignments/{self.subject.assignment_id}/"
                     f"{self.action.verb}")
         return f"/cases/{self.case_id}/{self.action.verb}"
-
-
-def wall_clock() -> datetime:
-    return datetime.now(SHANGHAI)
 
 
 K = TypeVar("K")

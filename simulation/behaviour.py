@@ -59,7 +59,8 @@ PROGRESS_NOTES = (
 )
 CONTROL_NOTE = "现场已初步控制"
 EXTENSION_REASONS = ("需等待配件到货", "需协调相关单位会商", "当事人外出，需另约时间")
-OUTCOMES = ("问题已处置完毕，现场已恢复", "已调解，双方达成一致", "已清理整改到位", "已维修，恢复正常")
+OUTCOMES = ("问题已处置完毕，现场已恢复", "已调解，双方达成一致", "已清理整改到位",
+            "已维修，恢复正常")
 SUPPORT_NOTES = ("配合完成", "已派员配合处置")
 EVALUATION_NOTES = {
     Satisfaction.SATISFIED: "回访满意",

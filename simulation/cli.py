@@ -5,13 +5,13 @@ from __future__ import annotations
 import signal
 import threading
 import time
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 
 import click
-from pydantic import ValidationError
 
-from settings import Settings
+from settings import InvalidSettings, Settings, load_settings
 from simulation.actors import (
     Actors,
     ActorsError,
@@ -22,10 +22,14 @@ from simulation.actors import (
     urllib_transport,
 )
 from simulation.behaviour import Pace, parse_satisfaction
-from simulation.generator import CST, Mix
+from simulation.generator import Mix
 from simulation.producer import Progress, ReplayError, Summary, run
 from simulation.vocabulary import VocabularyError
 from streams.errors import GridLinkError
+from streams.zone import UTC_PLUS_8
+
+OnProgress = Callable[[Progress], None]
+Send = Callable[[OnProgress | None], Summary]  # sends the traffic, reporting its progress
 
 DEFAULT_OUT = Path("data") / "simulate.jsonl"
 DEFAULT_KEYS = Path("data") / "demo" / "keys.txt"  # where `gridlink demo` writes its keys
@@ -36,13 +40,9 @@ API_WAIT_S = 60.0  # for an API that is still starting (as in the demo)
 
 def _settings() -> Settings:
     try:
-        return Settings()
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"GRIDLINK_{'_'.join(str(p) for p in err['loc']).upper()}: {err['msg']}"
-            for err in exc.errors()
-        )
-        raise click.ClickException(f"invalid settings: {problems}") from None
+        return load_settings()
+    except InvalidSettings as exc:
+        raise click.ClickException(str(exc)) from None
 
 
 def _mix(_ctx: click.Context, _param: click.Parameter, value: str) -> Mix:
@@ -59,7 +59,7 @@ def _start(_ctx: click.Context, _param: click.Parameter, value: str | None) -> d
         moment = datetime.fromisoformat(value)
     except ValueError:
         raise click.BadParameter(f"{value!r} is not an ISO 8601 date-time") from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=CST)
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC_PLUS_8)
 
 
 def _share(_ctx: click.Context, param: click.Parameter, value: float) -> float:
@@ -279,7 +279,7 @@ def simulate(
         source = f"replaying {replay}" if replay else f"mix {mix}, seed {seed}"
         click.echo(f"simulate: {source}, {_pace(rate)} {where}; outcomes → {out}")
     try:
-        def send(progress):  # type: ignore[no-untyped-def]
+        def send(progress: OnProgress | None) -> Summary:
             return _run(settings, rate, duration, count, mix, seed, malformed, duplicates,
                         oversize, start, out, replay, dry_run, progress)
 
@@ -333,7 +333,7 @@ def _interrupt(_signum: int, _frame: object) -> None:
     raise KeyboardInterrupt
 
 
-def _with_departments(actors: Actors, send, until: float | None,  # type: ignore[no-untyped-def]
+def _with_departments(actors: Actors, send: Send | None, until: float | None,
                       quiet: bool) -> Summary | None:
     """Run the actors in a thread beside the traffic (``send``, None for none) until
     ``until`` seconds have passed or Ctrl-C (or SIGTERM); a progress line every few
@@ -390,7 +390,7 @@ def _run(
     out: Path,
     replay: Path | None,
     dry_run: bool,
-    progress: object,
+    progress: OnProgress | None,
 ) -> Summary:
     return run(
         bootstrap=settings.kafka_bootstrap,
@@ -404,7 +404,7 @@ def _run(
         malformed=malformed,
         out=out,
         replay_file=replay,
-        progress=progress,  # type: ignore[arg-type]
+        progress=progress,
         reference_dir=settings.reference_dir,
         rules_dir=settings.rules_dir,
         start=start,
@@ -420,7 +420,7 @@ def _pace(rate: float | None) -> str:
     return "as fast as possible" if rate == 0 else f"{rate:g} msg/s"
 
 
-def _with_progress(job, expected_total: int | None) -> Summary:  # type: ignore[no-untyped-def]
+def _with_progress(job: Send, expected_total: int | None) -> Summary:
     """Run ``job(progress)`` with a progress bar when the total is known, else a line
     every five seconds."""
     if expected_total:
@@ -436,7 +436,7 @@ def _with_progress(job, expected_total: int | None) -> Summary:  # type: ignore[
                     bar.update(step)
                     shown += step
 
-            return job(progress)  # type: ignore[no-any-return]
+            return job(progress)
     last = [0.0]
 
     def line(p: Progress) -> None:
@@ -446,7 +446,7 @@ def _with_progress(job, expected_total: int | None) -> Summary:  # type: ignore[
                 f"  {p.sent} sent, {p.delivered} delivered, {p.failed} failed, {p.rate:.0f} msg/s"
             )
 
-    return job(line)  # type: ignore[no-any-return]
+    return job(line)
 
 
 def _report(summary: Summary, dry_run: bool) -> None:

@@ -38,7 +38,7 @@ import random
 from collections import deque
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from typing import Any
 
 import msgspec
@@ -65,9 +65,9 @@ from simulation.vocabulary import (
 from streams.records import Source
 from streams.reference import Camera, City, Grid
 from streams.triage_rules import CodeRule, TriageRules
+from streams.zone import UTC_PLUS_8
 from topics.registry import CAMERA_ALERTS, GRID_REPORTS, POLICE_110
 
-CST = timezone(timedelta(hours=8))
 TOPICS: Mapping[Source, str] = {
     Source.GRID: GRID_REPORTS,
     Source.CAMERA: CAMERA_ALERTS,
@@ -293,11 +293,11 @@ def _stable(text: str) -> int:
 
 
 def _iso(t: datetime) -> str:
-    return t.astimezone(CST).isoformat(timespec="seconds")
+    return t.astimezone(UTC_PLUS_8).isoformat(timespec="seconds")
 
 
 def _local(t: datetime) -> str:
-    return t.astimezone(CST).replace(tzinfo=None).isoformat(timespec="seconds")
+    return t.astimezone(UTC_PLUS_8).replace(tzinfo=None).isoformat(timespec="seconds")
 
 
 def chinese(n: int) -> str:
@@ -330,7 +330,7 @@ class Generator:
         digest = hashlib.sha1(f"{options.seed}|{options.start.isoformat()}".encode()).hexdigest()
         self.tag = digest[:6]  # run tag in ids: another start or seed gives other ids
         self.tagnum = int(digest[6:10], 16) % 10000
-        self._start = options.start.astimezone(CST).replace(microsecond=0)
+        self._start = options.start.astimezone(UTC_PLUS_8).replace(microsecond=0)
         self._shares = options.mix.shares()
         self._grids = self._grid_infos()
         if not self._grids:

@@ -80,7 +80,7 @@ def routing_of(
     police_rule: CodeRule | None = None,
     has_township: bool = True,
 ) -> tuple[str | None, str]:
-    """(lead, disposition) per routing.toml and codes.toml (DOMAIN.md §3)."""
+    """(lead, disposition) per routing.toml and codes.toml (docs/domain.md §3)."""
     row = rules.routes.get(category)
     if self_resolved:
         return None, CLOSED_AT_GRID

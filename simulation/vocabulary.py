@@ -159,10 +159,6 @@ def render(template: str, resolve: Callable[[str], str]) -> str:
     return text
 
 
-def slots_of(template: str) -> set[str]:
-    return set(_SLOT.findall(template))
-
-
 # --------------------------------------------------------------------------- loading
 
 DATA_PACKAGE = "simulation"  # files under simulation/data/

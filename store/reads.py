@@ -64,7 +64,7 @@ def command_outcome(session: Session, case_id: str, command_id: str) -> CommandO
     state: CaseState | None = None
     caused = []
     for payload in payloads:
-        event: CaseEvent = msgspec.convert(payload, AnyEvent)  # type: ignore[arg-type]
+        event: CaseEvent = msgspec.convert(payload, AnyEvent)
         state = apply(state, event)
         if event.seq in seqs:
             caused.append(event)

@@ -11,7 +11,7 @@ to log and count — unless the override file declares the year complete.
 Working time: each working day counts 24 h (00:00–24:00 Asia/Shanghai), other
 days count nothing. So adding N working days lands on the same time of day N
 working days later, and an instant on a non-working day first moves to 00:00 of
-the next working day (DOMAIN.md §4). A budget that runs out exactly at the end
+the next working day (docs/domain.md §4). A budget that runs out exactly at the end
 of a working day ends at 00:00 of the *next working day*, never on a holiday::
 
     Wed 30 Sep 2026 16:00 + 1 working day = Thu 8 Oct 2026 16:00
@@ -27,13 +27,12 @@ from collections.abc import Callable, Mapping
 from datetime import date, datetime, time, timedelta
 from functools import lru_cache
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 import msgspec
 
 from streams.errors import RulesError
+from streams.zone import TZ
 
-TZ = ZoneInfo("Asia/Shanghai")
 DAY = timedelta(days=1)
 DAY_SECONDS = 86_400
 OVERRIDE_FILE = "calendar_override.toml"
@@ -168,7 +167,7 @@ class WorkCalendar:
         return _join(self.nth_working_day(day, whole + 1), rest)
 
     def add_working_days(self, start: datetime, days: int) -> datetime:
-        """Same time of day on the ``days``-th next working day (DOMAIN.md §4)."""
+        """Same time of day on the ``days``-th next working day (docs/domain.md §4)."""
         return self.add_working(start, days * DAY)
 
     def working_between(self, start: datetime, end: datetime) -> timedelta:

@@ -1,7 +1,7 @@
 """Classification (事件分类): which category an event is, and what said so.
 
 The text is read first (:mod:`streams.text`: segmentation, negated terms
-blanked out, settled markers). Then, in the order of DOMAIN.md §2:
+blanked out, settled markers). Then, in the order of docs/domain.md §2:
 
 1. the source's own code — the grid platform's taxonomy code, then its
    src_type/src_domain labels; the camera's AI event code, then its GB/T 28181
@@ -222,13 +222,13 @@ def _from_text(
             features=guess.explained(),
             model=rules.model.version,
         )
-    if hit is None and prediction is not None and rules.model is not None:
-        # no keyword at all: the model's best guess, with its low probability, is a
-        # better suggestion for the operators than 11.00 (it goes to 核实 either way)
-        if prediction.probability >= c.model_guess_min:
-            return _make(rules, prediction.category, prediction.probability,
-                         f"model:{rules.model.version}", features=guess.explained(),
-                         model=rules.model.version)
+    # no keyword at all: the model's best guess, with its low probability, is a
+    # better suggestion for the operators than 11.00 (it goes to 核实 either way)
+    if (hit is None and prediction is not None and rules.model is not None
+            and prediction.probability >= c.model_guess_min):
+        return _make(rules, prediction.category, prediction.probability,
+                     f"model:{rules.model.version}", features=guess.explained(),
+                     model=rules.model.version)
     if hit is not None:
         # neither a sure keyword nor a sure model: a weak keyword the model does not
         # back stays below the verification threshold (核实 decides)
@@ -266,7 +266,7 @@ def _matched(
 
 
 def _source_code(event: Event, rules: TriageRules) -> CodeRule | None:
-    """The source's own code rule, in the order of DOMAIN.md §2."""
+    """The source's own code rule, in the order of docs/domain.md §2."""
     if event.source is Source.POLICE:
         return police_code(event, rules)
     if event.source is Source.CAMERA:
@@ -352,15 +352,15 @@ def _refine(
     ):  # the family is the code's: a fair keyword of it decides, unless the model is sure
         return _keyword(rules, own, scores, prefix=f"{code.rule}>",
                         confidence=max(code.confidence, own[1]))
-    if within is not None and rules.model is not None:
-        # the model picks the subtype only when sure enough to dispatch on it
-        if within.probability >= rules.verification_threshold and _text_speaks(within):
-            confidence = max(code.confidence, within.probability)
-            if own is not None and own[0] == within.category:
-                confidence = max(confidence, own[1])
-            return _make(rules, within.category, confidence,
-                         f"{code.rule}>model:{rules.model.version}",
-                         features=within.top_features, model=rules.model.version)
+    # the model picks the subtype only when sure enough to dispatch on it
+    if (within is not None and rules.model is not None
+            and within.probability >= rules.verification_threshold and _text_speaks(within)):
+        confidence = max(code.confidence, within.probability)
+        if own is not None and own[0] == within.category:
+            confidence = max(confidence, own[1])
+        return _make(rules, within.category, confidence,
+                     f"{code.rule}>model:{rules.model.version}",
+                     features=within.top_features, model=rules.model.version)
     if own is not None:
         return _keyword(rules, own, scores, prefix=f"{code.rule}>",
                         confidence=max(code.confidence, own[1]))

@@ -21,17 +21,18 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Iterable, Sequence
-from datetime import datetime, timedelta, timezone
+from collections.abc import Iterable
+from datetime import datetime
 from pathlib import Path
 
 import msgspec
 
 from streams.records import Event, Level, Location, Source
-from streams.reference import City
+from streams.reference import City, Grid
+from streams.zone import UTC_PLUS_8
 
 #: the instant every corpus event is said to happen at (events carry no clock of their own)
-AT = datetime(2026, 11, 26, 10, 0, tzinfo=timezone(timedelta(hours=8)))
+AT = datetime(2026, 11, 26, 10, 0, tzinfo=UTC_PLUS_8)
 DEV_SHARE = 5  # one in five
 FRESH_SHARE = 4  # one in four of the texts a fresh split is drawn from
 #: the ids a fresh split is drawn from: the second independent set's (b0001 …)
@@ -116,6 +117,8 @@ def as_event(record: LabelledText, city: City) -> tuple[Event, Location]:
         grid_code=grid.code if source is Source.GRID else None,
         lon=grid.lon,
         lat=grid.lat,
+        # optional Event fields by name, each typed as the source sets it; a type checker
+        # cannot see through a dict of keyword arguments
         **fields,  # type: ignore[arg-type]
     )
     location = Location(
@@ -129,7 +132,7 @@ def as_event(record: LabelledText, city: City) -> tuple[Event, Location]:
     return event, location
 
 
-def _grids(city: City) -> Sequence:
+def _grids(city: City) -> list[Grid]:
     return sorted(city.grids.values(), key=lambda g: g.code)
 
 

@@ -1,6 +1,6 @@
 """Correlation and de-duplication (关联研判, 网格 + 雪亮 联动), pure over a state record.
 
-Events about one incident become one case (DOMAIN.md §6). The caller keeps one
+Events about one incident become one case (docs/domain.md §6). The caller keeps one
 ``TownshipState`` per township (keyed by :func:`state_key`, e.g. in a
 changelog-backed table) and passes it in; :func:`record` returns the updated
 state, pruned by ``now``. Nothing here reads a clock.
@@ -28,7 +28,7 @@ from __future__ import annotations
 import hashlib
 import math
 from collections.abc import Iterable
-from datetime import datetime, timedelta, timezone
+from datetime import datetime
 from itertools import islice
 
 import msgspec
@@ -36,8 +36,8 @@ import msgspec
 from streams.jurisdiction import ancestor_at
 from streams.records import Classification, Event, Level, Location, PriorityDecision
 from streams.triage_rules import CorrelationRules, TriageRules
+from streams.zone import UTC_PLUS_8
 
-LOCAL = timezone(timedelta(hours=8))  # case ids carry the local (+08:00) date
 SWEEP_SECONDS = 600  # record() sweeps the whole history at most this often
 HISTORY_PER_KEY = 32  # newest occurrences kept per grid and category (counts saturate here)
 
@@ -92,7 +92,7 @@ def new_case_id(event: Event, location: Location) -> str:
 
     Deterministic: a message redelivered after a crash reopens the same id.
     """
-    day = event.occurred_at.astimezone(LOCAL).strftime("%Y%m%d")
+    day = event.occurred_at.astimezone(UTC_PLUS_8).strftime("%Y%m%d")
     digest = hashlib.sha1(event.event_id.encode()).hexdigest()[:8]
     return f"C{day}-{state_key(location)}-{digest}"
 
@@ -269,7 +269,12 @@ def record(
 
 
 def forget_case(state: TownshipState, case_id: str) -> TownshipState:
-    """The state without ``case_id`` among the open cases (call when a case closes)."""
+    """The state without ``case_id`` among the open cases.
+
+    Called when the case ends — closed, rejected or merged into another
+    (:func:`streams.township.evolve`) — and when triage picked a case that can
+    take no more events (:func:`streams.handlers.handle_event`), so that the
+    event is decided again without it."""
     cases = tuple(x for x in state.open_cases if x.case_id != case_id)
     return msgspec.structs.replace(state, open_cases=cases)
 
@@ -381,5 +386,5 @@ def _distance_m(
 
 def _epoch(moment: datetime) -> int:
     if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=LOCAL)  # the sources' local time
+        moment = moment.replace(tzinfo=UTC_PLUS_8)  # the sources' local time
     return int(moment.timestamp())

@@ -19,9 +19,6 @@ class GridLinkError(Exception):
             self.code = code
         self.field = field
 
-    def as_dict(self) -> dict[str, str | None]:
-        return {"code": self.code, "reason": self.reason, "field": self.field}
-
 
 class InvalidEvent(GridLinkError):
     """An inbound message that cannot be accepted (bad bytes, shape or values)."""

@@ -1,4 +1,4 @@
-"""Escalation over the five levels (分级响应, DOMAIN.md §5), from ``rules/escalation.toml``.
+"""Escalation over the five levels (分级响应, docs/domain.md §5), from ``rules/escalation.toml``.
 
 Pure functions the case machine calls:
 

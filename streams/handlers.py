@@ -27,7 +27,6 @@ from streams.cases import (
     CasePolicy,
     CaseState,
     Command,
-    FireDeadline,
     alert_messages,
     apply,
     compensations,
@@ -35,6 +34,7 @@ from streams.cases import (
     department_messages,
     follow_ups,
 )
+from streams.cases.commands import FireDeadline
 from streams.cases.messages import Payload
 from streams.cases.replies import CaseReply
 from streams.correlate import TownshipState, forget_case

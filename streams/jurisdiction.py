@@ -1,4 +1,4 @@
-"""Jurisdiction codes and the five levels (DOMAIN.md §1).
+"""Jurisdiction codes and the five levels (docs/domain.md §1).
 
 Codes nest by prefix: city ``371500`` (4 digits + ``00``), county ``371502``,
 township ``371502004``, community ``371502004003``, grid ``371502004003007``.
@@ -12,18 +12,18 @@ from streams.records import Level
 
 KNOWN_CODES = 65_536  # answers kept per function: a city has a few thousand codes
 
-_LENGTHS = {6: None, 9: Level.TOWNSHIP, 12: Level.COMMUNITY, 15: Level.GRID}
+_LEVEL_OF_LENGTH = {9: Level.TOWNSHIP, 12: Level.COMMUNITY, 15: Level.GRID}  # 6: city or county
 _BOUNDARIES = (15, 12, 9, 6)
 
 
 @lru_cache(maxsize=KNOWN_CODES)
 def level_of(code: str) -> Level:
     """The level a code names; raises ``ValueError`` for a malformed code."""
-    if not code.isdigit() or len(code) not in _LENGTHS:
+    if not code.isdigit() or (len(code) != 6 and len(code) not in _LEVEL_OF_LENGTH):
         raise ValueError(f"not a jurisdiction code: {code!r} (6, 9, 12 or 15 digits)")
     if len(code) == 6:
         return Level.CITY if code.endswith("00") else Level.COUNTY
-    return _LENGTHS[len(code)]  # type: ignore[return-value]
+    return _LEVEL_OF_LENGTH[len(code)]
 
 
 def city_of(code: str) -> str:
@@ -68,7 +68,7 @@ def common_ancestor(a: str, b: str) -> str:
     """The lowest common ancestor: the longest common prefix cut back to a level
     boundary (cross-jurisdiction cases escalate to it)."""
     n = 0
-    for x, y in zip(a, b):
+    for x, y in zip(a, b, strict=False):  # codes of different levels differ in length
         if x != y:
             break
         n += 1

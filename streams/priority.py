@@ -1,4 +1,4 @@
-"""Priorities (定级): P1 特急 … P4 复杂, with every reason recorded (DOMAIN.md §4–5).
+"""Priorities (定级): P1 特急 … P4 复杂, with every reason recorded (docs/domain.md §4–5).
 
 A case starts at its category's default (fire P1, utilities outage P2, petitions
 and land disputes P4, otherwise P3). Each of these may only make it *more*

@@ -21,7 +21,7 @@ class Source(StrEnum):
 
 
 class Priority(IntEnum):
-    """P1 特急 … P4 复杂 (DOMAIN.md §4). Lower number = more urgent."""
+    """P1 特急 … P4 复杂 (docs/domain.md §4). Lower number = more urgent."""
 
     P1 = 1
     P2 = 2
@@ -124,7 +124,7 @@ class PriorityDecision(msgspec.Struct, frozen=True, kw_only=True):
 
 
 #: ``Routing.disposition`` of a case dispatched at once to the fallback lead while an
-#: operator verifies it (a P1 whose category is unknown, DOMAIN.md §4)
+#: operator verifies it (a P1 whose category is unknown, docs/domain.md §4)
 PROVISIONAL = "provisional"
 
 

@@ -12,7 +12,7 @@
 - A grid report settled on the spot (已化解) is closed at grid level (自办):
   recorded, not dispatched.
 
-Entry level (DOMAIN.md §5.1, §5.3): by source (grid L5, camera L4, 110 L3),
+Entry level (docs/domain.md §5.1, §5.3): by source (grid L5, camera L4, 110 L3),
 never below the level the location is known to (a 110 call with only a
 6-digit code enters at the county); 5+ persons → no lower than the township
 (and the township supports); weapons or a severe mental-illness subject → one
@@ -22,7 +22,6 @@ level up.
 from __future__ import annotations
 
 from streams.classify import police_code
-from streams.jurisdiction import ancestor_at
 from streams.priority import persons_involved, signals_found
 from streams.records import PROVISIONAL, Classification, Event, Level, Location, Routing, Source
 from streams.triage_rules import TOWNSHIP, TriageRules
@@ -105,11 +104,6 @@ def provisional(routing: Routing, event: Event, rules: TriageRules) -> Routing:
     )
 
 
-def township_of(location: Location) -> str | None:
-    """The 属地 township code of a location, if it is known that deep."""
-    return ancestor_at(location.region_code, Level.TOWNSHIP)
-
-
 def entry_level(
     event: Event,
     location: Location,
@@ -119,7 +113,7 @@ def entry_level(
     signals: dict[str, str] | None = None,
     persons: int | None = None,
 ) -> Level:
-    """The level a new case enters at (DOMAIN.md §5.1 and §5.3)."""
+    """The level a new case enters at (docs/domain.md §5.1 and §5.3)."""
     signals = signals_found(event, rules) if signals is None else signals
     persons = (persons_involved(event, rules) or 0) if persons is None else persons
     esc = rules.escalation

@@ -17,14 +17,13 @@ Messages of our own checks name the value and what was expected, e.g.
 from __future__ import annotations
 
 import re
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Annotated, Literal, TypeVar
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainValidator
 from pydantic_core import PydanticCustomError
 
-CHINA_TZ = timezone(timedelta(hours=8))
-"""Asia/Shanghai has been a fixed +08:00 since 1991; a timestamp without an offset is in it."""
+from streams.zone import UTC_PLUS_8
 
 CUSTOM_ERROR_PREFIX = "contract_"
 """Error types raised by our own checks; their messages already show the value."""
@@ -64,9 +63,9 @@ def parse_timestamp(text: str) -> datetime:
         raise ValueError(f"not an RFC 3339 date-time: {text!r}")
     tz = match["tz"]
     if tz is None:
-        zone = CHINA_TZ
+        zone = UTC_PLUS_8  # a timestamp without an offset is local time
     elif tz in "Zz":
-        zone = timezone.utc
+        zone = UTC
     else:
         hours, minutes = int(tz[1:3]), int(tz[4:6])
         if hours > 23 or minutes > 59:

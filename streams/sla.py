@@ -1,4 +1,4 @@
-"""SLA clocks per priority and step (时限, DOMAIN.md §4), from ``rules/sla.toml``.
+"""SLA clocks per priority and step (时限, docs/domain.md §4), from ``rules/sla.toml``.
 
 A :class:`Budget` is an amount of time on one clock: the wall clock ("5m", "2h",
 "3d") or the working-day calendar ("1wd" = one working day = 24 h of working
@@ -437,8 +437,11 @@ def _key(where: str, key: str) -> str:
 
 
 def rule_budget(raw: dict[str, Any], key: str, where: str) -> Budget | None:
-    if key not in raw:
-        return None
+    """The budget ``raw[key]`` names, or None when the key is absent."""
+    return _present_budget(raw, key, where) if key in raw else None
+
+
+def _present_budget(raw: dict[str, Any], key: str, where: str) -> Budget:
     try:
         budget = parse_budget(raw[key])
     except ValueError as exc:
@@ -510,17 +513,19 @@ def _parse_row(raw: dict[str, Any], where: str) -> PriorityRow:
         if key not in raw:
             raise RuleKeyError(f"{where}.{key}", "missing")
     budgets = {key: rule_budget(raw, key, where) for key in _ROW_BUDGETS}
-    by_category = {}
+    by_category: dict[str, Budget] = {}
     for prefix in raw.get("resolve_by_category", {}):
         if not re.fullmatch(r"\d\d(\.\d\d)?", prefix):
             raise RuleKeyError(
                 f"{where}.resolve_by_category.{prefix}", "not a category or prefix like 01 or 06.02"
             )
-        by_category[prefix] = rule_budget(
+        by_category[prefix] = _present_budget(
             raw["resolve_by_category"], prefix, f"{where}.resolve_by_category"
         )
     return PriorityRow(
-        resolve_by_category=by_category,  # type: ignore[arg-type]
+        resolve_by_category=by_category,
         yellow_at=_ratio(raw, "yellow_at", where),
+        # the row's budgets by field name; the required ones were checked present above, which
+        # a type checker cannot see through a dict of keyword arguments
         **budgets,  # type: ignore[arg-type]
     )

@@ -38,7 +38,7 @@ from streams.model import MODEL_FORMAT, ModelFile, TextModel
 from streams.records import Level, Priority, Source
 from streams.text import Lexicon
 
-#: Department codes of DOMAIN.md §3; ``township`` is the 属地 township of the case.
+#: Department codes of docs/domain.md §3; ``township`` is the 属地 township of the case.
 DOMAIN_DEPARTMENTS: frozenset[str] = frozenset(
     {
         "gongan",
@@ -134,7 +134,7 @@ class Signal(msgspec.Struct, frozen=True, kw_only=True):
         for phrase in unless:  # longest first: a phrase inside another goes with it
             if phrase in text:
                 text = text.replace(phrase, "\u0000")
-        found = words.findall(text)
+        found: list[str] = words.findall(text)
         if not found:
             return None
         return min(found, key=self.words.index)  # the first listed of the words found
@@ -413,7 +413,7 @@ def load_triage_rules(
     """Load and validate the triage rule files in ``rules_dir``.
 
     ``departments`` is the city's department list (e.g. the reference data's
-    codes); by default the codes of DOMAIN.md §3. ``with_model`` False leaves
+    codes); by default the codes of docs/domain.md §3. ``with_model`` False leaves
     the learned model out (to train a new one). Raises ``RulesError``.
     """
     rules_dir = Path(rules_dir)

@@ -21,7 +21,6 @@ from sqlalchemy.orm import Session
 
 from api import queries
 from api.auth import Role, User, department_or_admin
-from api.commands import wall_clock
 from api.console import labels
 from api.console.operator import DESK_ACTIONS, call
 from api.console.pages import (
@@ -37,6 +36,7 @@ from api.console.pages import (
 )
 from api.deps import Db, department_assignment, scope_of
 from api.errors import Forbidden, InvalidRequest, status_of
+from clock import wall_clock
 from store import reads
 from streams.errors import GridLinkError
 

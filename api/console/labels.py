@@ -44,7 +44,8 @@ EVENT = {
     "case_merged": "已合并 merged", "events_split": "拆分 split",
     "absorb_released": "合并撤回 merge undone", "event_forwarded": "转关联 report forwarded",
 }
-SATISFACTION = {"satisfied": "满意 satisfied", "basically_satisfied": "基本满意 basically satisfied",
+SATISFACTION = {"satisfied": "满意 satisfied",
+                "basically_satisfied": "基本满意 basically satisfied",
                 "dissatisfied": "不满意 dissatisfied", "unreached": "未接通 unreached"}
 #: reason codes a department returns an assignment with (退单原因)
 RETURN_REASONS = {

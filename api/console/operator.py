@@ -24,7 +24,6 @@ from api import command_center as center
 from api import departments as desks
 from api import queries
 from api.auth import Role, User, operator_or_admin
-from api.commands import wall_clock
 from api.console import labels
 from api.console.pages import (
     Form,
@@ -40,6 +39,7 @@ from api.console.pages import (
 from api.console.svg import Cell, case_map
 from api.deps import Db, command_center_case, require_readable, scope_of, triage_reference
 from api.errors import Forbidden, status_of
+from clock import wall_clock
 from store import reads
 from store.models import Case
 from store.projector import decode_state
@@ -217,12 +217,12 @@ def _body(action: Action, form: Form) -> BaseModel | None:
         routing = (center.RoutingBody(lead=lead, supports=[s for s in form.getlist("supports")
                                                            if s and s != lead])
                    if lead else None)
-        return body_from(center.RegisterBody, form, routing=routing)  # type: ignore[no-any-return]
+        return body_from(center.RegisterBody, form, routing=routing)
     if action.name in ("reroute", "rule"):
         lead = form.get("lead") or ""
         supports = [s for s in form.getlist("supports") if s and s != lead]
-        return body_from(action.body, form, supports=supports)  # type: ignore[no-any-return]
-    return body_from(action.body, form)  # type: ignore[no-any-return]
+        return body_from(action.body, form, supports=supports)
+    return body_from(action.body, form)
 
 
 @router.post("/console/cases/{case_id}/act/{action_name}")

@@ -13,7 +13,7 @@ import time
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 from urllib.parse import parse_qsl, quote
 
 from fastapi import Depends, Request
@@ -22,14 +22,15 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from pydantic import BaseModel, ValidationError
 
 from api.auth import Role, User, session_user
-from api.commands import CommandResult, wall_clock
+from api.commands import CommandResult
 from api.console import labels
 from api.errors import Forbidden, InvalidRequest
 from api.idempotency import FORM_FIELD, Commands, checked_key
 from api.sessions import CSRF_FIELD, Session
+from clock import wall_clock
 from store import reads
-from streams.calendar import TZ
 from streams.errors import GridLinkError
+from streams.zone import TZ
 
 PROJECTION_WAIT_SECONDS = 5.0  # after an action, until the page can show what it did
 
@@ -96,7 +97,10 @@ async def posted_form(request: Request, visit: Visit) -> Form:
     return form
 
 
-def body_from(model: type[BaseModel], form: Form, **given: Any) -> Any:
+Body = TypeVar("Body", bound=BaseModel)
+
+
+def body_from(model: type[Body], form: Form, **given: Any) -> Body:
     """A REST body model from the form's fields of the same names (``given`` first)."""
     data: dict[str, Any] = {}
     for name, info in model.model_fields.items():

@@ -21,18 +21,18 @@ from sqlalchemy.orm import Session
 
 from api import queries
 from api.auth import User
-from api.commands import wall_clock
 from api.console.pages import Visitor, render
 from api.console.svg import Series, line_chart
 from api.console.xlsx import Cell, workbook
 from api.deps import Db, scope_of, triage_reference
 from api.errors import InvalidRequest
-from api.schemas import CaseSummary, Statistics, StatisticsGroup
+from api.schemas import CaseSummary, Durations, Statistics, StatisticsGroup
 from api.statistics import scoped_filter
 from api.stats_queries import GroupBy, StatsFilter, statistics
+from clock import wall_clock
 from store import reads
-from streams.calendar import TZ
 from streams.cases import CaseStatus
+from streams.zone import TZ
 
 router = APIRouter(include_in_schema=False)
 RATES = (("handling_rate", "办结率 handling", "#1f5fa8"),
@@ -83,7 +83,8 @@ def series_over_time(db: Session, f: StatsFilter, spans: list[tuple[str, datetim
 
 
 def _p50_seconds(group: StatisticsGroup, name: str) -> float | None:
-    return getattr(group, name).p50_seconds  # type: ignore[no-any-return]
+    durations: Durations = getattr(group, name)
+    return durations.p50_seconds
 
 
 def time_unit(values: list[float | None]) -> tuple[float, str]:

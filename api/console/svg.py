@@ -22,9 +22,9 @@ def case_map(cells: Sequence[Cell], *, here: str | None, lon: float | None,
              lat: float | None) -> str:
     """The grids around a case as squares at their centroids, the case's grid
     highlighted and its reported position as a dot."""
-    points = [(c, c.lon, c.lat) for c in cells]
+    points: list[tuple[Cell | None, float, float]] = [(c, c.lon, c.lat) for c in cells]
     if lon is not None and lat is not None:
-        points.append((None, lon, lat))  # type: ignore[arg-type]
+        points.append((None, lon, lat))
     if not points:
         return '<p class="muted">无位置 · no position known</p>'
     lat0 = sum(p[2] for p in points) / len(points)

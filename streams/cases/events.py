@@ -40,11 +40,7 @@ class CaseEvent(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True, t
     cleared: tuple[str, ...] = ()  # deadlines stopped (clock ids)
 
 
-def _event(tag: str) -> dict[str, object]:
-    return {"frozen": True, "kw_only": True, "omit_defaults": True, "tag": tag}
-
-
-class CaseOpened(CaseEvent, **_event("case_opened")):
+class CaseOpened(CaseEvent, frozen=True, kw_only=True, omit_defaults=True, tag="case_opened"):
     event: Event
     location: Location
     classification: Classification
@@ -61,12 +57,12 @@ class CaseOpened(CaseEvent, **_event("case_opened")):
     split_from: str | None = None  # the case its events were split off (拆分)
 
 
-class EventLinked(CaseEvent, **_event("event_linked")):
+class EventLinked(CaseEvent, frozen=True, kw_only=True, omit_defaults=True, tag="event_linked"):
     event: Event
     event_priority: Priority | None = None  # the event's own priority, as triage judged it
 
 
-class AlarmRepeated(CaseEvent, **_event("alarm_repeated")):
+class AlarmRepeated(CaseEvent, frozen=True, kw_only=True, omit_defaults=True, tag="alarm_repeated"):
     """A camera alarmed again about the case's incident (重复告警): the alarm is
     recorded on the case and folded into it, not linked as an event of its own."""
 
@@ -74,7 +70,8 @@ class AlarmRepeated(CaseEvent, **_event("alarm_repeated")):
     event_priority: Priority | None = None
 
 
-class PriorityChanged(CaseEvent, **_event("priority_changed")):
+class PriorityChanged(CaseEvent, frozen=True, kw_only=True, omit_defaults=True,
+                                 tag="priority_changed"):
     old: Priority
     new: Priority
     reason: str
@@ -84,14 +81,16 @@ class PriorityChanged(CaseEvent, **_event("priority_changed")):
     fan_out: FanOut | None = None
 
 
-class CaseRegistered(CaseEvent, **_event("case_registered")):
+class CaseRegistered(CaseEvent, frozen=True, kw_only=True, omit_defaults=True,
+                                tag="case_registered"):
     note: str = ""
     classification: Classification | None = None
     routing: Routing | None = None
     terms: Terms | None = None  # re-frozen when the category changed
 
 
-class CaseReclassified(CaseEvent, **_event("case_reclassified")):
+class CaseReclassified(CaseEvent, frozen=True, kw_only=True, omit_defaults=True,
+                                  tag="case_reclassified"):
     """The category corrected by an operator when re-routing (改派): ``classification``
     is the operator's, ``previous`` the category it replaces."""
 
@@ -101,11 +100,11 @@ class CaseReclassified(CaseEvent, **_event("case_reclassified")):
     terms: Terms | None = None  # re-frozen for the new category
 
 
-class CaseRejected(CaseEvent, **_event("case_rejected")):
+class CaseRejected(CaseEvent, frozen=True, kw_only=True, omit_defaults=True, tag="case_rejected"):
     reason: str
 
 
-class CaseAbsorbed(CaseEvent, **_event("case_absorbed")):
+class CaseAbsorbed(CaseEvent, frozen=True, kw_only=True, omit_defaults=True, tag="case_absorbed"):
     """合并: this case took the events of case ``source`` (its timeline: "absorbed case B")."""
 
     source: str
@@ -113,7 +112,8 @@ class CaseAbsorbed(CaseEvent, **_event("case_absorbed")):
     reason: str
 
 
-class AbsorbReleased(CaseEvent, **_event("absorb_released")):
+class AbsorbReleased(CaseEvent, frozen=True, kw_only=True, omit_defaults=True,
+                                tag="absorb_released"):
     """Case ``source`` refused the merge: its events are no longer this case's."""
 
     source: str
@@ -121,7 +121,7 @@ class AbsorbReleased(CaseEvent, **_event("absorb_released")):
     reason: str
 
 
-class CaseMerged(CaseEvent, **_event("case_merged")):
+class CaseMerged(CaseEvent, frozen=True, kw_only=True, omit_defaults=True, tag="case_merged"):
     """合并: this case ended, its events (``event_ids``) now held by case ``into``.
     Its open assignments were cancelled just before, its clocks stop here."""
 
@@ -130,7 +130,8 @@ class CaseMerged(CaseEvent, **_event("case_merged")):
     reason: str
 
 
-class EventForwarded(CaseEvent, **_event("event_forwarded")):
+class EventForwarded(CaseEvent, frozen=True, kw_only=True, omit_defaults=True,
+                                tag="event_forwarded"):
     """An event sent to this merged case after the merge, passed on to ``into``."""
 
     event: Event
@@ -138,7 +139,7 @@ class EventForwarded(CaseEvent, **_event("event_forwarded")):
     priority: PriorityDecision | None = None
 
 
-class EventsSplit(CaseEvent, **_event("events_split")):
+class EventsSplit(CaseEvent, frozen=True, kw_only=True, omit_defaults=True, tag="events_split"):
     """拆分: ``event_ids`` left this case for the new case ``new_case_id``."""
 
     event_ids: tuple[str, ...]
@@ -146,22 +147,26 @@ class EventsSplit(CaseEvent, **_event("events_split")):
     reason: str
 
 
-class AssignmentDispatched(CaseEvent, **_event("assignment_dispatched")):
+class AssignmentDispatched(CaseEvent, frozen=True, kw_only=True, omit_defaults=True,
+                                      tag="assignment_dispatched"):
     assignment: Assignment
 
 
-class AssignmentCancelled(CaseEvent, **_event("assignment_cancelled")):
+class AssignmentCancelled(CaseEvent, frozen=True, kw_only=True, omit_defaults=True,
+                                     tag="assignment_cancelled"):
     assignment_id: str
     department: str
     reason: str
 
 
-class AssignmentClaimed(CaseEvent, **_event("assignment_claimed")):
+class AssignmentClaimed(CaseEvent, frozen=True, kw_only=True, omit_defaults=True,
+                                   tag="assignment_claimed"):
     assignment_id: str
     department: str
 
 
-class AssignmentReturned(CaseEvent, **_event("assignment_returned")):
+class AssignmentReturned(CaseEvent, frozen=True, kw_only=True, omit_defaults=True,
+                                    tag="assignment_returned"):
     assignment_id: str
     department: str
     role: Role
@@ -172,13 +177,14 @@ class AssignmentReturned(CaseEvent, **_event("assignment_returned")):
     lead_returns: int = 0  # lead returns on the case so far, this one included
 
 
-class RulingRequested(CaseEvent, **_event("ruling_requested")):
+class RulingRequested(CaseEvent, frozen=True, kw_only=True, omit_defaults=True,
+                                 tag="ruling_requested"):
     region: str  # the lowest common ancestor that must rule (裁定)
     level: Level
     returns: int
 
 
-class RulingMade(CaseEvent, **_event("ruling_made")):
+class RulingMade(CaseEvent, frozen=True, kw_only=True, omit_defaults=True, tag="ruling_made"):
     region: str
     lead: str
     supports: tuple[str, ...] = ()
@@ -186,27 +192,31 @@ class RulingMade(CaseEvent, **_event("ruling_made")):
     returned_by: tuple[str, ...] = ()  # departments whose returns were ruled on
 
 
-class ProgressReported(CaseEvent, **_event("progress_reported")):
+class ProgressReported(CaseEvent, frozen=True, kw_only=True, omit_defaults=True,
+                                  tag="progress_reported"):
     assignment_id: str
     department: str
     note: str
     controlled: bool = False
 
 
-class OnSiteReported(CaseEvent, **_event("on_site_reported")):
+class OnSiteReported(CaseEvent, frozen=True, kw_only=True, omit_defaults=True,
+                                tag="on_site_reported"):
     assignment_id: str
     department: str
     note: str = ""
 
 
-class ExtensionRequested(CaseEvent, **_event("extension_requested")):
+class ExtensionRequested(CaseEvent, frozen=True, kw_only=True, omit_defaults=True,
+                                    tag="extension_requested"):
     assignment_id: str
     department: str
     extra: Budget
     reason: str
 
 
-class ExtensionApproved(CaseEvent, **_event("extension_approved")):
+class ExtensionApproved(CaseEvent, frozen=True, kw_only=True, omit_defaults=True,
+                                   tag="extension_approved"):
     assignment_id: str
     department: str
     extra: Budget
@@ -214,22 +224,24 @@ class ExtensionApproved(CaseEvent, **_event("extension_approved")):
     note: str = ""
 
 
-class ExtensionDenied(CaseEvent, **_event("extension_denied")):
+class ExtensionDenied(CaseEvent, frozen=True, kw_only=True, omit_defaults=True,
+                                 tag="extension_denied"):
     assignment_id: str
     department: str
     note: str = ""
 
 
-class CaseSuspended(CaseEvent, **_event("case_suspended")):
+class CaseSuspended(CaseEvent, frozen=True, kw_only=True, omit_defaults=True, tag="case_suspended"):
     reason: str
 
 
-class CaseResumed(CaseEvent, **_event("case_resumed")):
+class CaseResumed(CaseEvent, frozen=True, kw_only=True, omit_defaults=True, tag="case_resumed"):
     note: str = ""
     paused_seconds: int = 0  # wall-clock length of the suspension
 
 
-class AssignmentHandled(CaseEvent, **_event("assignment_handled")):
+class AssignmentHandled(CaseEvent, frozen=True, kw_only=True, omit_defaults=True,
+                                   tag="assignment_handled"):
     assignment_id: str
     department: str
     role: Role
@@ -237,35 +249,35 @@ class AssignmentHandled(CaseEvent, **_event("assignment_handled")):
     note: str = ""
 
 
-class CaseHandled(CaseEvent, **_event("case_handled")):
+class CaseHandled(CaseEvent, frozen=True, kw_only=True, omit_defaults=True, tag="case_handled"):
     pass
 
 
-class CheckStarted(CaseEvent, **_event("check_started")):
+class CheckStarted(CaseEvent, frozen=True, kw_only=True, omit_defaults=True, tag="check_started"):
     note: str = ""
 
 
-class CaseClosed(CaseEvent, **_event("case_closed")):
+class CaseClosed(CaseEvent, frozen=True, kw_only=True, omit_defaults=True, tag="case_closed"):
     note: str = ""
     self_resolved: bool = False  # 就地化解 at the grid
     overdue: bool = False  # some step ran past its deadline
 
 
-class ReworkOrdered(CaseEvent, **_event("rework_ordered")):
+class ReworkOrdered(CaseEvent, frozen=True, kw_only=True, omit_defaults=True, tag="rework_ordered"):
     reason: str
 
 
-class CaseEvaluated(CaseEvent, **_event("case_evaluated")):
+class CaseEvaluated(CaseEvent, frozen=True, kw_only=True, omit_defaults=True, tag="case_evaluated"):
     result: Satisfaction
     note: str = ""
 
 
-class CaseReopened(CaseEvent, **_event("case_reopened")):
+class CaseReopened(CaseEvent, frozen=True, kw_only=True, omit_defaults=True, tag="case_reopened"):
     redo: int
     reason: str
 
 
-class YellowCard(CaseEvent, **_event("yellow_card")):
+class YellowCard(CaseEvent, frozen=True, kw_only=True, omit_defaults=True, tag="yellow_card"):
     deadline_id: str
     step: Step
     assignment_id: str = ""
@@ -273,7 +285,7 @@ class YellowCard(CaseEvent, **_event("yellow_card")):
     due: datetime  # the deadline it warns of
 
 
-class RedCard(CaseEvent, **_event("red_card")):
+class RedCard(CaseEvent, frozen=True, kw_only=True, omit_defaults=True, tag="red_card"):
     deadline_id: str
     step: Step
     assignment_id: str = ""
@@ -281,20 +293,20 @@ class RedCard(CaseEvent, **_event("red_card")):
     due: datetime
 
 
-class Supervised(CaseEvent, **_event("supervised")):
+class Supervised(CaseEvent, frozen=True, kw_only=True, omit_defaults=True, tag="supervised"):
     level: Level
     region: str
     reason: str
 
 
-class Escalated(CaseEvent, **_event("escalated")):
+class Escalated(CaseEvent, frozen=True, kw_only=True, omit_defaults=True, tag="escalated"):
     from_level: Level
     to_level: Level
     region: str  # the new coordinating jurisdiction
     reason: str
 
 
-class Deescalated(CaseEvent, **_event("deescalated")):
+class Deescalated(CaseEvent, frozen=True, kw_only=True, omit_defaults=True, tag="deescalated"):
     from_level: Level
     to_level: Level
     region: str

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Iterable
+from typing import Any
 
 from msgspec.structs import replace
 
@@ -284,7 +285,9 @@ def _is_lead(s: CaseState, assignment_id: str) -> bool:
     return a is not None and a.role is Role.LEAD
 
 
-_HANDLERS: dict[type, Callable[[CaseState, ev.CaseEvent], CaseState]] = {  # type: ignore[dict-item]
+# Each handler takes its own event type, which its key guarantees; ``Any`` because a
+# dict type cannot tie a value's parameter to its key.
+_HANDLERS: dict[type[ev.CaseEvent], Callable[[CaseState, Any], CaseState]] = {
     ev.EventLinked: _linked,
     ev.AlarmRepeated: _repeated,
     ev.PriorityChanged: _priority,

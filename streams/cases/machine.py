@@ -22,7 +22,7 @@ from typing import Any
 import msgspec
 from msgspec.structs import replace
 
-from streams.calendar import TZ, WorkCalendar
+from streams.calendar import WorkCalendar
 from streams.cases import commands as cmd
 from streams.cases import events as ev
 from streams.cases.evolve import apply, command_hash
@@ -61,6 +61,7 @@ from streams.sla import (
     start_clock,
     terms_for,
 )
+from streams.zone import TZ
 
 S = CaseStatus
 A = AssignmentStatus
@@ -278,7 +279,7 @@ def _open(ctx: _Ctx, c: cmd.OpenCase) -> None:
     if ladder and not c.closed_at_grid:
         clocks = (ctx.clock(Step.LADDER, ladder[0].stay, terms=terms, esc=esc),)
     verifying = c.needs_verification and not c.closed_at_grid and c.routing.dispatch
-    if verifying and terms.verify is not None:  # 核实 has its own clock (DOMAIN.md §4)
+    if verifying and terms.verify is not None:  # 核实 has its own clock (docs/domain.md §4)
         clocks += (ctx.clock(Step.VERIFY, terms.verify, terms=terms, esc=esc),)
     ctx.emit(
         ev.CaseOpened,
@@ -564,7 +565,7 @@ def _dispatch(ctx: _Ctx, routing: Routing, *, ruled: bool = False) -> None:
         aid = f"A{s.next_assignment}"
         terms = s.terms
         later = set(terms.start_on_accept)
-        steps = [(Step.ACCEPT, terms.accept)]
+        steps: list[tuple[Step, Budget | None]] = [(Step.ACCEPT, terms.accept)]
         if role is Role.LEAD:
             steps += [(Step.ON_SITE, terms.on_site), (Step.FIRST_CONTROL, terms.first_control)]
         steps.append((Step.RESOLVE, terms.resolve))
@@ -691,7 +692,7 @@ def _claim(ctx: _Ctx, c: cmd.Claim) -> None:
     if a.status is A.RETURNED:
         raise _reject(f"assignment {a.id} was returned (退单) by {a.department}")
     s = ctx.s
-    later = [(Step.RESOLVE, s.terms.resolve)]
+    later: list[tuple[Step, Budget | None]] = [(Step.RESOLVE, s.terms.resolve)]
     if a.role is Role.LEAD:
         later += [(Step.ON_SITE, s.terms.on_site), (Step.FIRST_CONTROL, s.terms.first_control)]
     clocks = [
@@ -750,7 +751,8 @@ def _return(ctx: _Ctx, c: cmd.Return) -> None:
 def _progress(ctx: _Ctx, c: cmd.Progress) -> None:
     a = _working_on(ctx, c.assignment_id, c.department)
     s = ctx.s
-    clocks, cleared = (), ()
+    clocks: tuple[Clock, ...] = ()
+    cleared: tuple[str, ...] = ()
     if a.role is Role.LEAD:
         if s.terms.progress is not None:
             clocks = (ctx.clock(Step.PROGRESS, s.terms.progress, a.id),)

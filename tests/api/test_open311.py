@@ -4,7 +4,6 @@ becoming a case through ingest.grid-reports, and reading it back by its id."""
 from __future__ import annotations
 
 import uuid
-
 from datetime import datetime
 
 import pytest

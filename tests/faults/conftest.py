@@ -22,8 +22,9 @@ TABLE = PROJECT_DIR / "artifacts" / "faults.md"
 SESSION_TIMEOUT_SECONDS = "2"  # a killed worker's partitions move after this long
 
 
+# ``gridlink_env`` below is the imported fixture, requested by name (not a redefinition)
 @pytest.fixture
-def fault_env(gridlink_env: dict[str, str], tmp_path: Path) -> dict[str, str]:
+def fault_env(gridlink_env: dict[str, str], tmp_path: Path) -> dict[str, str]:  # noqa: F811
     """The test's settings, with short SLA budgets, prompt failover and RocksDB stores."""
     gridlink_env.update({
         "GRIDLINK_RULES_DIR": str(fast_rules(tmp_path)),

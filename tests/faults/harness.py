@@ -228,7 +228,7 @@ class Desks(threading.Thread):
 
 
 def _now() -> datetime:
-    from agents.clock import wall_clock
+    from clock import wall_clock
 
     return wall_clock()
 

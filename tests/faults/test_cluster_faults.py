@@ -18,8 +18,8 @@ from collections.abc import Iterator
 import pytest
 from kafka import KafkaAdminClient, TopicPartition
 
-from agents.clock import wall_clock
 from cli.kafka_local import LocalCluster
+from clock import wall_clock
 from tests.faults.harness import (
     Desks,
     Report,

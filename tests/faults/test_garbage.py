@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from agents.clock import wall_clock
+from clock import wall_clock
 from streams.parse import PARSERS
 from tests.faults.harness import (
     Report,

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from agents.clock import wall_clock
+from clock import wall_clock
 from settings import Settings
 from tests.faults.harness import (
     Desks,

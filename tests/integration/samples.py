@@ -41,9 +41,11 @@ def invalid_samples() -> list[tuple[str, bytes, str]]:
     """(topic, raw bytes, why) for every invalid sample."""
     out = []
     for topic, (stem, _) in _FILES.items():
-        for line in (SAMPLES_DIR / f"{stem}.invalid.jsonl").read_text(encoding="utf-8").splitlines():
+        lines = (SAMPLES_DIR / f"{stem}.invalid.jsonl").read_text(encoding="utf-8").splitlines()
+        for line in lines:
             if line.strip():
                 sample = json.loads(line)
-                raw = sample["raw"].encode() if "raw" in sample else bytes.fromhex(sample["raw_hex"])
+                raw = (sample["raw"].encode() if "raw" in sample
+                       else bytes.fromhex(sample["raw_hex"]))
                 out.append((topic, raw, sample["why"]))
     return out

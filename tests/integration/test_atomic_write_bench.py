@@ -19,8 +19,8 @@ from tests.conftest import PROJECT_DIR
 
 pytestmark = pytest.mark.integration
 
-TINY = ["--runs", "1", "--warmup-inputs", "0", "--inputs", "300", "--partitions", "2", "--rate", "100",
-        "--slow-rate", "20", "--latency-seconds", "1.5", "--warmup-seconds", "0.5"]
+TINY = ["--runs", "1", "--warmup-inputs", "0", "--inputs", "300", "--partitions", "2",
+        "--rate", "100", "--slow-rate", "20", "--latency-seconds", "1.5", "--warmup-seconds", "0.5"]
 
 
 def _events_by_input(bootstrap: str, topic: str, partitions: int) -> dict[bytes, list]:

@@ -12,19 +12,19 @@ from pathlib import Path
 
 import pytest
 
-from agents.clock import wall_clock
+from clock import wall_clock
 from streams.cases import (
     AssignmentDispatched,
     Check,
     Claim,
     Close,
+    Escalate,
     Evaluate,
     Handle,
     ReportOnSite,
-    Satisfaction,
-    Escalate,
     Reroute,
     Return,
+    Satisfaction,
     SupportDone,
     event_decoder,
 )
@@ -72,7 +72,8 @@ def _open_case(kafka, source_id: str) -> tuple[str, list[dict]]:
         event = json.loads(record.value)
         return event["type"] == "case_opened" and event["event"]["source_id"] == source_id
 
-    case_id = json.loads(kafka.wait_for(registry.CASE_EVENTS, opens_it, timeout=40).value)["case_id"]
+    opened = kafka.wait_for(registry.CASE_EVENTS, opens_it, timeout=40)
+    case_id = json.loads(opened.value)["case_id"]
     return case_id, _log(kafka, case_id, until_type="assignment_dispatched")
 
 

@@ -75,8 +75,8 @@ def _env_file(path: Path) -> dict[str, str]:
 
 
 def _librdkafka_version(kcat: str) -> tuple[int, ...]:
-    found = re.search(r"librdkafka (\d+)\.(\d+)\.(\d+)",
-                      subprocess.run([kcat, "-V"], capture_output=True, text=True, check=False).stdout)
+    said = subprocess.run([kcat, "-V"], capture_output=True, text=True, check=False).stdout
+    found = re.search(r"librdkafka (\d+)\.(\d+)\.(\d+)", said)
     assert found, "kcat -V does not say its librdkafka version"
     return tuple(int(part) for part in found.groups())
 
@@ -120,7 +120,8 @@ class Secured:
         extra += ["-p", str(partition)] if partition is not None else []
         return subprocess.run([*self._kcat_args(user, password), "-P", "-t", topic, "-k", key,
                                *extra],
-                              input=value + "\n", capture_output=True, text=True, timeout=60, check=False)
+                              input=value + "\n", capture_output=True, text=True, timeout=60,
+                              check=False)
 
     def read(self, user: str, topic: str) -> subprocess.CompletedProcess[str]:
         """kcat reading ``topic`` from its beginning to its end as ``user`` (no group)."""

@@ -21,7 +21,7 @@ from functools import cache
 from typing import Any, TypeVar
 
 from settings import SHIPPED_REFERENCE_DIR, SHIPPED_RULES_DIR
-from streams.calendar import TZ, WorkCalendar, load_calendar
+from streams.calendar import WorkCalendar, load_calendar
 from streams.cases import (
     AssignmentStatus,
     CaseEvent,
@@ -44,6 +44,7 @@ from streams.records import Event, Level, Role, Routing, Source
 from streams.reference import City, load_city
 from streams.route import route
 from streams.triage_rules import TriageRules, load_triage_rules
+from streams.zone import TZ
 
 C = TypeVar("C", bound=cmd.Command)
 

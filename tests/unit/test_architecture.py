@@ -11,20 +11,20 @@ from tests.conftest import PROJECT_DIR
 
 FORBIDDEN_IN_CORE = {"faust", "mode", "aiokafka", "kafka", "sqlalchemy", "fastapi", "starlette",
                      "uvicorn", "prometheus_client", "opentelemetry", "settings", "topics",
-                     "agents", "api", "store", "observability", "cli", "simulation"}
+                     "agents", "api", "store", "observability", "cli", "simulation", "clock"}
 
 # package → the project packages it may import (besides itself and streams)
 ALLOWED = {
     "streams": set(),
-    "topics": {"settings"},
-    "observability": {"settings"},
-    "store": {"settings", "topics", "observability"},
-    "agents": {"settings", "topics", "store", "observability"},
-    "api": {"settings", "topics", "store", "observability"},
-    "simulation": {"settings", "topics"},
-    "cli": {"settings", "topics", "store", "observability", "agents", "api", "simulation"},
+    "topics": {"settings", "clock"},
+    "observability": {"settings", "clock"},
+    "store": {"settings", "clock", "topics", "observability"},
+    "agents": {"settings", "clock", "topics", "store", "observability"},
+    "api": {"settings", "clock", "topics", "store", "observability"},
+    "simulation": {"settings", "clock", "topics"},
+    "cli": {"settings", "clock", "topics", "store", "observability", "agents", "api", "simulation"},
 }
-PROJECT_PACKAGES = set(ALLOWED) | {"settings"}
+PROJECT_PACKAGES = set(ALLOWED) | {"settings", "clock"}
 
 
 def _imports(path: Path) -> set[str]:

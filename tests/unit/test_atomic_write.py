@@ -3,8 +3,15 @@
 from __future__ import annotations
 
 from benchmarks.atomic_write import (
-    DEPARTMENTS, EVENT_BYTES, INPUT_BYTES, decide, departments_of, ident_is_p1, input_id,
-    input_value, percentiles,
+    DEPARTMENTS,
+    EVENT_BYTES,
+    INPUT_BYTES,
+    decide,
+    departments_of,
+    ident_is_p1,
+    input_id,
+    input_value,
+    percentiles,
 )
 
 

@@ -9,8 +9,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from streams.calendar import TZ, CalendarGap, WorkCalendar, load_calendar, load_override
+from streams.calendar import CalendarGap, WorkCalendar, load_calendar, load_override
 from streams.errors import RulesError
+from streams.zone import TZ
 
 RULES = Path(__file__).resolve().parents[2] / "rules"
 
@@ -48,7 +49,7 @@ def test_official_days(cal: WorkCalendar, day: date, working: bool) -> None:
     assert cal.is_working_day(day) is working
 
 
-# -- DOMAIN.md §4 examples -------------------------------------------------------------
+# -- docs/domain.md §4 examples -------------------------------------------------------------
 
 
 def test_p3_dispatched_before_national_day(cal: WorkCalendar) -> None:

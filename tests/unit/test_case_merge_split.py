@@ -178,7 +178,8 @@ def test_merge_moves_the_events_and_ends_the_absorbed_case() -> None:
 
     # the departments of B hear of it as of any cancellation
     told = department_messages(b, engine.logs["B"][-3:])
-    assert [(d, m["kind"]) for d, m in told] == [("chengguan", "cancelled"), ("township", "cancelled")]
+    assert [(d, m["kind"]) for d, m in told] == [("chengguan", "cancelled"),
+                                                  ("township", "cancelled")]
     assert told[0][1]["reason"] == "merged into case A"
     assert all(holders(engine, e) == ["A"] for e in ids(1, 2, 3))
     check_fold(engine)
@@ -366,7 +367,8 @@ def test_split_opens_a_new_case_with_the_events() -> None:
     ]
     opened = engine.logs["A-S1"][0]
     assert isinstance(opened, E.CaseOpened)
-    assert opened.split_from == "A" and opened.command_id == follow_up_id(command.command_id, "open")
+    assert opened.split_from == "A"
+    assert opened.command_id == follow_up_id(command.command_id, "open")
     assert (new.category, new.priority, new.region, new.level) == ("05.03", Priority.P3, GRID,
                                                                    Level.GRID)  # fmt: skip
     assert [(x.department, x.role) for x in new.assignments] == [
@@ -379,8 +381,8 @@ def test_split_opens_a_new_case_with_the_events() -> None:
     engine.do(C.LinkEvent, "A", event=event(4))
     engine.do(C.SplitCase, "A", events=(event(4),), reason="r")
     assert engine.s("A-S2").event_ids == ids(4) and engine.s("A").event_ids == ids(1)
-    assert all(holders(engine, e) == [c] for e, c in
-               (("grid:r1", "A"), ("grid:r2", "A-S1"), ("grid:r3", "A-S1"), ("grid:r4", "A-S2")))  # fmt: skip
+    held = (("grid:r1", "A"), ("grid:r2", "A-S1"), ("grid:r3", "A-S1"), ("grid:r4", "A-S2"))
+    assert all(holders(engine, e) == [c] for e, c in held)
     check_fold(engine)
 
 

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from streams.calendar import TZ, load_calendar
+from streams.calendar import load_calendar
 from streams.cases import (
     AssignmentStatus,
     CaseClocks,
@@ -44,6 +44,7 @@ from streams.records import (
     Source,
 )
 from streams.sla import Budget
+from streams.zone import TZ
 
 RULES = Path(__file__).resolve().parents[2] / "rules"
 POLICY = load_case_policy(RULES)
@@ -156,7 +157,7 @@ def test_a_case_walks_all_six_steps() -> None:
     assert (support.id, support.department, support.role) == ("A2", "township", Role.SUPPORT)
     assert case.s.clock("A1.accept").due == datetime(
         2026, 10, 8, 16, tzinfo=TZ
-    )  # DOMAIN §4 example
+    )  # docs/domain.md §4 example
     assert lead.return_by == datetime(2026, 10, 9, 16, tzinfo=TZ)
 
     messages = department_messages(case.s, case.log)

@@ -3,8 +3,6 @@ keywords, fallback; the rule loader's validation of codes and keywords."""
 
 from __future__ import annotations
 
-from tests.builders import rules_with
-
 import shutil
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -18,6 +16,7 @@ from streams.classify import best_keyword, classify, event_text, needs_verificat
 from streams.errors import RulesError
 from streams.records import Event, Source
 from streams.triage_rules import load_triage_rules
+from tests.builders import rules_with
 
 RULES_DIR = Path(__file__).parents[2] / "rules"
 RULES = load_triage_rules(RULES_DIR)

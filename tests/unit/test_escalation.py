@@ -1,4 +1,4 @@
-"""Escalation over the five levels (DOMAIN.md §5): rules as data, pure functions,
+"""Escalation over the five levels (docs/domain.md §5): rules as data, pure functions,
 and the ladder (四级七天) and late-goes-up paths through the case machine."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from streams.calendar import TZ, load_calendar
+from streams.calendar import load_calendar
 from streams.cases import alert_messages, apply, decide, load_case_policy, pending_deadlines
 from streams.cases import commands as C
 from streams.cases import events as E
@@ -36,6 +36,7 @@ from streams.records import (
     Source,
 )
 from streams.sla import Budget, Step
+from streams.zone import TZ
 
 RULES = Path(__file__).resolve().parents[2] / "rules"
 GRID = "371502004003007"

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 from datetime import datetime
-from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -14,10 +13,11 @@ from api.errors import InvalidRequest
 from api.idempotency import Answers, Commands, checked_key, command_id_for
 from store.service import Store
 from streams.cases import Claim
-from streams.errors import TransitionRejected
 from streams.cases.replies import CaseReply
+from streams.errors import TransitionRejected
+from streams.zone import TZ
 
-AT = datetime(2026, 11, 26, 10, 0, tzinfo=ZoneInfo("Asia/Shanghai"))
+AT = datetime(2026, 11, 26, 10, 0, tzinfo=TZ)
 DESK = User(name="cg", role=Role.DEPARTMENT, department="chengguan")
 PATH = "/cases/C1/assignments/A1/claim"
 

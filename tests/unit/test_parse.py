@@ -4,7 +4,7 @@ property that no input raises anything but ``InvalidEvent``."""
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -225,7 +225,7 @@ def test_camera_alarm_time_without_offset_is_beijing_time() -> None:
     event = parse_camera_alert(
         _raw(_sample(Source.CAMERA, "CAM-37150200081320000004-20261126T102000-7"))
     )
-    assert event.occurred_at == datetime(2026, 11, 26, 2, 20, tzinfo=timezone.utc)
+    assert event.occurred_at == datetime(2026, 11, 26, 2, 20, tzinfo=UTC)
     assert event.occurred_at.utcoffset() == timedelta(hours=8)
 
 

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-from tests.builders import cls, ev
-
 import re
 from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from msgspec.structs import replace
 
 from streams.classify import classify
+from streams.model import TextModel
 from streams.priority import (
     chinese_number,
     persons_in_text,
@@ -19,11 +19,9 @@ from streams.priority import (
     prioritise,
     signals_found,
 )
-from msgspec.structs import replace
-
-from streams.model import TextModel
 from streams.records import Event, Priority, Source
 from streams.triage_rules import LearnedPriority, load_triage_rules
+from tests.builders import cls, ev
 
 RULES = load_triage_rules(Path(__file__).parents[2] / "rules")
 P1, P2, P3, P4 = Priority.P1, Priority.P2, Priority.P3, Priority.P4

@@ -1,9 +1,7 @@
-"""Routing: the DOMAIN §3 table, conditional and 属地 supports, police-only codes,
+"""Routing: the docs/domain.md §3 table, conditional and 属地 supports, police-only codes,
 self-resolved reports, fallback, entry levels; the routing/triage rule loader."""
 
 from __future__ import annotations
-
-from tests.builders import cls, ev, rules_with
 
 from pathlib import Path
 
@@ -17,6 +15,7 @@ from streams.errors import RulesError
 from streams.records import Level, Location, Routing, Source
 from streams.route import entry_level, route
 from streams.triage_rules import DOMAIN_DEPARTMENTS, load_triage_rules
+from tests.builders import cls, ev, rules_with
 
 RULES_DIR = Path(__file__).parents[2] / "rules"
 RULES = load_triage_rules(RULES_DIR)

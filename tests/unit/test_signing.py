@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import datetime
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -62,9 +63,9 @@ def test_the_key_comes_from_a_setting_or_a_file(tmp_path):
 
 class _Producer:
     def __init__(self) -> None:
-        self.sent: list[dict[str, object]] = []
+        self.sent: list[dict[str, Any]] = []
 
-    async def send_and_wait(self, topic: str, **record: object) -> None:
+    async def send_and_wait(self, topic: str, **record: Any) -> None:
         self.sent.append({"topic": topic, **record})
 
 
@@ -78,8 +79,7 @@ def test_the_api_signs_each_command_it_sends():
     asyncio.run(gateway._send_command(command))
     (record,) = producer.sent
     assert record["topic"] == "cases.commands"
-    assert signing.problem(b"k1", record["key"], record["value"],  # type: ignore[arg-type]
-                           record["headers"]) is None  # type: ignore[arg-type]
+    assert signing.problem(b"k1", record["key"], record["value"], record["headers"]) is None
 
 
 def test_a_secured_worker_or_api_needs_the_key():

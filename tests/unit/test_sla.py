@@ -10,7 +10,7 @@ import msgspec
 import pytest
 from msgspec.structs import replace
 
-from streams.calendar import TZ, WorkCalendar, load_calendar
+from streams.calendar import WorkCalendar, load_calendar
 from streams.errors import RulesError
 from streams.records import Priority
 from streams.sla import (
@@ -30,6 +30,7 @@ from streams.sla import (
     terms_for,
     yellow_card,
 )
+from streams.zone import TZ
 
 RULES = Path(__file__).resolve().parents[2] / "rules"
 WED = datetime(2026, 9, 30, 16, tzinfo=TZ)  # the day before National Day

@@ -35,6 +35,7 @@ def test_rekey_moves_a_legacy_key_to_scrypt_and_passwd_sets_a_password(tmp_path)
     done = runner.invoke(main, ["users", "passwd", "cg", "--file", str(path),
                                 "--password", "市容整洁-2026-春季巡查"])
     assert done.exit_code == 0, done.output
-    assert Directory.load(path).sign_in("cg", "市容整洁-2026-春季巡查").user.department == "chengguan"
+    signed_in = Directory.load(path).sign_in("cg", "市容整洁-2026-春季巡查")
+    assert signed_in.user.department == "chengguan"
     missing = runner.invoke(main, ["users", "rekey", "nobody", "--file", str(path)])
     assert missing.exit_code != 0 and "no user nobody" in missing.output

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
+from streams.cases import apply, decide, pending_deadlines
 from streams.cases import commands as C
 from streams.cases import events as E
 from streams.correlate import TownshipState
-from streams.cases import apply, decide, pending_deadlines
 from streams.errors import TransitionRejected
 from streams.learning import corrections
 from streams.records import (

@@ -1,6 +1,7 @@
-"""The precomputed category compatibility (CorrelationRules.compatible_with) agrees
-with the definition of triage.toml [correlation], for every pair of the shipped
-taxonomy and for codes outside it."""
+"""Which categories may join one case: the table precomputed from triage.toml
+[correlation] (CorrelationRules.compatible_with, built once so triage looks a
+pair up instead of working it out per event) agrees with the rule as written,
+for every pair of the shipped taxonomy and for codes outside it."""
 
 from __future__ import annotations
 
