@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_DIR = Path(__file__).resolve().parent
@@ -38,6 +38,37 @@ class Settings(BaseSettings):
     )
     session_timeout_seconds: float = Field(
         10.0, gt=0, description="consumer session timeout: how fast a dead worker's partitions move"
+    )
+
+    # Kafka security: every client GridLink runs is made with these (topics.clients)
+    kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
+        "PLAINTEXT", description="how clients talk to the brokers: PLAINTEXT (development "
+        "only), SSL (TLS, optionally with a client certificate), SASL_PLAINTEXT or SASL_SSL "
+        "(a user and password, over TLS for SASL_SSL)"
+    )
+    kafka_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = Field(
+        "SCRAM-SHA-512", description="SASL mechanism, with SASL_PLAINTEXT or SASL_SSL"
+    )
+    kafka_user: str | None = Field(None, description="SASL user name (the Kafka principal)")
+    kafka_password: SecretStr | None = Field(None, description="SASL password")
+    kafka_password_file: Path | None = Field(
+        None, description="a file holding the SASL password (instead of kafka_password)"
+    )
+    kafka_ca_file: Path | None = Field(
+        None, description="PEM file of the CA that signed the brokers' certificates (unset: "
+        "the system's trusted CAs)"
+    )
+    kafka_cert_file: Path | None = Field(
+        None, description="PEM client certificate (mutual TLS), with kafka_key_file"
+    )
+    kafka_key_file: Path | None = Field(None, description="PEM private key of kafka_cert_file")
+    command_signing_key: SecretStr | None = Field(
+        None, description="HMAC key that signs and verifies every record on cases.commands "
+        "(topics.signing); required on a secured cluster"
+    )
+    command_signing_key_file: Path | None = Field(
+        None, description="a file holding the command signing key (instead of "
+        "command_signing_key)"
     )
 
     # Local development broker (`gridlink kafka up`)
@@ -122,6 +153,42 @@ class Settings(BaseSettings):
                 raise ValueError(f"{server!r} is not host:port")
         return value
 
+    @model_validator(mode="after")
+    def _kafka_security_is_complete(self) -> Settings:
+        sasl = self.kafka_security_protocol.startswith("SASL_")
+        if sasl and not self.kafka_user:
+            raise ValueError(f"kafka_security_protocol {self.kafka_security_protocol} needs "
+                             "kafka_user (and kafka_password or kafka_password_file)")
+        if sasl and self.kafka_password is None and self.kafka_password_file is None:
+            raise ValueError(f"kafka_security_protocol {self.kafka_security_protocol} needs "
+                             "kafka_password or kafka_password_file")
+        if (self.kafka_cert_file is None) != (self.kafka_key_file is None):
+            raise ValueError("kafka_cert_file and kafka_key_file go together")
+        if self.command_signing_key is not None and self.command_signing_key_file is not None:
+            raise ValueError("give command_signing_key or command_signing_key_file, not both")
+        return self
+
+    @property
+    def kafka_secured(self) -> bool:
+        """Whether clients authenticate to a secured cluster (anything but PLAINTEXT)."""
+        return self.kafka_security_protocol != "PLAINTEXT"
+
+    def kafka_sasl_password(self) -> str | None:
+        """The SASL password: ``kafka_password``, or the first line of its file."""
+        if self.kafka_password is not None:
+            return self.kafka_password.get_secret_value()
+        if self.kafka_password_file is not None:
+            return _first_line(self.kafka_password_file, "kafka_password_file")
+        return None
+
+    def command_signing_secret(self) -> bytes | None:
+        """The command signing key, or None when none is configured."""
+        if self.command_signing_key is not None:
+            return self.command_signing_key.get_secret_value().encode()
+        if self.command_signing_key_file is not None:
+            return _first_line(self.command_signing_key_file, "command_signing_key_file").encode()
+        return None
+
     @property
     def kafka_port(self) -> int:
         """Port of the first bootstrap server (the local broker listens there)."""
@@ -151,7 +218,21 @@ def load_settings() -> Settings:
         return Settings()
     except ValidationError as exc:
         problems = "; ".join(
-            f"GRIDLINK_{'_'.join(str(p) for p in err['loc']).upper()}: {err['msg']}"
+            (f"GRIDLINK_{'_'.join(str(p) for p in err['loc']).upper()}: " if err["loc"]
+             else "") + err["msg"]  # a rule across settings names them in its message
             for err in exc.errors()
         )
         raise InvalidSettings(f"invalid settings: {problems}") from None
+
+
+def _first_line(path: Path, setting: str) -> str:
+    """The secret a file holds: its first line, without the line break."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as error:
+        raise ValueError(f"GRIDLINK_{setting.upper()}: cannot read {path}: "
+                         f"{error.strerror or error}") from None
+    secret = text.splitlines()[0].strip() if text.strip() else ""
+    if not secret:
+        raise ValueError(f"GRIDLINK_{setting.upper()}: {path} is empty")
+    return secret

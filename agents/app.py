@@ -17,17 +17,18 @@ from faust.contrib.opentelemetry import setup_opentelemetry
 from agents import rewind
 from observability import tracing
 from settings import Settings
+from topics import clients
 
 
 def create_app(settings: Settings, datadir: Path) -> faust.App:
     """A Faust app wired to the broker and tuned for prompt recovery; with tracing on
     (:mod:`observability.tracing`), each record an agent takes is a span."""
     rewind.install()  # a rebalance must not skip never-committed partitions' records
-    brokers = [f"kafka://{server.strip()}" for server in settings.kafka_bootstrap.split(",")]
     session_timeout = settings.session_timeout_seconds
     app = faust.App(
         settings.app_id,
-        broker=brokers,
+        broker=clients.faust_broker(settings),
+        broker_credentials=clients.faust_credentials(settings),
         store="memory://",
         datadir=str(datadir),
         topic_partitions=settings.partitions,

@@ -25,7 +25,7 @@ from streams.locate import locate
 from streams.parse import PARSERS
 from streams.records import LocatedEvent, Source
 from streams.reference import City
-from topics import codecs, registry
+from topics import codecs, registry, signing
 from topics.deadletter import dead_letter
 from topics.placement import Placement
 
@@ -52,6 +52,7 @@ class Intake:
         self.sources = {settings.topic(name): source
                         for name, source in registry.INGEST_SOURCES.items()}
         self.commands = settings.topic(registry.CASE_COMMANDS)
+        self.signing_key = signing.key_for(settings)
         self.dead_letters = settings.topic(registry.DEAD_LETTER)
 
     @property
@@ -85,8 +86,9 @@ class Intake:
                             f"{type(error).__name__}: {error}", None)
                 return
         township = located.partition_key
-        batches.add(self.commands, self.placement.of_township(township),
-                    township.encode(), codecs.encode(located), headers,
+        key, value = township.encode(), codecs.encode(located)
+        batches.add(self.commands, self.placement.of_township(township), key, value,
+                    signing.signed(self.signing_key, key, value, headers),
                     what=located.event.event_id)
 
     def reject(self, record: ConsumerRecord, batches: Batches, headers: list[tuple[str, bytes]],

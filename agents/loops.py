@@ -20,6 +20,7 @@ from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 from mode import Service
 
 from settings import Settings
+from topics import clients
 
 log = logging.getLogger(__name__)
 
@@ -52,9 +53,9 @@ class ConsumerLoop(Service):
 
     async def on_start(self) -> None:
         session_ms = int(self.settings.session_timeout_seconds * 1000)
-        self.consumer = AIOKafkaConsumer(
+        self.consumer = clients.aio_consumer(
+            self.settings,
             *self.topics,
-            bootstrap_servers=self.settings.kafka_bootstrap,
             client_id=f"gridlink-{self.name}",
             group_id=self.group,
             enable_auto_commit=False,

@@ -26,7 +26,7 @@ from aiokafka.structs import RecordMetadata
 
 from observability import metrics
 from settings import Settings
-from topics import registry
+from topics import clients, registry
 
 log = logging.getLogger(__name__)
 
@@ -57,8 +57,8 @@ class Producer:
         self._producer: AIOKafkaProducer | None = None
 
     async def start(self) -> None:
-        self._producer = AIOKafkaProducer(
-            bootstrap_servers=self.settings.kafka_bootstrap,
+        self._producer = clients.aio_producer(
+            self.settings,
             client_id=self.client_id,
             enable_idempotence=True,  # acks=all; retries never duplicate nor reorder
             linger_ms=0,

@@ -208,15 +208,16 @@ def _check_cluster(settings: Settings, directory: Path) -> None:
 
 
 def _cluster_id(settings: Settings) -> str | None:
-    from kafka import KafkaAdminClient
     from kafka.errors import KafkaError
+
+    from topics import clients
 
     chatter = logging.getLogger("kafka")  # its connection log lines, at info
     level = chatter.level
     chatter.setLevel(logging.WARNING)
     try:
-        admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap,
-                                 client_id="gridlink-state", bootstrap_timeout_ms=10_000)
+        admin = clients.admin(settings, client_id="gridlink-state",
+                              bootstrap_timeout_ms=10_000)
         try:
             return str(admin.describe_cluster()["cluster_id"])
         finally:

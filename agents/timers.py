@@ -30,7 +30,7 @@ from observability import metrics
 from settings import Settings
 from streams.cases import CaseClocks, CaseState, next_wakeup, pending_deadlines
 from streams.timers import ArmedFires, DeadlineIndex
-from topics import codecs, registry
+from topics import codecs, registry, signing
 from topics.placement import Placement
 
 log = logging.getLogger(__name__)
@@ -166,11 +166,13 @@ class TimerTask:
         self.producer = producer
         self.timers = timers
         self.commands = settings.topic(registry.CASE_COMMANDS)
+        self.signing_key = signing.key_for(settings)
 
     async def send(self, fires: list[tuple[float, bytes, bytes]]) -> None:
         batches = self.producer.batches()
         for _, key, record in fires:
             batches.add(self.commands, self.placement.of_case(key.decode()), key, record,
+                        signing.signed(self.signing_key, key, record),
                         what=f"fire {key.decode()}")
         await batches.send()
         sent_at = wall_clock().timestamp()

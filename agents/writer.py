@@ -48,8 +48,7 @@ from pathlib import Path
 from typing import Any
 
 import msgspec
-from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka import TopicPartition
 
 from agents.clock import SHANGHAI, wall_clock
 from agents.producer import Batches, Header, Producer
@@ -70,7 +69,7 @@ from streams.handlers import fold as fold_case
 from streams.records import LocatedEvent
 from streams.township import evolve as evolve_township
 from streams.township import township_of
-from topics import codecs, registry
+from topics import clients, codecs, registry, signing
 from topics.deadletter import dead_letter
 from topics.placement import Placement
 
@@ -202,6 +201,7 @@ class Writer:
         self.replies_topic, self.alerts_topic = (name(registry.CASE_REPLIES),
                                                  name(registry.COMMAND_ALERTS))
         self.dead_letter_topic = name(registry.DEAD_LETTER)
+        self.signing_key = signing.key_for(settings)  # None: nothing checked
         self._recoveries: dict[int, asyncio.Task[None]] = {}
         self._unacknowledged = False  # a window is decided and not all of it acknowledged
         self._department_partitions: dict[str, int] = {}
@@ -253,8 +253,7 @@ class Writer:
 
     async def _committed(self, number: int) -> int:
         """The group's committed offset of ``cases.commands[number]`` (0 if none)."""
-        admin = AIOKafkaAdminClient(bootstrap_servers=self.settings.kafka_bootstrap,
-                                    client_id="gridlink-writer")
+        admin = clients.aio_admin(self.settings, client_id="gridlink-writer")
         await admin.start()
         try:
             tp = TopicPartition(self.commands_topic, number)
@@ -269,9 +268,9 @@ class Writer:
                          ) -> tuple[int, int, int]:
         """Read ``cases.events[partition]`` from ``offset`` to its end: fold the events of
         inputs before ``start``, keep the others aside. Returns (folded, kept, end)."""
-        consumer = AIOKafkaConsumer(bootstrap_servers=self.settings.kafka_bootstrap,
-                                    group_id=None, enable_auto_commit=False,
-                                    client_id="gridlink-writer-recovery",
+        consumer = clients.aio_consumer(self.settings,
+                                        group_id=None, enable_auto_commit=False,
+                                        client_id="gridlink-writer-recovery",
                                     max_partition_fetch_bytes=8 * 2**20,
                                     fetch_max_bytes=32 * 2**20)
         tp = TopicPartition(self.events_topic, partition.number)
@@ -375,9 +374,9 @@ class Writer:
                     "%d inputs between", partition.number, offset, partition.input_next,
                     offset - partition.input_next)
         metrics.INPUTS_MISSED.inc(offset - partition.input_next)
-        consumer = AIOKafkaConsumer(bootstrap_servers=self.settings.kafka_bootstrap,
-                                    group_id=None, enable_auto_commit=False,
-                                    client_id="gridlink-writer-gap")
+        consumer = clients.aio_consumer(self.settings, group_id=None,
+                                        enable_auto_commit=False,
+                                        client_id="gridlink-writer-gap")
         tp = TopicPartition(self.commands_topic, partition.number)
         found: list[Input] = []
         await consumer.start()
@@ -407,6 +406,10 @@ class Writer:
                 self._fold_logged(partition, logged.event)
 
     async def _take(self, partition: Partition, item: Input, out: Outputs) -> None:
+        unsigned = signing.problem(self.signing_key, item.key, item.value, item.headers)
+        if unsigned is not None:  # not from GridLink's API or workers: never applied
+            self._reject(item, out, *unsigned)
+            return
         try:
             decoded = codecs.decode_input(item.value)
             if isinstance(decoded, LocatedEvent):
@@ -424,6 +427,13 @@ class Writer:
             self._reject(item, out, "invalid_command", str(error))
             return
         place = self.placement.of_township(township)
+        if place != item.partition and self.signing_key is not None:
+            # GridLink's API and workers place what they sign; a signed record elsewhere
+            # was moved, or placed by something that holds the key and should not
+            self._reject(item, out, "wrong_partition",
+                         f"township {township}'s writer reads partition {place} of "
+                         f"{self.commands_topic}, not {item.partition}")
+            return
         if place != item.partition:  # an ordinary client's choice: to its writer
             out.others.add(self.commands_topic, place, item.key, item.value, item.headers,
                            timestamp_ms=item.timestamp_ms, what=f"forward to {township}")
@@ -513,15 +523,18 @@ class Writer:
         case_key = (outcome.case.case_id.encode() if outcome.case is not None
                     else item.key)
         for department, payload in outcome.departments:
-            topic = self.settings.topic(registry.department_topic(department))
-            out.others.add(topic, 0, case_key, codecs.encode(payload), headers,
-                           what=f"{department} {payload.get('case_id')}")
+            encoded = codecs.encode(payload)
+            # the department's queue, and its unit's where it is served per jurisdiction
+            for name in registry.queue_topics(department, str(payload.get("region") or "")):
+                out.others.add(self.settings.topic(name), 0, case_key, encoded, headers,
+                               what=f"{department} {payload.get('case_id')}")
         for payload in outcome.alerts:
             out.others.add(self.alerts_topic, 0, case_key, codecs.encode(payload), headers,
                            what=f"alert {payload.get('case_id')}")
         for command in outcome.commands:
+            key, value = command.case_id.encode(), codecs.encode(command)
             out.others.add(self.commands_topic, self.placement.of_case(command.case_id),
-                           command.case_id.encode(), codecs.encode(command), headers,
+                           key, value, signing.signed(self.signing_key, key, value, headers),
                            what=f"command {command.command_id}")
         if outcome.reply is not None:
             reply = outcome.reply

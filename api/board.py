@@ -62,7 +62,7 @@ from streams.cases import (
 from streams.records import Level
 from streams.records import Role as AssignmentRole
 from streams.sla import Clock
-from topics import registry
+from topics import clients, registry
 
 log = logging.getLogger(__name__)
 
@@ -207,9 +207,10 @@ class BoardFeed:
     async def _run(self) -> None:
         while True:
             # subscribed without a group: every partition, positioned at the end
-            consumer = AIOKafkaConsumer(*self._decoders, group_id=None, enable_auto_commit=False,
-                                        auto_offset_reset="latest",
-                                        bootstrap_servers=self.settings.kafka_bootstrap)
+            consumer = clients.aio_consumer(self.settings, *self._decoders, group_id=None,
+                                            enable_auto_commit=False,
+                                            auto_offset_reset="latest",
+                                            client_id="gridlink-api-board")
             try:
                 await consumer.start()
                 await self._at_end(consumer)

@@ -33,7 +33,7 @@ from observability import tracing
 from settings import Settings
 from streams.cases import Command, follow_up_id
 from streams.errors import TransitionRejected
-from topics import codecs, registry
+from topics import clients, codecs, registry, signing
 from topics.placement import Placement
 from streams.cases.replies import CaseReply
 
@@ -72,13 +72,14 @@ class CommandGateway:
         self._consumer: AIOKafkaConsumer | None = None
         self._reader: asyncio.Task[None] | None = None
         self.placement = Placement()
+        self._signing_key = signing.key_for(settings)
 
     async def start(self) -> None:
-        bootstrap = self.settings.kafka_bootstrap
-        self._producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all",
-                                          linger_ms=0, enable_idempotence=True)
-        self._consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None,
-                                          enable_auto_commit=False)
+        self._producer = clients.aio_producer(self.settings, client_id="gridlink-api",
+                                              acks="all", linger_ms=0,
+                                              enable_idempotence=True)
+        self._consumer = clients.aio_consumer(self.settings, client_id="gridlink-api-replies",
+                                              group_id=None, enable_auto_commit=False)
         await self._producer.start()
         await self._consumer.start()
         self.placement.partitions = len(
@@ -162,10 +163,12 @@ class CommandGateway:
 
     async def _send_command(self, command: Command) -> None:
         assert self._producer is not None
+        key, value = command.case_id.encode(), codecs.encode(command)
         await self._producer.send_and_wait(
-            self.settings.topic(registry.CASE_COMMANDS), key=command.case_id.encode(),
-            value=codecs.encode(command), partition=self.placement.of_case(command.case_id),
-            headers=tracing.outgoing_headers())
+            self.settings.topic(registry.CASE_COMMANDS), key=key, value=value,
+            partition=self.placement.of_case(command.case_id),
+            headers=signing.signed(self._signing_key, key, value,
+                                   tracing.outgoing_headers() or []))
 
     async def send_chain(self, command: Command,
                          follow_up: str) -> tuple[CaseReply, CaseReply | None]:

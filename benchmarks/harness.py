@@ -26,8 +26,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Self
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from kafka import KafkaAdminClient
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from kafka.errors import CoordinatorNotAvailableError
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -35,7 +34,7 @@ from settings import Settings
 from simulation.generator import Generator, Message, Mix, Options
 from streams.reference import load_city
 from streams.triage_rules import load_triage_rules
-from topics import registry
+from topics import clients, registry
 from topics.admin import create_topics
 
 
@@ -98,6 +97,7 @@ class Run:
     table_store: str = field(default_factory=lambda: Settings().table_store)  # of every worker
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:6])
     broker_pid: int | None = None  # of the broker the bench started (its CPU is reported)
+    own_broker: bool = False  # the bench started it: plaintext, whatever the environment says
     processes: list[Worker] = field(default_factory=list)
 
     def stage(self, name: str, *, partitions: int = 4, **extra: str) -> Stage:
@@ -117,11 +117,12 @@ class Run:
             "GRIDLINK_STATE_DIR": str(directory / "state"),
             "GRIDLINK_LOG_LEVEL": "warning",
             "GRIDLINK_WORKER_METRICS_PORT": "0",
+            **({"GRIDLINK_KAFKA_SECURITY_PROTOCOL": "PLAINTEXT"} if self.own_broker else {}),
             **extra,
         }
         settings = Settings(**{k.removeprefix("GRIDLINK_").lower(): v for k, v in env.items()})
         city = load_city(settings.reference_dir)
-        create_topics(settings, registry.contract_topics(settings, city.departments))
+        create_topics(settings, registry.city_topics(settings, city))
         return Stage(name, settings, env)
 
     def start_worker(self, stage: Stage, *, label: str = "worker", module: str | None = None,
@@ -236,13 +237,14 @@ def corpus(count: int, *, seed: int, events_per_second: float = 5.0,
     return list(Generator(city, rules, options).take(count=count))
 
 
-async def produce(bootstrap: str, stage: Stage, messages: Sequence[Message], *,
+async def produce(stage: Stage, messages: Sequence[Message], *,
                   rate: float | None = None) -> dict[bytes, float]:
     """Send ``messages`` to their ingest topics, as fast as possible or at ``rate``
     per second; returns each key's send time (epoch seconds), also its record
     timestamp."""
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=2, acks="all",
-                                max_request_size=registry.DEAD_LETTER_MAX_BYTES)
+    producer = clients.aio_producer(stage.settings, linger_ms=2, acks="all",
+                                    max_request_size=registry.DEAD_LETTER_MAX_BYTES,
+                                    client_id="gridlink-bench")
     await producer.start()
     sent: dict[bytes, float] = {}
     try:
@@ -266,13 +268,13 @@ async def produce(bootstrap: str, stage: Stage, messages: Sequence[Message], *,
     return sent
 
 
-def wait_for_group(bootstrap: str, group_id: str, members: int, *,
+def wait_for_group(settings: Settings, group_id: str, members: int, *,
                    timeout: float = 120.0) -> float:
     """Wait until consumer group ``group_id`` is stable with ``members`` members, each
     with partitions assigned; returns the seconds waited. A stage that times its
     workers from here on leaves their joining, and the rebalance each newcomer
     causes, out of its figures."""
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="gridlink-bench")
+    admin = clients.admin(settings, client_id="gridlink-bench")
     started = time.monotonic()
     group: dict[str, Any] = {}
     try:
@@ -303,13 +305,14 @@ async def partitions_of(consumer: AIOKafkaConsumer, topic: str) -> set[int]:
 class OffsetWatch:
     """Polls the summed end offsets of some topics; knows when they stopped moving."""
 
-    def __init__(self, bootstrap: str, topics: Sequence[str]) -> None:
-        self.bootstrap, self.topics = bootstrap, list(topics)
+    def __init__(self, settings: Settings, topics: Sequence[str]) -> None:
+        self.settings, self.topics = settings, list(topics)
         self.consumer: AIOKafkaConsumer | None = None
         self.tps: list[TopicPartition] = []
 
     async def __aenter__(self) -> Self:
-        self.consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, group_id=None)
+        self.consumer = clients.aio_consumer(self.settings, group_id=None,
+                                             client_id="gridlink-bench")
         await self.consumer.start()
         for topic in self.topics:
             partitions = await partitions_of(self.consumer, topic)

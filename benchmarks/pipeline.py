@@ -17,8 +17,6 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-
 from benchmarks.harness import (
     OffsetWatch,
     Run,
@@ -36,7 +34,7 @@ from streams.locate import locate
 from streams.parse import PARSERS
 from streams.reference import load_city
 from streams.triage_rules import load_triage_rules
-from topics import codecs, registry
+from topics import clients, codecs, registry
 
 SETTLE_SECONDS = 3.0  # latency: no more department messages this long after the last send
 STORE_WAIT_SECONDS = 15.0  # every other hop done, the store unchanged this long: report it
@@ -52,16 +50,16 @@ async def lpipe(run: Run, messages: Sequence[Message]) -> dict[str, Any]:
     """Consume → decode → classify → encode → produce with aiokafka and no framework:
     the ceiling of any Python pipeline on this machine."""
     stage = run.stage("lpipe")
-    await produce(run.bootstrap, stage, messages)
+    await produce(stage, messages)
     settings = stage.settings
     city = load_city(settings.reference_dir)
     rules = load_triage_rules(settings.rules_dir, departments=city.departments)
     sources = {stage.topic(name): source for name, source in registry.INGEST_SOURCES.items()}
     out_topic = stage.topic(registry.CASE_COMMANDS)
-    consumer = AIOKafkaConsumer(*sources, bootstrap_servers=run.bootstrap,
-                                group_id=f"lpipe-{run.run_id}", auto_offset_reset="earliest",
-                                enable_auto_commit=False, max_poll_records=2000)
-    producer = AIOKafkaProducer(bootstrap_servers=run.bootstrap, linger_ms=5, acks="all")
+    consumer = clients.aio_consumer(settings, *sources,
+                                    group_id=f"lpipe-{run.run_id}", auto_offset_reset="earliest",
+                                    enable_auto_commit=False, max_poll_records=2000)
+    producer = clients.aio_producer(settings, linger_ms=5, acks="all")
     await consumer.start()
     await producer.start()
     done = 0
@@ -104,10 +102,10 @@ async def lpipe(run: Run, messages: Sequence[Message]) -> dict[str, Any]:
 async def fbase(run: Run, messages: Sequence[Message]) -> dict[str, Any]:
     """A bare Faust agent decoding and forwarding the same messages."""
     stage = run.stage("fbase")
-    await produce(run.bootstrap, stage, messages)
+    await produce(stage, messages)
     worker = run.start_worker(stage, label="fbase", module="benchmarks.fbase")
     try:
-        async with OffsetWatch(run.bootstrap, [stage.topic(registry.CASE_COMMANDS)]) as out:
+        async with OffsetWatch(stage.settings, [stage.topic(registry.CASE_COMMANDS)]) as out:
             first, last, count, cpu = await _drain(out, len(messages), worker=worker)
     finally:
         worker.stop()
@@ -177,9 +175,9 @@ async def pipeline(run: Run, messages: Sequence[Message], *, workers: int = 1,
         started_all = started
     # The corpus goes in once every worker has its partitions: a worker joining later
     # would stop them all for a rebalance in the middle of the drain.
-    await asyncio.to_thread(wait_for_group, run.bootstrap, stage.settings.app_id,
+    await asyncio.to_thread(wait_for_group, stage.settings, stage.settings.app_id,
                             len(started_all))
-    await produce(run.bootstrap, stage, messages)
+    await produce(stage, messages)
 
     labels = [w.log_path.stem for w in started_all]  # worker1, worker2…, projection
 
@@ -198,8 +196,8 @@ async def pipeline(run: Run, messages: Sequence[Message], *, workers: int = 1,
     progress: tuple[int, ...] = ()
     moved = time.perf_counter()
     topic = stage.topic
-    async with OffsetWatch(run.bootstrap, [topic(registry.DEAD_LETTER)]) as rejected, \
-            OffsetWatch(run.bootstrap, [topic(registry.CASE_EVENTS)]) as logged:
+    async with OffsetWatch(stage.settings, [topic(registry.DEAD_LETTER)]) as rejected, \
+            OffsetWatch(stage.settings, [topic(registry.CASE_EVENTS)]) as logged:
         while True:
             if time.monotonic() > deadline:
                 raise RuntimeError(
@@ -255,13 +253,13 @@ async def latency(run: Run, stage: Stage, messages: Sequence[Message], *,
     settings: Settings = stage.settings
     departments = load_city(settings.reference_dir).departments
     topics = [stage.topic(registry.department_topic(code)) for code in departments]
-    consumer = AIOKafkaConsumer(*topics, bootstrap_servers=run.bootstrap, group_id=None,
-                                auto_offset_reset="latest")
+    consumer = clients.aio_consumer(settings, *topics, group_id=None,
+                                    auto_offset_reset="latest")
     await consumer.start()
     await consumer.getmany(timeout_ms=500)  # positions resolved before anything is sent
     for tp in consumer.assignment():
         await consumer.position(tp)
-    sending = asyncio.create_task(produce(run.bootstrap, stage, messages, rate=rate))
+    sending = asyncio.create_task(produce(stage, messages, rate=rate))
     seen: list[tuple[int, list[bytes], str]] = []  # (record time ms, report ids, priority)
     sent: dict[bytes, float] | None = None
     quiet_since = time.monotonic()

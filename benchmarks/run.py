@@ -179,7 +179,8 @@ def main(*, stages: list[str], events: int, latency_seconds: float, open_cases: 
             results["broker_start_seconds"] = round(time.monotonic() - started, 1)
             bootstrap = broker.bootstrap
         run = Run(bootstrap=bootstrap, workdir=Path(tmp) / "work", seed=seed,
-                  table_store=table_store, broker_pid=broker.pid() if broker else None)
+                  table_store=table_store, broker_pid=broker.pid() if broker else None,
+                  own_broker=broker is not None)
         try:
             asyncio.run(_stages(run, stages, events=events, latency_seconds=latency_seconds,
                                 latency_rate=latency_rate,

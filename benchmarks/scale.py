@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import TopicPartition
 from msgspec.structs import replace
 
 from benchmarks.harness import (
@@ -51,7 +51,7 @@ from benchmarks.timers import Engine, distinct_states, shifted, shifted_event
 from streams.cases import CaseState, command_decoder, event_decoder, next_wakeup, pending_deadlines
 from streams.cases.commands import FireDeadline
 from streams.cases.events import RedCard, YellowCard
-from topics import codecs, registry
+from topics import clients, codecs, registry
 from topics.placement import case_partition
 
 WINDOW_SECONDS = 60.0  # by default, the spread wake-ups fall due over this long
@@ -87,8 +87,8 @@ async def _seed(run: Run, stage: Stage, n: int, *, start: datetime, window: floa
     states = distinct_states(engine, min(DISTINCT, n), seed=run.seed)
     topic = stage.topic(registry.CASE_EVENTS)
     partitions = stage.settings.partitions
-    producer = AIOKafkaProducer(bootstrap_servers=run.bootstrap, linger_ms=20,
-                                max_batch_size=512 * 1024, acks=1)
+    producer = clients.aio_producer(stage.settings, linger_ms=20,
+                                    max_batch_size=512 * 1024, acks=1)
     await producer.start()
     seeded = Seeded()
     burst_at = start + timedelta(seconds=window / 2)
@@ -140,10 +140,10 @@ async def _wait_for(worker: Worker, pattern: re.Pattern[str], *, count: int = 1,
     raise RuntimeError(f"no {pattern.pattern!r} within {timeout:.0f} s:\n{worker.log()[-3000:]}")
 
 
-async def _records(run: Run, topic: str) -> list[Any]:
+async def _records(stage: Stage, topic: str) -> list[Any]:
     """Every record of ``topic`` up to its end offsets now."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=run.bootstrap, group_id=None,
-                                enable_auto_commit=False, max_poll_records=10_000)
+    consumer = clients.aio_consumer(stage.settings, group_id=None,
+                                    enable_auto_commit=False, max_poll_records=10_000)
     await consumer.start()
     try:
         tps = [TopicPartition(topic, p) for p in sorted(await partitions_of(consumer, topic))]
@@ -170,7 +170,7 @@ async def _fires(run: Run, stage: Stage, seeded: Seeded, *, killed_at: float
     first: dict[tuple[str, str, str], float] = {}  # before the kill: its lateness
     fired: set[tuple[str, str, str]] = set()  # by either worker
     sent: Counter[str] = Counter()
-    for record in await _records(run, stage.topic(registry.CASE_COMMANDS)):
+    for record in await _records(stage, stage.topic(registry.CASE_COMMANDS)):
         if b"fire_deadline" not in (record.value or b""):
             continue
         command = command_decoder.decode(record.value)
@@ -185,7 +185,7 @@ async def _fires(run: Run, stage: Stage, seeded: Seeded, *, killed_at: float
     # card; the same (case_id, seq) again is the same card written again after the
     # kill (at least once), which every consumer drops by (case_id, seq)
     cards: dict[tuple[str, str, str], Counter[int]] = {}
-    for record in await _records(run, stage.topic(registry.CASE_EVENTS)):
+    for record in await _records(stage, stage.topic(registry.CASE_EVENTS)):
         if b"_card" in (record.value or b""):
             event = event_decoder.decode(record.value)
             if isinstance(event, YellowCard | RedCard):
@@ -252,12 +252,12 @@ async def scale(run: Run, *, open_cases: int, rate: float, say: Callable[[str], 
     window_end = start + timedelta(seconds=window + 2)
     seconds_left = max((window_end - datetime.now().astimezone()).total_seconds(), 1.0)
     count = min(len(traffic) // 2, int(rate * seconds_left))
-    await produce(run.bootstrap, stage, traffic[:count], rate=count / seconds_left)
+    await produce(stage, traffic[:count], rate=count / seconds_left)
     worker.check()
 
     # 5. kill -9 and a replacement, while traffic keeps coming
-    async with OffsetWatch(run.bootstrap, [stage.topic(registry.CASE_EVENTS)]) as admitted:
-        sending = asyncio.create_task(produce(run.bootstrap, stage, traffic[count:], rate=rate))
+    async with OffsetWatch(stage.settings, [stage.topic(registry.CASE_EVENTS)]) as admitted:
+        sending = asyncio.create_task(produce(stage, traffic[count:], rate=rate))
         await asyncio.sleep(2)
         worker.kill()
         killed, killed_at = time.monotonic(), time.time()

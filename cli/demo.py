@@ -74,9 +74,9 @@ def _wait_for(log: Path, text: str, proc: subprocess.Popen, timeout: float,
 
 def feed_samples(settings: Settings) -> int:
     """Produce the contract's valid sample events to their ingest topics."""
-    from kafka import KafkaProducer
+    from topics import clients
 
-    producer = KafkaProducer(bootstrap_servers=settings.kafka_bootstrap, acks="all")
+    producer = clients.producer(settings, acks="all", client_id="gridlink-demo")
     sent = 0
     for topic, (filename, key_field) in SAMPLE_FILES.items():
         for line in (SAMPLES_DIR / filename).read_text(encoding="utf-8").splitlines():

@@ -12,6 +12,15 @@ each a broker and one of three voters of the controller quorum, each with its
 own data directory (``<kafka dir>/node-<id>``), ports, pid file and logs, so a
 test can kill one (``kill -9``, ``kill -STOP``) and start it again on its data.
 
+``gridlink kafka up --secure`` (one node or several) runs them as a secured cluster
+is run (:class:`LocalSecurity`): a CA and a certificate per node it generates with
+``openssl``, one SASL_SSL listener for clients and between brokers (SCRAM), the
+controllers' own listener over TLS (PLAIN, with the broker's static credentials:
+SCRAM users live in the metadata the controllers serve), SCRAM users added when
+storage is formatted (``kafka-storage format --add-scram``), the KRaft
+``StandardAuthorizer`` with only the broker itself and the administrator as super
+users, and no topic created by a client's mere mention.
+
 Everything is real Apache Kafka; nothing here imitates a broker.
 """
 
@@ -19,17 +28,26 @@ from __future__ import annotations
 
 import base64
 import os
+import secrets
 import shutil
 import signal
 import socket
+import ssl
 import struct
 import subprocess
 import time
 import uuid
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+from settings import Settings
+from topics.acls import ADMIN
 from topics.registry import replication_for
+
+if TYPE_CHECKING:
+    from kafka import KafkaAdminClient
 
 KAFKA_VERSION = "4.1.1"
 _HERE = Path(__file__).resolve().parent
@@ -83,6 +101,216 @@ class LocalKafkaError(RuntimeError):
     """Something an operator must fix before the local broker can run."""
 
 
+BROKER_USER = "broker"  # the brokers' own principal, between brokers and to controllers
+SCRAM_MECHANISMS = ("SCRAM-SHA-256", "SCRAM-SHA-512")
+CLIENT_MECHANISM = "SCRAM-SHA-512"
+SECURED_MARKER = "secured"  # in a node's data dir: its storage was formatted --secure
+CERT_DAYS = 825
+
+
+@dataclass(frozen=True)
+class LocalSecurity:
+    """The secrets of a secured local cluster, kept in ``directory`` (``<kafka dir>/secure``):
+    ``ca.pem`` (and its key), ``node-<id>.pem`` (each node's key and certificate, for
+    127.0.0.1 and localhost), ``users/<name>.password`` (0600) for the brokers' own user
+    and every user of ``users``, and ``command-signing.key``. Made once
+    (:meth:`prepare`), kept until ``--fresh``."""
+
+    directory: Path
+    users: tuple[str, ...] = ()  # SCRAM users a client may be: the ACL table's principals
+    host: str = "127.0.0.1"
+    super_users: tuple[str, ...] = field(default=(BROKER_USER, ADMIN))
+
+    @property
+    def ca_file(self) -> Path:
+        return self.directory / "ca.pem"
+
+    @property
+    def signing_key_file(self) -> Path:
+        return self.directory / "command-signing.key"
+
+    def keystore(self, node_id: int) -> Path:
+        return self.directory / f"node-{node_id}.pem"
+
+    def password_file(self, user: str) -> Path:
+        return self.directory / "users" / f"{user}.password"
+
+    def password(self, user: str) -> str:
+        return self.password_file(user).read_text(encoding="utf-8").strip()
+
+    @property
+    def all_users(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys((BROKER_USER, *self.super_users, *self.users)))
+
+    # ---- making the secrets ---------------------------------------------------------
+
+    def prepare(self, node_ids: Sequence[int]) -> None:
+        """The CA, a certificate per node, a password per user and the signing key, each
+        made unless it exists."""
+        _require("openssl", "openssl makes the local cluster's CA and certificates")
+        (self.directory / "users").mkdir(parents=True, exist_ok=True)
+        os.chmod(self.directory, 0o700)
+        if not self.ca_file.exists():
+            self._openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes",
+                          "-keyout", str(self.directory / "ca.key"), "-out", str(self.ca_file),
+                          "-days", str(CERT_DAYS), "-subj", "/CN=GridLink local Kafka CA",
+                          "-addext", "basicConstraints=critical,CA:TRUE",
+                          "-addext", "keyUsage=critical,keyCertSign,cRLSign")
+        for node_id in node_ids:
+            if not self.keystore(node_id).exists():
+                self._node_certificate(node_id)
+        for user in self.all_users:
+            _secret_file(self.password_file(user), secrets.token_urlsafe(24))
+        _secret_file(self.signing_key_file, secrets.token_urlsafe(32))
+
+    def _node_certificate(self, node_id: int) -> None:
+        work = self.directory / f"node-{node_id}.work"
+        work.mkdir(exist_ok=True)
+        key, csr, cert, ext = (work / n for n in ("key.pem", "csr.pem", "cert.pem", "ext.cnf"))
+        names = ["IP:127.0.0.1", "DNS:localhost"]
+        if self.host not in ("127.0.0.1", "localhost"):
+            names.append(f"{'IP' if _is_ip(self.host) else 'DNS'}:{self.host}")
+        ext.write_text(f"subjectAltName={','.join(names)}\n"
+                       "extendedKeyUsage=serverAuth,clientAuth\n")
+        self._openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key),
+                      "-out", str(csr), "-subj", f"/CN=gridlink-kafka-{node_id}")
+        self._openssl("x509", "-req", "-in", str(csr), "-CA", str(self.ca_file),
+                      "-CAkey", str(self.directory / "ca.key"), "-CAcreateserial",
+                      "-out", str(cert), "-days", str(CERT_DAYS), "-extfile", str(ext))
+        keystore = self.keystore(node_id)
+        _secret_file(keystore, key.read_text() + cert.read_text() + self.ca_file.read_text())
+        shutil.rmtree(work)
+
+    @staticmethod
+    def _openssl(*args: str) -> None:
+        result = subprocess.run(["openssl", *args], capture_output=True, text=True)
+        if result.returncode != 0:
+            raise LocalKafkaError(f"openssl {args[0]} failed: {result.stderr.strip()}")
+
+    # ---- what the brokers and the clients are given --------------------------------
+
+    def scram_arguments(self) -> list[str]:
+        """``kafka-storage format`` arguments adding every user's SCRAM credentials."""
+        return [argument for user in self.all_users for mechanism in SCRAM_MECHANISMS
+                for argument in ("--add-scram",
+                                 f"{mechanism}=[name={user},password={self.password(user)}]")]
+
+    def server_properties(self, node_id: int, host: str, port: int,
+                          controller_port: int) -> list[str]:
+        """The listener, TLS, SASL and authorizer lines of node ``node_id``."""
+        secret = self.password(BROKER_USER)
+        scram = ("org.apache.kafka.common.security.scram.ScramLoginModule required "
+                 f'username="{BROKER_USER}" password="{secret}";')
+        plain = ("org.apache.kafka.common.security.plain.PlainLoginModule required "
+                 f'username="{BROKER_USER}" password="{secret}" user_{BROKER_USER}="{secret}";')
+        # PLAIN over TLS too, with the same passwords, for librdkafka before 2.6.1 (Debian's
+        # kcat): its SCRAM repeats the client nonce, which Kafka 4 refuses (the nonce has
+        # been checked strictly since CVE-2024-56128; librdkafka's fix is its PR 4895)
+        users = " ".join(f'user_{user}="{self.password(user)}"' for user in self.all_users)
+        plain_clients = ("org.apache.kafka.common.security.plain.PlainLoginModule required "
+                         f'username="{BROKER_USER}" password="{secret}" {users};')
+        return [
+            f"listeners=SASL_SSL://{host}:{port},CONTROLLER://{host}:{controller_port}",
+            f"advertised.listeners=SASL_SSL://{host}:{port}",
+            "controller.listener.names=CONTROLLER",
+            "listener.security.protocol.map=SASL_SSL:SASL_SSL,CONTROLLER:SASL_SSL",
+            "inter.broker.listener.name=SASL_SSL",
+            f"sasl.enabled.mechanisms={','.join(SCRAM_MECHANISMS)},PLAIN",
+            f"sasl.mechanism.inter.broker.protocol={CLIENT_MECHANISM}",
+            *(f"listener.name.sasl_ssl.{m.lower()}.sasl.jaas.config={scram}"
+              for m in SCRAM_MECHANISMS),
+            f"listener.name.sasl_ssl.plain.sasl.jaas.config={plain_clients}",
+            # SCRAM users live in the metadata the controllers serve: the controllers'
+            # own listener authenticates the brokers with static PLAIN credentials
+            "sasl.mechanism.controller.protocol=PLAIN",
+            "listener.name.controller.sasl.enabled.mechanisms=PLAIN",
+            f"listener.name.controller.plain.sasl.jaas.config={plain}",
+            "ssl.keystore.type=PEM",
+            f"ssl.keystore.location={self.keystore(node_id)}",
+            "ssl.truststore.type=PEM",
+            f"ssl.truststore.location={self.ca_file}",
+            "ssl.endpoint.identification.algorithm=https",
+            "authorizer.class.name=org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+            "super.users=" + ";".join(f"User:{user}" for user in self.super_users),
+            "allow.everyone.if.no.acl.found=false",
+        ]
+
+    def client_settings(self, bootstrap: str, user: str = ADMIN) -> Settings:
+        """The settings of a client connecting as ``user``."""
+        return Settings(kafka_bootstrap=bootstrap, **{
+            k.removeprefix("GRIDLINK_").lower(): v
+            for k, v in self.client_env(bootstrap, user).items()
+            if k != "GRIDLINK_KAFKA_BOOTSTRAP"})
+
+    def client_env(self, bootstrap: str, user: str) -> dict[str, str]:
+        """``GRIDLINK_`` settings of a GridLink process connecting as ``user``."""
+        return {"GRIDLINK_KAFKA_BOOTSTRAP": bootstrap,
+                "GRIDLINK_KAFKA_SECURITY_PROTOCOL": "SASL_SSL",
+                "GRIDLINK_KAFKA_SASL_MECHANISM": CLIENT_MECHANISM,
+                "GRIDLINK_KAFKA_USER": user,
+                "GRIDLINK_KAFKA_PASSWORD_FILE": str(self.password_file(user)),
+                "GRIDLINK_KAFKA_CA_FILE": str(self.ca_file),
+                "GRIDLINK_COMMAND_SIGNING_KEY_FILE": str(self.signing_key_file)}
+
+    def write_env_files(self, bootstrap: str, roles: dict[str, str]) -> dict[str, Path]:
+        """``<role>.env`` per role (role → user), to source before ``gridlink …``."""
+        written = {}
+        for role, user in roles.items():
+            path = self.directory / f"{role}.env"
+            path.write_text("".join(f"{k}={v}\n"
+                                    for k, v in self.client_env(bootstrap, user).items()))
+            written[role] = path
+        return written
+
+    def missing_users(self, settings: Settings) -> list[str]:
+        """Users of the table the running cluster has no SCRAM credentials for (a
+        department added since the storage was formatted)."""
+        from topics import clients
+
+        admin = clients.admin(settings, client_id="gridlink-local")
+        try:
+            described = admin.describe_user_scram_credentials()
+        finally:
+            admin.close()
+        known = set(described) if isinstance(described, dict) else set()
+        return [user for user in self.all_users if user not in known]
+
+    def add_users(self, settings: Settings, users: Sequence[str]) -> None:
+        """Give ``users`` SCRAM credentials on the running cluster (both mechanisms)."""
+        from kafka.admin import UserScramCredentialUpsertion
+
+        from topics import clients
+
+        self.prepare([])
+        admin = clients.admin(settings, client_id="gridlink-local")
+        try:
+            errors = admin.alter_user_scram_credentials([
+                UserScramCredentialUpsertion(user, mechanism, self.password(user))
+                for user in users for mechanism in SCRAM_MECHANISMS])
+        finally:
+            admin.close()
+        failed = {user: error for user, error in errors.items() if error}
+        if failed:
+            raise LocalKafkaError(f"could not add SCRAM users: {failed}")
+
+
+def _secret_file(path: Path, content: str) -> None:
+    """Write ``content`` to ``path`` readable by its owner only, unless it exists."""
+    if path.exists():
+        return
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as out:
+        out.write(content if content.endswith("\n") else content + "\n")
+
+
+def _is_ip(host: str) -> bool:
+    try:
+        socket.inet_aton(host)
+    except OSError:
+        return False
+    return True
+
+
 @dataclass(frozen=True)
 class LocalKafka:
     """Where one local broker lives and how it listens."""
@@ -96,6 +324,18 @@ class LocalKafka:
     node_id: int = 1
     cluster_voters: str | None = None  # "id@host:port,…" of its cluster; None: alone
     cluster_size: int = 1  # brokers of the cluster this node belongs to
+    security: LocalSecurity | None = None  # None: PLAINTEXT, no authorizer
+
+    @property
+    def client(self) -> Settings | None:
+        """Settings of an administrator's client of this node (None: plaintext)."""
+        if self.security is None:
+            return None
+        return self.security.client_settings(self.bootstrap)
+
+    @property
+    def secured_marker(self) -> Path:
+        return self.data_dir / SECURED_MARKER
 
     @property
     def jars_dir(self) -> Path:
@@ -183,6 +423,8 @@ class LocalKafka:
             return 0.0
         self.check_ports_free()
         jars = self.ensure_jars(echo=echo)
+        if self.security is not None:
+            self.security.prepare([self.node_id])
         started = time.monotonic()
         proc = self.launch(jars)
         try:
@@ -215,6 +457,7 @@ class LocalKafka:
     def wipe(self) -> None:
         """Remove the broker's data (it must be stopped)."""
         shutil.rmtree(self.storage_dir, ignore_errors=True)
+        self.secured_marker.unlink(missing_ok=True)
 
     def check_ports_free(self) -> None:
         for port in (self.port, self._controller_port):
@@ -228,7 +471,10 @@ class LocalKafka:
         """Write the config, format storage if it is new (with ``cluster_id``, or a new
         id), and start the JVM detached; returns at once (see :meth:`wait_ready`)."""
         _require("java", "a Java runtime (17 or newer) runs the Kafka broker")
+        self.check_security_matches()
         self.log_dir.mkdir(parents=True, exist_ok=True)
+        self.config_file.touch(mode=0o600)  # a secured node's holds the users' passwords
+        self.config_file.chmod(0o600)
         self.config_file.write_text(self._server_properties())
         if self.cluster_id() is None:
             self._format(jars, cluster_id or new_cluster_id())
@@ -241,6 +487,19 @@ class LocalKafka:
         out.close()
         self.pid_file.write_text(f"{proc.pid}\n")
         return proc
+
+    def check_security_matches(self) -> None:
+        """Storage formatted with ``--secure`` holds its SCRAM users and expects TLS: it
+        is started secured, and plaintext storage plaintext (``--fresh`` starts anew)."""
+        if self.cluster_id() is None:
+            return
+        secured = self.secured_marker.exists()
+        if secured and self.security is None:
+            raise LocalKafkaError(f"{self.data_dir} was formatted with --secure: start it with "
+                                  "`gridlink kafka up --secure`, or `--fresh` to wipe it")
+        if not secured and self.security is not None:
+            raise LocalKafkaError(f"{self.data_dir} was formatted without --secure: add "
+                                  "`--fresh` to wipe it and start it secured")
 
     def cluster_id(self) -> str | None:
         """The KRaft cluster id this node's storage was formatted with, if it was."""
@@ -279,7 +538,9 @@ class LocalKafka:
             "running": pid is not None,
             "pid": pid,
             "bootstrap": self.bootstrap,
-            "answers_metadata": pid is not None and _answers_metadata(self.bootstrap),
+            "secured": self.security is not None,
+            "answers_metadata": pid is not None and _answers_metadata(self.bootstrap,
+                                                                      self.client),
             "version": KAFKA_VERSION,
             "jars_cached": (self.jars_dir / ".complete").exists(),
             "data_dir": str(self.data_dir),
@@ -297,30 +558,43 @@ class LocalKafka:
         ]
 
     def _format(self, jars: Path, cluster_id: str) -> None:
+        scram = self.security.scram_arguments() if self.security is not None else []
         result = subprocess.run(
             [*self._java(jars), "kafka.tools.StorageTool", "format",
-             "-t", cluster_id, "-c", str(self.config_file)],
+             "-t", cluster_id, "-c", str(self.config_file), *scram],
             capture_output=True, text=True,
         )
         if result.returncode != 0:
-            raise LocalKafkaError(f"formatting KRaft storage failed:\n{result.stdout}{result.stderr}")
+            output = result.stdout + result.stderr
+            for argument in scram:  # never a password in an error message
+                output = output.replace(argument, "--add-scram …")
+            raise LocalKafkaError(f"formatting KRaft storage failed:\n{output}")
+        if self.security is not None:
+            self.secured_marker.write_text("SASL_SSL, SCRAM users added at format time\n")
 
     def _server_properties(self) -> str:
         c = self._controller_port
         internal = replication_for(self.cluster_size)  # the broker's own topics
+        if self.security is None:
+            listeners = [
+                f"listeners=PLAINTEXT://{self.host}:{self.port},CONTROLLER://{self.host}:{c}",
+                f"advertised.listeners=PLAINTEXT://{self.host}:{self.port}",
+                "controller.listener.names=CONTROLLER",
+                "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+                "inter.broker.listener.name=PLAINTEXT",
+            ]
+        else:
+            listeners = self.security.server_properties(self.node_id, self.host, self.port, c)
         lines = [
             "# Written by `gridlink kafka up`; edits are overwritten.",
             "process.roles=broker,controller",
             f"node.id={self.node_id}",
             f"controller.quorum.voters={self.voters}",
-            f"listeners=PLAINTEXT://{self.host}:{self.port},CONTROLLER://{self.host}:{c}",
-            f"advertised.listeners=PLAINTEXT://{self.host}:{self.port}",
-            "controller.listener.names=CONTROLLER",
-            "listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
-            "inter.broker.listener.name=PLAINTEXT",
+            *listeners,
             f"log.dirs={self.storage_dir}",
             "num.partitions=1",
-            "auto.create.topics.enable=true",
+            # a secured cluster creates a topic only when asked by someone allowed to
+            f"auto.create.topics.enable={'false' if self.security else 'true'}",
             f"offsets.topic.replication.factor={internal.factor}",
             "offsets.topic.num.partitions=8",
             f"transaction.state.log.replication.factor={internal.factor}",
@@ -348,7 +622,8 @@ class LocalKafka:
                     f"the broker exited with code {proc.returncode}; see {self.log_dir}/kafka.out "
                     f"and {self.log_dir}/server.log"
                 )
-            if _port_open(self.host, self.port) and _answers_metadata(self.bootstrap):
+            if _port_open(self.host, self.port) and _answers_metadata(self.bootstrap,
+                                                                      self.client):
                 return
             time.sleep(0.2)
         raise LocalKafkaError(
@@ -373,26 +648,28 @@ class LocalCluster:
 
     @classmethod
     def on_ports(cls, *, data_dir: Path, cache_dir: Path, ports: list[tuple[int, int]],
-                 host: str = "127.0.0.1", heap: str = "512m") -> LocalCluster:
+                 host: str = "127.0.0.1", heap: str = "512m",
+                 security: LocalSecurity | None = None) -> LocalCluster:
         """One node per ``(broker port, controller port)``."""
         voters = quorum_voters(host, [(i, c) for i, (_, c) in enumerate(ports, start=1)])
         return cls(tuple(
             LocalKafka(data_dir=data_dir / f"{NODE_DIR_PREFIX}{i}", cache_dir=cache_dir,
                        host=host, port=port, controller_port=controller_port, heap=heap,
-                       node_id=i, cluster_voters=voters, cluster_size=len(ports))
+                       node_id=i, cluster_voters=voters, cluster_size=len(ports),
+                       security=security)
             for i, (port, controller_port) in enumerate(ports, start=1)
         ))
 
     @classmethod
     def consecutive(cls, *, data_dir: Path, cache_dir: Path, brokers: int,
                     host: str = "127.0.0.1", port: int = 9092, controller_port: int | None = None,
-                    heap: str = "512m") -> LocalCluster:
+                    heap: str = "512m", security: LocalSecurity | None = None) -> LocalCluster:
         """``brokers`` nodes from ``port`` on, two ports apart: with the defaults node 1
         on 9092 (controller 9093), node 2 on 9094 (9095), node 3 on 9096 (9097)."""
         first_controller = controller_port or port + 1
         ports = [(port + 2 * i, first_controller + 2 * i) for i in range(brokers)]
         return cls.on_ports(data_dir=data_dir, cache_dir=cache_dir, ports=ports, host=host,
-                            heap=heap)
+                            heap=heap, security=security)
 
     @property
     def data_dir(self) -> Path:
@@ -402,6 +679,16 @@ class LocalCluster:
     def bootstrap(self) -> str:
         """Every node's listener, comma-separated (GRIDLINK_KAFKA_BOOTSTRAP)."""
         return ",".join(node.bootstrap for node in self.nodes)
+
+    @property
+    def security(self) -> LocalSecurity | None:
+        return self.nodes[0].security
+
+    @property
+    def client(self) -> Settings | None:
+        """Settings of an administrator's client of the cluster (None: plaintext)."""
+        security = self.security
+        return security.client_settings(self.bootstrap) if security is not None else None
 
     def node(self, node_id: int) -> LocalKafka:
         """The node whose broker id is ``node_id`` (a partition's leader, for instance)."""
@@ -438,6 +725,8 @@ class LocalCluster:
         for node in stopped:
             node.check_ports_free()
         jars = self.nodes[0].ensure_jars(echo=echo)
+        if self.security is not None:
+            self.security.prepare([node.node_id for node in self.nodes])
         ids = {node.cluster_id() for node in self.nodes} - {None}
         if len(ids) > 1:
             raise LocalKafkaError(f"the nodes in {self.data_dir} belong to different clusters "
@@ -458,7 +747,8 @@ class LocalCluster:
         echo(f"Kafka {KAFKA_VERSION} is up: {len(self.nodes)} brokers on {self.bootstrap} "
              f"(pids {pids}, {seconds:.1f} s); logs in {self.data_dir}/"
              f"{NODE_DIR_PREFIX}*/logs")
-        echo(f"Clients: GRIDLINK_KAFKA_BOOTSTRAP={self.bootstrap}")
+        if self.security is None:
+            echo(f"Clients: GRIDLINK_KAFKA_BOOTSTRAP={self.bootstrap}")
         return seconds
 
     def wait_brokers_registered(self, timeout_seconds: float) -> None:
@@ -467,7 +757,7 @@ class LocalCluster:
         deadline = time.monotonic() + timeout_seconds
         seen: set[int] = set()
         while time.monotonic() < deadline:
-            seen = set(broker_ids(self.bootstrap))
+            seen = set(broker_ids(self.bootstrap, self.client))
             if want <= seen:
                 return
             time.sleep(0.2)
@@ -503,9 +793,12 @@ class LocalCluster:
     def status(self) -> dict[str, object]:
         """The cluster's state, and each node's (under ``nodes``): whether it runs, answers
         requests itself, and is an unfenced broker in the cluster's metadata."""
+        tls = self.security is not None
         answering = [node for node in self.nodes
-                     if node.pid() is not None and _answers_requests(node.host, node.port)]
-        registered = broker_ids(",".join(n.bootstrap for n in answering)) if answering else []
+                     if node.pid() is not None and _answers_requests(node.host, node.port,
+                                                                     tls=tls)]
+        registered = (broker_ids(",".join(n.bootstrap for n in answering), self.client)
+                      if answering else [])
         nodes = [{
             "node": node.node_id,
             "running": node.pid() is not None,
@@ -520,6 +813,7 @@ class LocalCluster:
             "bootstrap": self.bootstrap,
             "in_metadata": registered,
             "healthy": all(n["answers"] and n["in_metadata"] for n in nodes),
+            "secured": tls,
             "version": KAFKA_VERSION,
             "jars_cached": (self.nodes[0].jars_dir / ".complete").exists(),
             "data_dir": str(self.data_dir),
@@ -573,13 +867,22 @@ def _port_open(host: str, port: int) -> bool:
         return False
 
 
-def _answers_metadata(bootstrap: str) -> bool:
+def _admin(bootstrap: str, client: Settings | None) -> KafkaAdminClient:
+    """An admin client of ``bootstrap`` from the one factory, as ``client`` (None:
+    plaintext) connects."""
+    from topics import clients
+
+    settings = client or Settings(kafka_bootstrap=bootstrap, kafka_security_protocol="PLAINTEXT")
+    return clients.admin(settings, bootstrap=bootstrap, request_timeout_ms=3000,
+                         client_id="gridlink-local")
+
+
+def _answers_metadata(bootstrap: str, client: Settings | None = None) -> bool:
     """True when the broker answers a metadata request (not just an open port)."""
-    from kafka import KafkaAdminClient
     from kafka.errors import KafkaError
 
     try:
-        admin = KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=3000)
+        admin = _admin(bootstrap, client)
     except (KafkaError, OSError, ValueError):
         return False
     try:
@@ -591,16 +894,16 @@ def _answers_metadata(bootstrap: str) -> bool:
         admin.close()
 
 
-def broker_ids(bootstrap: str, *, attempts: int = 3) -> list[int]:
+def broker_ids(bootstrap: str, client: Settings | None = None, *,
+               attempts: int = 3) -> list[int]:
     """Ids of the unfenced brokers the cluster's metadata lists (empty when nothing
     answers). Tried ``attempts`` times: the client may first ask a broker that has
     just died."""
-    from kafka import KafkaAdminClient
     from kafka.errors import KafkaError
 
     for _ in range(attempts):
         try:
-            admin = KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=3000)
+            admin = _admin(bootstrap, client)
         except (KafkaError, OSError, ValueError):
             continue
         try:
@@ -613,15 +916,23 @@ def broker_ids(bootstrap: str, *, attempts: int = 3) -> list[int]:
     return []
 
 
-def _answers_requests(host: str, port: int, timeout_seconds: float = 2.0) -> bool:
+def _answers_requests(host: str, port: int, timeout_seconds: float = 2.0, *,
+                      tls: bool = False) -> bool:
     """True when the broker on ``host:port`` itself answers an ApiVersions request (v0,
-    which every broker answers); a frozen (SIGSTOP) broker accepts the connection but
-    does not answer. Unlike a client, this asks no other broker of the cluster."""
+    which every broker answers, before any authentication); a frozen (SIGSTOP) broker
+    accepts the connection but does not answer. Unlike a client, this asks no other
+    broker of the cluster. With ``tls`` the request goes over TLS (the certificate is
+    not checked: only whether the broker answers)."""
     correlation_id = 7
     client_id = b"gridlink-status"
     request = struct.pack(">hhih", 18, 0, correlation_id, len(client_id)) + client_id
     try:
-        with socket.create_connection((host, port), timeout=timeout_seconds) as sock:
+        with socket.create_connection((host, port), timeout=timeout_seconds) as raw:
+            sock = raw
+            if tls:
+                context = ssl.create_default_context()
+                context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
+                sock = context.wrap_socket(raw, server_hostname=host)
             sock.sendall(struct.pack(">i", len(request)) + request)
             header = b""
             while len(header) < 10:  # size, correlation id, error code

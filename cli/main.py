@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from settings import InvalidSettings, Settings, load_settings
+
+if TYPE_CHECKING:
+    from cli.kafka_local import LocalSecurity
+    from streams.reference import City
 
 
 def _settings() -> Settings:
@@ -17,9 +22,31 @@ def _settings() -> Settings:
         raise click.ClickException(str(exc)) from None
 
 
-def _local_kafka(settings: Settings):
+def _local_security(settings: Settings):
+    """The secrets of a secured local broker or cluster, for every principal of the ACL
+    table (``<kafka dir>/secure``)."""
+    from cli.kafka_local import LocalSecurity
+    from streams.reference import load_city
+    from topics.acls import principals
+    from topics.registry import jurisdictions
+
+    city = load_city(settings.reference_dir)
+    return LocalSecurity(directory=settings.kafka_dir.absolute() / "secure",
+                         users=tuple(principals(jurisdictions(city), city.departments)),
+                         host=settings.kafka_host)
+
+
+def _secured(data_dir: Path) -> bool:
+    from cli.kafka_local import SECURED_MARKER
+
+    return (data_dir / SECURED_MARKER).exists()
+
+
+def _local_kafka(settings: Settings, secure: bool = False):
+    """The single local broker; secured when asked, or when its storage was formatted so."""
     from cli.kafka_local import LocalKafka
 
+    secure = secure or _secured(settings.kafka_dir)
     return LocalKafka(
         data_dir=settings.kafka_dir,
         cache_dir=settings.kafka_cache_dir,
@@ -27,13 +54,16 @@ def _local_kafka(settings: Settings):
         port=settings.kafka_port,
         controller_port=settings.kafka_controller_port,
         heap=settings.local_kafka_heap(),
+        security=_local_security(settings) if secure else None,
     )
 
 
-def _local_cluster(settings: Settings, brokers: int):
-    """``brokers`` local nodes in ``<kafka dir>/node-<i>``, from the bootstrap's port on."""
-    from cli.kafka_local import LocalCluster
+def _local_cluster(settings: Settings, brokers: int, secure: bool = False):
+    """``brokers`` local nodes in ``<kafka dir>/node-<i>``, from the bootstrap's port on;
+    secured when asked, or when their storage was formatted so."""
+    from cli.kafka_local import NODE_DIR_PREFIX, LocalCluster
 
+    secure = secure or _secured(settings.kafka_dir / f"{NODE_DIR_PREFIX}1")
     return LocalCluster.consecutive(
         data_dir=settings.kafka_dir,
         cache_dir=settings.kafka_cache_dir,
@@ -42,6 +72,7 @@ def _local_cluster(settings: Settings, brokers: int):
         port=settings.kafka_port,
         controller_port=settings.kafka_controller_port,
         heap=settings.local_kafka_heap(brokers),
+        security=_local_security(settings) if secure else None,
     )
 
 
@@ -53,16 +84,38 @@ def _found_cluster(settings: Settings):
     return _local_cluster(settings, max(nodes)) if nodes else None
 
 
-def _department_codes(settings: Settings) -> list[str]:
-    """The department codes of the reference city (one ``dept.<code>`` topic each)."""
-    from streams.errors import RulesError
-    from streams.reference import load_city
+#: the processes of the printed client settings, and the principal each runs as
+PROCESS_USERS = {"admin": "gridlink-admin", "worker": "gridlink-worker", "api": "gridlink-api"}
 
-    try:
-        return sorted(load_city(settings.reference_dir).departments)
-    except RulesError as exc:
-        raise click.ClickException(f"reference data in {settings.reference_dir}: "
-                                   f"{exc.reason}") from None
+
+def _secured_up(security: LocalSecurity, bootstrap: str) -> None:
+    """After a secured start: SCRAM users for principals added since the storage was
+    formatted, env files per process, and the client settings printed."""
+    client = security.client_settings(bootstrap)
+    missing = security.missing_users(client)
+    if missing:
+        security.add_users(client, missing)
+        click.echo(f"Added SCRAM users: {', '.join(missing)}")
+    files = security.write_env_files(bootstrap, PROCESS_USERS)
+    common = security.client_env(bootstrap, PROCESS_USERS["worker"])
+    click.echo("Secured: SASL_SSL (SCRAM), TLS with the local CA, the StandardAuthorizer "
+               "(only the broker and gridlink-admin are super users). Client settings:")
+    for key in ("GRIDLINK_KAFKA_BOOTSTRAP", "GRIDLINK_KAFKA_SECURITY_PROTOCOL",
+                "GRIDLINK_KAFKA_SASL_MECHANISM", "GRIDLINK_KAFKA_CA_FILE",
+                "GRIDLINK_COMMAND_SIGNING_KEY_FILE"):
+        click.echo(f"  {key}={common[key]}")
+    click.echo("and each process its user (GRIDLINK_KAFKA_USER, GRIDLINK_KAFKA_PASSWORD_FILE), "
+               "all of them in env files:")
+    for role, path in files.items():
+        click.echo(f"  gridlink {'topics create' if role == 'admin' else role:14} "
+                   f"set -a; . {path}; set +a   (as {PROCESS_USERS[role]})")
+    click.echo(f"Other principals' passwords: {security.directory / 'users'}/<name>.password; "
+               "`gridlink topics create` (as gridlink-admin) creates their ACLs "
+               "(`gridlink topics acls` prints them). kcat: -X security.protocol=sasl_ssl "
+               "-X sasl.mechanisms=SCRAM-SHA-512 -X sasl.username=<name> "
+               f"-X sasl.password=<password> -X ssl.ca.location={security.ca_file} "
+               "(sasl.mechanisms=PLAIN with librdkafka before 2.6.1, whose SCRAM Kafka 4 "
+               "refuses)")
 
 
 @click.group()
@@ -83,30 +136,41 @@ def kafka() -> None:
               help="Nodes, each a broker and a controller; several replicate the topics "
               "(`gridlink topics create` makes three copies on three).")
 @click.option("--fresh", is_flag=True, help="Stop it and wipe its data first.")
+@click.option("--secure", is_flag=True,
+              help="SASL_SSL with SCRAM users, TLS certificates from a CA made here, and the "
+              "StandardAuthorizer (ACLs); prints the client settings. Storage formatted "
+              "--secure stays secured.")
 @click.option("--timeout", default=None, type=float,
               help="Seconds to wait for it.  [default: 90, 120 for several brokers]")
-def kafka_up(brokers: int, fresh: bool, timeout: float | None) -> None:
+def kafka_up(brokers: int, fresh: bool, secure: bool, timeout: float | None) -> None:
     """Start the local broker, or ``--brokers`` of them (fetching the jars with Maven on
     first use); those already running are left as they are."""
     from cli.kafka_local import LocalKafkaError
 
     settings = _settings()
-    single, cluster = _local_kafka(settings), _found_cluster(settings)
+    if fresh and secure:
+        import shutil
+
+        shutil.rmtree(settings.kafka_dir / "secure", ignore_errors=True)  # new CA, passwords
+    single, cluster = _local_kafka(settings, secure), _found_cluster(settings)
     try:
         if brokers == 1:
             if cluster is not None and cluster.running():
                 raise LocalKafkaError(f"a {len(cluster.nodes)}-broker cluster is running from "
                                       f"{cluster.data_dir}; `gridlink kafka down` first")
             single.up(fresh=fresh, timeout_seconds=timeout or 90.0, echo=click.echo)
-            return
-        if single.pid() is not None:
-            raise LocalKafkaError(f"the single broker is running from {single.data_dir}; "
-                                  "`gridlink kafka down` first")
-        if cluster is not None and len(cluster.nodes) != brokers and cluster.running():
-            raise LocalKafkaError(f"a {len(cluster.nodes)}-broker cluster is running from "
-                                  f"{cluster.data_dir}; `gridlink kafka down` first")
-        _local_cluster(settings, brokers).up(fresh=fresh, timeout_seconds=timeout or 120.0,
-                                             echo=click.echo)
+            chosen = single
+        else:
+            if single.pid() is not None:
+                raise LocalKafkaError(f"the single broker is running from {single.data_dir}; "
+                                      "`gridlink kafka down` first")
+            if cluster is not None and len(cluster.nodes) != brokers and cluster.running():
+                raise LocalKafkaError(f"a {len(cluster.nodes)}-broker cluster is running from "
+                                      f"{cluster.data_dir}; `gridlink kafka down` first")
+            chosen = _local_cluster(settings, brokers, secure)
+            chosen.up(fresh=fresh, timeout_seconds=timeout or 120.0, echo=click.echo)
+        if chosen.security is not None:
+            _secured_up(chosen.security, chosen.bootstrap)
     except LocalKafkaError as exc:
         raise click.ClickException(str(exc)) from None
 
@@ -163,16 +227,48 @@ def topics_create() -> None:
     _create_topics(_settings())
 
 
+@topics.command("acls")
+@click.option("--placeholders", is_flag=True,
+              help="One department <code> and one township <township>, as the docs show it.")
+def topics_acls(placeholders: bool) -> None:
+    """Print the ACL table `gridlink topics create` applies on a secured cluster."""
+    from topics.acls import markdown, placeholder_table, table
+    from topics.registry import jurisdictions
+
+    settings = _settings()
+    if placeholders:
+        click.echo(markdown(placeholder_table(settings)), nl=False)
+        return
+    city = _city(settings)
+    click.echo(markdown(table(settings, city.departments, jurisdictions(city))), nl=False)
+
+
+def _city(settings: Settings) -> City:
+    from streams.errors import RulesError
+    from streams.reference import load_city
+
+    try:
+        return load_city(settings.reference_dir)
+    except RulesError as exc:
+        raise click.ClickException(f"reference data in {settings.reference_dir}: "
+                                   f"{exc.reason}") from None
+
+
 def _create_topics(settings: Settings) -> None:
     from kafka.errors import KafkaError
 
-    from topics.admin import TopicsError, create_topics
-    from topics.registry import contract_topics
+    from topics import acls
+    from topics.admin import TopicsError, create_acls, create_topics
+    from topics.clients import KafkaSecurityError
+    from topics.registry import city_topics, jurisdictions
 
-    specs = contract_topics(settings, _department_codes(settings))
+    city = _city(settings)
+    specs = city_topics(settings, city)
     try:
         report = create_topics(settings, specs)
-    except TopicsError as exc:
+        granted = create_acls(settings, acls.table(settings, city.departments,
+                                                   jurisdictions(city)))
+    except (TopicsError, KafkaSecurityError) as exc:
         raise click.ClickException(str(exc)) from None
     except KafkaError as exc:
         raise click.ClickException(
@@ -189,6 +285,12 @@ def _create_topics(settings: Settings) -> None:
                   if report.differing else "")
                + f"; {report.brokers} broker(s): replication {replication.factor}, "
                f"min.insync.replicas {replication.min_insync}")
+    if granted.secured:
+        click.echo(f"ACLs: {granted.created} bindings created, {granted.existing} already "
+                   "existed (`gridlink topics acls` prints the table)")
+        if granted.failed:
+            raise click.ClickException(f"{len(granted.failed)} ACL bindings were refused: "
+                                       f"{', '.join(granted.failed[:5])}")
 
 
 # ---- services --------------------------------------------------------------
@@ -208,7 +310,7 @@ def worker(only: str) -> None:
     if unknown or not chosen:
         raise click.BadParameter(f"{', '.join(unknown) or 'none given'}: choose among "
                                  f"{', '.join(AGENTS)}", param_hint="--agents")
-    run(_settings(), agents=chosen)
+    run(_signing(_settings()), agents=chosen)
 
 
 @main.command()
@@ -216,7 +318,21 @@ def api() -> None:
     """Run the REST API, the live board and /metrics."""
     from api.app import run
 
-    run(_settings())
+    run(_signing(_settings()))
+
+
+def _signing(settings: Settings) -> Settings:
+    """``settings``, once the command signing key a worker or the API needs is there."""
+    from topics.signing import SigningKeyMissing, key_for
+
+    try:
+        if key_for(settings) is None:
+            click.echo("warning: GRIDLINK_COMMAND_SIGNING_KEY is not set: commands on "
+                       "cases.commands are neither signed nor checked (development only)",
+                       err=True)
+    except (SigningKeyMissing, ValueError) as exc:
+        raise click.ClickException(str(exc)) from None
+    return settings
 
 
 @main.command()

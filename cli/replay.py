@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 import click
 import msgspec
-from kafka import KafkaConsumer, TopicPartition
+from kafka import TopicPartition
 from kafka.consumer.fetcher import ConsumerRecord
 from sqlalchemy.exc import DBAPIError
 
@@ -19,7 +19,7 @@ from settings import Settings
 from store.service import Store
 from streams.cases import event_decoder
 from streams.reference import load_city
-from topics import registry
+from topics import clients, registry
 
 POLL_RECORDS = 2000
 
@@ -34,8 +34,8 @@ def replay(settings: Settings, *, force: bool = False) -> int:
             "new one), or pass --force to project the log over it (idempotent)"
         )
     topic = settings.topic(registry.CASE_EVENTS)
-    consumer = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, group_id=None,
-                             enable_auto_commit=False, max_poll_records=POLL_RECORDS)
+    consumer = clients.consumer(settings, group_id=None, enable_auto_commit=False,
+                                max_poll_records=POLL_RECORDS, client_id="gridlink-replay")
     try:
         partitions = consumer.partitions_for_topic(topic)
         if not partitions:

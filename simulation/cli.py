@@ -394,6 +394,7 @@ def _run(
 ) -> Summary:
     return run(
         bootstrap=settings.kafka_bootstrap,
+        settings=settings,
         topic_prefix=settings.topic_prefix,
         rate=rate,
         duration=duration,

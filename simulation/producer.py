@@ -36,7 +36,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import IO, Any, Protocol
+from typing import IO, TYPE_CHECKING, Any, Protocol
 
 import msgspec
 from kafka.errors import KafkaError, MessageSizeTooLargeError
@@ -44,6 +44,9 @@ from kafka.errors import KafkaError, MessageSizeTooLargeError
 from clock import wall_clock
 from simulation.generator import Generator, Message, Mix, Options
 from simulation.outcome import Expected
+
+if TYPE_CHECKING:
+    from settings import Settings
 
 LINGER_MS = 20
 BATCH_BYTES = 256 * 1024
@@ -176,6 +179,7 @@ def run(
     oversize: bool = True,
     dry_run: bool = False,
     producer: Producer | None = None,
+    settings: Settings | None = None,
     clock: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
 ) -> Summary:
@@ -185,7 +189,8 @@ def run(
     (replay only) keeps the file's ``sent_offset_s``. Generated traffic stops
     after ``count`` messages or ``duration`` seconds of sending (60 s when
     neither is given). ``start`` is the event time of the first message
-    (default: now). ``producer`` replaces the Kafka producer (tests).
+    (default: now). ``producer`` replaces the Kafka producer (tests); ``settings``
+    give the connection's security (default: the environment's).
     """
     if replay_file is not None:
         if out is not None and _same_file(out, replay_file):
@@ -217,9 +222,10 @@ def run(
         pace = "none"
     own_producer = producer is None and not dry_run
     if own_producer:
-        producer = kafka_producer(bootstrap)
+        producer = kafka_producer(bootstrap, settings=settings)
     large = _Lazy(
-        lambda: kafka_producer(bootstrap, linger_ms=0) if own_producer else producer, producer
+        lambda: kafka_producer(bootstrap, linger_ms=0, settings=settings) if own_producer
+        else producer, producer
     )
     summary = Summary(out=out)
     writer = _open(out)
@@ -267,13 +273,18 @@ class _Lazy:
             made.close(timeout=10)
 
 
-def kafka_producer(bootstrap: str, *, linger_ms: int = LINGER_MS) -> Producer:
-    """kafka-python producer: acks=all, a little linger, room for over-limit test messages."""
-    from kafka import KafkaProducer
+def kafka_producer(bootstrap: str, *, linger_ms: int = LINGER_MS,
+                   settings: Settings | None = None) -> Producer:
+    """kafka-python producer (from the one client factory, with the security of
+    ``settings``, default the environment's): acks=all, a little linger, room for
+    over-limit test messages."""
+    from settings import load_settings
+    from topics import clients
 
     # kafka-python ships no type information: its producer is Any to a type checker
-    return KafkaProducer(  # type: ignore[no-any-return]
-        bootstrap_servers=bootstrap.split(","),
+    return clients.producer(  # type: ignore[no-any-return]
+        settings or load_settings(),
+        bootstrap=bootstrap,
         acks="all",
         linger_ms=linger_ms,
         batch_size=BATCH_BYTES,

@@ -1,4 +1,6 @@
-"""Creating the contract topics on a broker, idempotently (kafka-python admin)."""
+"""Creating the contract topics on a broker, idempotently, and on a secured cluster the
+bindings of the ACL table (:mod:`topics.acls`) — kafka-python's admin client, from the
+one client factory."""
 
 from __future__ import annotations
 
@@ -7,10 +9,24 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
-from kafka.admin import ConfigResource, ConfigResourceType, NewTopic
-from kafka.errors import InvalidReplicationFactorError, KafkaError
+from kafka.admin import (
+    ACL,
+    ACLFilter,
+    ACLOperation,
+    ACLPermissionType,
+    ACLResourcePatternType,
+    ConfigResource,
+    ConfigResourceType,
+    NewTopic,
+    ResourcePattern,
+    ResourcePatternFilter,
+    ResourceType,
+)
+from kafka.errors import InvalidReplicationFactorError, KafkaError, SecurityDisabledError
 
 from settings import Settings
+from topics import clients
+from topics.acls import Grant
 from topics.registry import Replication, TopicSpec, replication_for
 
 SERVED_TIMEOUT_SECONDS = 30.0  # how long new topics may take to be served by their leaders
@@ -61,7 +77,7 @@ def create_topics(settings: Settings, specs: Sequence[TopicSpec]) -> TopicsRepor
     replication factor or configs (:meth:`TopicSpec.configs`, ``min.insync.replicas``)
     are not the spec's.
     """
-    admin = KafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap, client_id="gridlink-admin")
+    admin = clients.admin(settings, client_id="gridlink-admin")
     try:
         # every registered broker, a stopped (fenced) one too: one broker down for a moment
         # must not lower the replication of what is created meanwhile
@@ -139,8 +155,7 @@ def _wait_until_served(settings: Settings, names: Sequence[str],
     """Wait until every partition of topics ``names`` answers at its leader (its end
     offset is read there); a broker that has only just created a topic refuses the
     first records sent to it for a moment (``NotLeaderForPartition``)."""
-    consumer = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap,
-                             client_id="gridlink-admin", enable_auto_commit=False)
+    consumer = clients.consumer(settings, client_id="gridlink-admin", enable_auto_commit=False)
     try:
         waiting = list(names)
         deadline = time.monotonic() + timeout
@@ -165,3 +180,67 @@ def _served(consumer: KafkaConsumer, name: str) -> bool:
     except KafkaError:
         return False
     return True
+
+
+# -- ACLs -----------------------------------------------------------------------------------
+
+_RESOURCES = {"topic": ResourceType.TOPIC, "group": ResourceType.GROUP,
+              "cluster": ResourceType.CLUSTER}
+_OPERATIONS = {"Read": ACLOperation.READ, "Write": ACLOperation.WRITE,
+               "Describe": ACLOperation.DESCRIBE, "Create": ACLOperation.CREATE,
+               "DescribeConfigs": ACLOperation.DESCRIBE_CONFIGS}
+
+
+@dataclass(frozen=True)
+class AclReport:
+    """What :func:`create_acls` found and did."""
+
+    secured: bool  # the cluster has an authorizer (else nothing was done)
+    created: int = 0  # bindings created
+    existing: int = 0  # bindings of the table that were there already
+    failed: tuple[str, ...] = ()
+
+
+def bindings(grants: Sequence[Grant]) -> list[ACL]:
+    """The table as Kafka ACL bindings: one ALLOW per operation, from any host."""
+    return [ACL(principal=f"User:{g.principal}", host="*", operation=_OPERATIONS[operation],
+                permission_type=ACLPermissionType.ALLOW,
+                resource_pattern=ResourcePattern(
+                    _RESOURCES[g.resource], g.name,
+                    ACLResourcePatternType.PREFIXED if g.prefixed
+                    else ACLResourcePatternType.LITERAL))
+            for g in grants for operation in g.operations]
+
+
+def _key(acl: ACL) -> tuple[object, ...]:
+    pattern = acl.resource_pattern
+    return (acl.principal, acl.host, int(acl.operation), int(acl.permission_type),
+            int(pattern.resource_type), pattern.resource_name, int(pattern.pattern_type))
+
+
+def create_acls(settings: Settings, grants: Sequence[Grant]) -> AclReport:
+    """Create every binding of ``grants`` the cluster does not have yet; on a cluster
+    without an authorizer, nothing (``secured`` False). Bindings beyond the table are
+    left as they are."""
+    admin = clients.admin(settings, client_id="gridlink-admin")
+    try:
+        everything = ACLFilter(principal=None, host=None, operation=ACLOperation.ANY,
+                               permission_type=ACLPermissionType.ANY,
+                               resource_pattern=ResourcePatternFilter(
+                                   ResourceType.ANY, None, ACLResourcePatternType.ANY))
+        try:
+            found, _ = admin.describe_acls(everything)
+        except SecurityDisabledError:
+            return AclReport(secured=False)
+        have = {_key(acl) for acl in found}
+        wanted = bindings(grants)
+        missing = [acl for acl in wanted if _key(acl) not in have]
+        failed: list[str] = []
+        for start in range(0, len(missing), 200):
+            chunk = missing[start:start + 200]
+            result = admin.create_acls(chunk)
+            failed += [repr(error) for error in result["failed"]]
+        return AclReport(secured=True, created=len(missing) - len(failed),
+                         existing=len(wanted) - len(missing), failed=tuple(failed))
+    finally:
+        admin.close()

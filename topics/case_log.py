@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from kafka import KafkaConsumer, TopicPartition
+from kafka import TopicPartition
 
 from settings import Settings
-from topics import registry
+from topics import clients, registry
 
 POLL_RECORDS = 2000
 
@@ -24,8 +24,8 @@ class CaseLogMissing(Exception):
 def case_log_values(settings: Settings, *, poll_timeout_ms: int = 1000) -> Iterator[bytes]:
     """Every record value of ``cases.events``, partition by partition in offset order."""
     topic = settings.topic(registry.CASE_EVENTS)
-    consumer = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, group_id=None,
-                             enable_auto_commit=False, max_poll_records=POLL_RECORDS)
+    consumer = clients.consumer(settings, group_id=None, enable_auto_commit=False,
+                                max_poll_records=POLL_RECORDS, client_id="gridlink-case-log")
     try:
         partitions = consumer.partitions_for_topic(topic)
         if not partitions:

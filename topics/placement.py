@@ -10,7 +10,9 @@ case id, which carries the township: ``C20261126-371502004-1a2b3c4d``).
 
 An ordinary client may put a command anywhere (``kcat`` partitions with CRC32
 by default): the worker that reads a command placed elsewhere forwards it to
-its writer's partition.
+its writer's partition. With a command signing key (:mod:`topics.signing`) only
+GridLink's API and workers write ``cases.commands``, and they place what they
+write: a record found elsewhere is dead-lettered (``wrong_partition``).
 """
 
 from __future__ import annotations

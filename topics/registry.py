@@ -7,11 +7,13 @@ Contract topics (DESIGN.md) keep their names exactly; ``Settings.topic_prefix``
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from settings import Settings
-from streams.records import Source
+from streams.jurisdiction import ancestor_or_none
+from streams.records import Level, Source
+from streams.reference import City
 
 GRID_REPORTS = "ingest.grid-reports"
 CAMERA_ALERTS = "ingest.camera-alerts"
@@ -22,6 +24,12 @@ CASE_EVENTS = "cases.events"
 CASE_REPLIES = "cases.replies"  # internal: accepted or rejected, per command
 COMMAND_ALERTS = "command.alerts"
 DEPARTMENT_PREFIX = "dept."
+
+#: departments served per jurisdiction (属地): each unit of the department — each
+#: township's office — reads a queue of its own, ``dept.<code>.<jurisdiction code>``,
+#: beside the department's whole queue ``dept.<code>``, so that ACLs can keep one
+#: township from reading another's cases
+PER_JURISDICTION: Mapping[str, Level] = {"township": Level.TOWNSHIP}
 
 INGEST_SOURCES = {GRID_REPORTS: Source.GRID, CAMERA_ALERTS: Source.CAMERA, POLICE_110: Source.POLICE}
 INGEST_TOPICS = tuple(INGEST_SOURCES)
@@ -87,8 +95,40 @@ def department_topic(code: str) -> str:
     return f"{DEPARTMENT_PREFIX}{code}"
 
 
-def contract_topics(settings: Settings, department_codes: Iterable[str]) -> list[TopicSpec]:
-    """Every topic of the contract, plus GridLink's internal replies topic.
+def jurisdiction_topic(code: str, jurisdiction: str) -> str:
+    """``dept.<department-code>.<jurisdiction>``: the queue of one unit of a department
+    served per jurisdiction (:data:`PER_JURISDICTION`)."""
+    return f"{DEPARTMENT_PREFIX}{code}.{jurisdiction}"
+
+
+def queue_topics(department: str, region: str) -> list[str]:
+    """The queues a message for ``department`` about a case in ``region`` goes to: the
+    department's, and for a department served per jurisdiction also its unit's there
+    (when the case lies that deep)."""
+    topics = [department_topic(department)]
+    level = PER_JURISDICTION.get(department)
+    unit = ancestor_or_none(region, level) if level is not None else None
+    if unit is not None:
+        topics.append(jurisdiction_topic(department, unit))
+    return topics
+
+
+def jurisdictions(city: City) -> dict[str, list[str]]:
+    """Department code → the jurisdiction codes of its units, for every department of
+    ``city`` served per jurisdiction."""
+    return {code: sorted(r.code for r in city.regions.values() if r.level is level)
+            for code, level in PER_JURISDICTION.items() if code in city.departments}
+
+
+def city_topics(settings: Settings, city: City) -> list[TopicSpec]:
+    """:func:`contract_topics` for ``city``'s departments and their units."""
+    return contract_topics(settings, city.departments, jurisdictions(city))
+
+
+def contract_topics(settings: Settings, department_codes: Iterable[str],
+                    units: Mapping[str, Iterable[str]] | None = None) -> list[TopicSpec]:
+    """Every topic of the contract, plus GridLink's internal replies topic; ``units``:
+    department code → jurisdictions of its units (:func:`jurisdictions`).
 
     ``cases.commands`` and ``cases.events`` must have the same number of
     partitions: partition n of both belongs to the writer of the townships placed
@@ -119,5 +159,10 @@ def contract_topics(settings: Settings, department_codes: Iterable[str]) -> list
         TopicSpec(department_topic(code), "case_id", f"queue of department {code}", 1,
                   90 * DAY_MS)
         for code in sorted(set(department_codes))
+    ]
+    specs += [
+        TopicSpec(jurisdiction_topic(code, unit), "case_id",
+                  f"queue of department {code} in jurisdiction {unit}", 1, 90 * DAY_MS)
+        for code, codes in sorted((units or {}).items()) for unit in sorted(set(codes))
     ]
     return specs

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import msgspec
-from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka import TopicPartition
 from kafka.errors import KafkaError
 from sqlalchemy import create_engine, text
 
@@ -43,7 +43,7 @@ from streams.cases import events as ev
 from streams.reference import load_city
 from streams.triage_rules import load_triage_rules
 from tests.conftest import PROJECT_DIR
-from topics import codecs, registry
+from topics import clients, codecs, registry
 from topics.placement import case_partition
 
 SHANGHAI_OFFSET = timedelta(hours=8)
@@ -137,8 +137,8 @@ class Traffic(threading.Thread):
 
     def run(self) -> None:
         try:
-            producer = KafkaProducer(bootstrap_servers=self.settings.kafka_bootstrap,
-                                     acks="all", retries=1_000, linger_ms=5,
+            producer = clients.producer(self.settings,
+                                        acks="all", retries=1_000, linger_ms=5,
                                      max_block_ms=120_000, request_timeout_ms=30_000,
                                      max_request_size=8 * 2**20)
             started = time.monotonic()
@@ -179,13 +179,13 @@ class Desks(threading.Thread):
         city = load_city(self.settings.reference_dir)
         topics = [self.settings.topic(registry.department_topic(code))
                   for code in city.departments]
-        consumer = KafkaConsumer(bootstrap_servers=self.settings.kafka_bootstrap,
-                                 group_id=None, enable_auto_commit=False,
-                                 auto_offset_reset="earliest", consumer_timeout_ms=500)
+        consumer = clients.consumer(self.settings,
+                                    group_id=None, enable_auto_commit=False,
+                                    auto_offset_reset="earliest", consumer_timeout_ms=500)
         consumer.assign([TopicPartition(topic, 0) for topic in topics])
         consumer.seek_to_beginning()
-        producer = KafkaProducer(bootstrap_servers=self.settings.kafka_bootstrap, acks="all",
-                                 retries=1_000, linger_ms=5, max_block_ms=120_000)
+        producer = clients.producer(self.settings, acks="all",
+                                    retries=1_000, linger_ms=5, max_block_ms=120_000)
         due: list[tuple[float, Any]] = []
         partitions = self.settings.partitions
         while not self.stop.is_set():
@@ -239,9 +239,9 @@ def _now() -> datetime:
 def read_topic(settings: Settings, topic: str) -> list[Any]:
     """Every record of a contract topic, up to its end offsets now."""
     name = settings.topic(topic)
-    consumer = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, group_id=None,
-                             enable_auto_commit=False, max_poll_records=5_000,
-                             fetch_max_bytes=64 * 2**20, max_partition_fetch_bytes=16 * 2**20)
+    consumer = clients.consumer(settings, group_id=None,
+                                enable_auto_commit=False, max_poll_records=5_000,
+                                fetch_max_bytes=64 * 2**20, max_partition_fetch_bytes=16 * 2**20)
     try:
         partitions = consumer.partitions_for_topic(name) or set()
         tps = [TopicPartition(name, p) for p in sorted(partitions)]
@@ -261,8 +261,7 @@ def read_topic(settings: Settings, topic: str) -> list[Any]:
 
 def group_lag(settings: Settings, group: str, topics: Iterable[str]) -> int:
     """Records of ``topics`` the consumer group ``group`` has not committed yet."""
-    consumer = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, group_id=group,
-                             enable_auto_commit=False)
+    consumer = clients.consumer(settings, group_id=group, enable_auto_commit=False)
     try:
         lag = 0
         for topic in topics:
@@ -308,7 +307,7 @@ def read_offsets(settings: Settings, topic: str) -> dict[int, int]:
     the dead one)."""
     name = settings.topic(topic)
     for attempt in range(20):
-        consumer = KafkaConsumer(bootstrap_servers=settings.kafka_bootstrap, group_id=None)
+        consumer = clients.consumer(settings, group_id=None)
         try:
             tps = [TopicPartition(name, p) for p in sorted(consumer.partitions_for_topic(name)
                                                             or ())]

@@ -1,15 +1,18 @@
-"""A small kafka-python client for tests: produce raw bytes, read topics back."""
+"""A small kafka-python client for tests: produce raw bytes, read topics back. Its
+clients come from the one factory (:mod:`topics.clients`), so it talks to a secured
+broker with the settings' credentials as GridLink's own processes do."""
 
 from __future__ import annotations
 
 import time
 
-from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka import KafkaProducer, TopicPartition
 
 from settings import Settings
 from streams.reference import load_city
+from topics import clients
 from topics.admin import create_topics
-from topics.registry import contract_topics
+from topics.registry import city_topics
 
 
 class KafkaTestClient:
@@ -20,14 +23,13 @@ class KafkaTestClient:
     @property
     def producer(self) -> KafkaProducer:
         if self._producer is None:
-            self._producer = KafkaProducer(
-                bootstrap_servers=self.settings.kafka_bootstrap, acks="all", linger_ms=0
-            )
+            self._producer = clients.producer(self.settings, acks="all", linger_ms=0,
+                                              client_id="gridlink-test")
         return self._producer
 
     def create_topics(self) -> None:
-        codes = load_city(self.settings.reference_dir).departments
-        create_topics(self.settings, contract_topics(self.settings, codes))
+        create_topics(self.settings, city_topics(self.settings,
+                                                 load_city(self.settings.reference_dir)))
 
     def produce(self, topic: str, value: bytes, key: bytes | None = None,
                 headers: list[tuple[str, bytes]] | None = None) -> None:
@@ -46,8 +48,8 @@ class KafkaTestClient:
         with what arrived.
         """
         name = self.settings.topic(topic)
-        consumer = KafkaConsumer(bootstrap_servers=self.settings.kafka_bootstrap,
-                                 enable_auto_commit=False, consumer_timeout_ms=200)
+        consumer = clients.consumer(self.settings, enable_auto_commit=False,
+                                    consumer_timeout_ms=200, client_id="gridlink-test")
         try:
             partitions = None
             deadline = time.monotonic() + timeout

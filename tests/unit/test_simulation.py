@@ -633,7 +633,7 @@ class SizeLimitedProducer(FakeProducer):
 
     made: ClassVar[list[SizeLimitedProducer]] = []
 
-    def __init__(self, bootstrap: str, *, linger_ms: int = 20) -> None:
+    def __init__(self, bootstrap: str, *, linger_ms: int = 20, settings: object = None) -> None:
         super().__init__()
         self.linger_ms = linger_ms
         SizeLimitedProducer.made.append(self)
