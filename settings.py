@@ -132,6 +132,18 @@ class Settings(BaseSettings):
         False, description="mark the session cookie Secure (set it when the API is served "
         "over TLS)"
     )
+    api_max_body_bytes: int = Field(
+        1024 * 1024, ge=1024, description="largest request body the API reads; beyond it a "
+        "413, refused while the body streams in, before anything is parsed"
+    )
+    api_rate_per_minute: float = Field(
+        600.0, gt=0, description="changes (intake, actions) a minute each user may make; "
+        "beyond it a 429 with Retry-After. Reads are not limited"
+    )
+    api_rate_burst: int = Field(
+        60, ge=1, description="changes a user may make at once before api_rate_per_minute "
+        "applies"
+    )
     worker_metrics_port: int = Field(
         0, ge=0, le=65535, description="a worker's /metrics port (0 = off)"
     )

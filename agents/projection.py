@@ -6,9 +6,10 @@ a write never blocks the event loop; the batch's offsets are committed only once
 it is stored. A batch the database refuses (down, disk full, locked, read-only)
 is written again after a capped exponential backoff until the database takes
 it: during an outage the projection falls behind, and nothing is lost. A record
-that is not a case event, or that the projection fails on for any other reason,
-is dead-lettered with its bytes and the error, and the rest of its batch is
-written.
+that is not a case event, that the database refuses for good (a value it cannot
+hold, a constraint: :func:`store.db.refused_for_good`), or that the projection
+fails on for any other reason, is dead-lettered with its bytes and the error, and
+the rest of its batch is written.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from agents.clock import SHANGHAI
 from agents.producer import Producer
 from observability import metrics, tracing
 from settings import Settings
+from store.db import refused_for_good
 from store.projector import ProjectionError
 from store.service import Store
 from streams.cases import CaseEvent, event_decoder
@@ -67,8 +69,15 @@ class Projection:
             try:
                 applied = await write_until_stored(self.store, self.writer, events,
                                                    self.interrupted)
-            except (DBAPIError, asyncio.CancelledError):
+            except asyncio.CancelledError:
                 raise
+            except DBAPIError as error:
+                if not refused_for_good(error):
+                    raise
+                log.warning("projection: the database refuses a batch of %d events for "
+                            "good (%s); writing them one by one", len(events),
+                            _reason(error))
+                applied = await self._one_by_one(events, sources, poison)
             except Exception:  # noqa: BLE001 — find the event the projection fails on
                 log.exception("projection: a batch of %d events failed; writing them one by "
                               "one", len(events))
@@ -86,8 +95,12 @@ class Projection:
             try:
                 stored = await write_until_stored(self.store, self.writer, [event],
                                                   self.interrupted)
-            except DBAPIError:
-                raise
+            except DBAPIError as error:
+                if not refused_for_good(error):
+                    raise
+                poison.append((record, "projection_refused",
+                               f"the database refuses this event for good: {_reason(error)}"))
+                continue
             except Exception as error:  # noqa: BLE001 — this one is poison
                 poison.append((record, "projection_failed", f"{type(error).__name__}: {error}"))
                 continue
@@ -115,12 +128,13 @@ async def write_until_stored(store: Store, writer: Executor, events: Sequence[Ca
     """Write a batch in ``writer``, again and again while the database refuses it;
     returns how many events were new, or None if ``interrupted()`` came first.
 
-    Any error of the database itself (:class:`~sqlalchemy.exc.DBAPIError`: connection
-    lost, disk full, locked, read-only, even a constraint) is waited out, with a
-    warning and ``gridlink_projection_retries_total`` per refusal: skipping the
-    batch would lose it for good, while a stuck projection shows in its consumer
-    lag. Anything else propagates. Gaps are reported once, for the attempt that is
-    stored."""
+    An outage of the database (:class:`~sqlalchemy.exc.DBAPIError`: connection
+    lost, disk full, locked, read-only) is waited out, with a warning and
+    ``gridlink_projection_retries_total`` per refusal: skipping the batch would lose
+    it for good, while a stuck projection shows in its consumer lag. A refusal of
+    the data itself (:func:`store.db.refused_for_good`) and anything else
+    propagate: the caller finds the event and dead-letters it. Gaps are reported
+    once, for the attempt that is stored."""
     delay = RETRY_FIRST_SECONDS
     loop = asyncio.get_running_loop()
     while True:
@@ -129,19 +143,25 @@ async def write_until_stored(store: Store, writer: Executor, events: Sequence[Ca
             applied = await loop.run_in_executor(
                 writer, partial(store.project, events, on_gap=gaps.append))
         except DBAPIError as error:
+            if refused_for_good(error):
+                raise
             if interrupted():
                 return None
             metrics.PROJECTION_RETRIES.inc()
-            reason = " ".join(str(error.orig if error.orig is not None else error).split())
             log.warning("projection: the database refused a batch of %d events "
-                        "(%s: %s); retrying in %.1f s",
-                        len(events), type(error).__name__, reason, delay)
+                        "(%s); retrying in %.1f s", len(events), _reason(error), delay)
             await _pause(delay, interrupted)
             delay = min(delay * 2, RETRY_MAX_SECONDS)
             continue
         for gap in gaps:
             _gap(gap)
         return applied
+
+
+def _reason(error: DBAPIError) -> str:
+    """The database's own words, on one line."""
+    said = " ".join(str(error.orig if error.orig is not None else error).split())
+    return f"{type(error).__name__}: {said}"
 
 
 async def _pause(seconds: float, interrupted: Callable[[], bool]) -> None:

@@ -35,6 +35,7 @@ from api.board import BoardFeed
 from api.board import router as board_router
 from api.commands import CommandGateway
 from api.idempotency import Answers
+from api.limits import RateLimiter, RequestGuard
 from api.sessions import signer_for
 from api.store_metrics import StoreGauges
 from settings import Settings
@@ -90,6 +91,8 @@ def create_app(settings: Settings, *, gateway: CommandGateway | None = None) -> 
         settings.session_hours)
     app.state.answers = Answers()  # idempotency keys' answers (api.idempotency)
     errors.install(app)
+    app.add_middleware(RequestGuard, max_body_bytes=settings.api_max_body_bytes,
+                       limiter=RateLimiter(settings.api_rate_per_minute, settings.api_rate_burst))
     for module in (departments, command_center, cases, intake):
         app.include_router(module.router)
     app.include_router(statistics.router)

@@ -158,7 +158,14 @@ def _deciding_region(user: User, given: str | None) -> str:
     return region
 
 
-def _routing(body: RoutingBody) -> Routing:
+def _routing(request: Request, body: RoutingBody) -> Routing:
+    """The routing an operator chose, every department of it one the city has (a code
+    that is not would otherwise name a queue nobody reads)."""
+    known = triage_reference(request)[1].departments
+    for field, code in [("lead", body.lead), *(("supports", c) for c in body.supports)]:
+        if code not in known:
+            raise InvalidRequest(f"no department {code!r} in the reference data; known: "
+                                 f"{', '.join(sorted(known))}", field=field)
     return Routing(lead=body.lead, supports=tuple(body.supports))
 
 
@@ -190,7 +197,7 @@ async def register(case: CommandCenterCase, user: CommandCenterUser,
     routing table."""
     classification = (_classification(request, user, body.category, "category")
                       if body.category else None)
-    routing = _routing(body.routing) if body.routing else None
+    routing = _routing(request, body.routing) if body.routing else None
     if classification is not None and routing is None:
         state = decode_state(case.state)
         first = queries.event_records(db, case.case_id, state.event_ids[:1])
@@ -216,16 +223,17 @@ async def reroute(case: CommandCenterCase, user: CommandCenterUser, gateway: Ide
     """改派: cancel the current assignments and dispatch afresh; may correct the category."""
     classification = (_classification(request, user, body.category, "category")
                       if body.category else None)
-    return await gateway.run(Reroute, case.case_id, user, routing=_routing(body),
+    return await gateway.run(Reroute, case.case_id, user, routing=_routing(request, body),
                              reason=body.reason, classification=classification)
 
 
 @router.post("/cases/{case_id}/rule", responses=ACTION_ERRORS)
 async def rule(case: CommandCenterCase, user: CommandCenterUser, gateway: IdempotentGateway,
-               body: RuleBody) -> CommandResult:
+               request: Request, body: RuleBody) -> CommandResult:
     """裁定 a disputed lead, by the jurisdiction the ruling is awaited from."""
-    return await gateway.run(Rule, case.case_id, user, lead=body.lead,
-                             supports=tuple(body.supports), reason=body.reason,
+    routing = _routing(request, body)
+    return await gateway.run(Rule, case.case_id, user, lead=routing.lead,
+                             supports=routing.supports, reason=body.reason,
                              by_region=_deciding_region(user, body.by_region))
 
 

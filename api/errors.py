@@ -14,6 +14,9 @@ error                          status  when
 ``UnroutableEvent``            422     a valid message that cannot be placed or routed
 ``InvalidRequest``             422     a request that is well-formed but unusable
 (FastAPI validation)           422     a parameter or body field of the wrong shape
+(a body FastAPI cannot read)   422     JSON nested too deeply, or not decodable
+(``api.limits``)               413     a body over ``api_max_body_bytes``
+(``api.limits``)               429     a user's changes over ``api_rate_per_minute``
 ``EngineTimeout``              504     the case engine did not answer in time
 ``EngineUnavailable``          503     the API cannot reach the broker
 =============================  ======  ==========================================
@@ -136,6 +139,12 @@ async def _validation_error(request: Request, error: Exception) -> JSONResponse:
 
 async def _http_error(request: Request, error: Exception) -> JSONResponse:
     assert isinstance(error, StarletteHTTPException)
+    if error.status_code == 400 and error.__cause__ is not None:  # FastAPI could not read
+        deep = isinstance(error.__cause__, RecursionError)  # the body (it says no more)
+        detail = ("the body is JSON nested too deeply to read" if deep
+                  else f"the body cannot be read: {error.__cause__}")
+        return problem(request, status=422, title="Invalid request", detail=detail,
+                       code="unreadable_body", reason=detail, field="body")
     detail = error.detail if isinstance(error.detail, str) else str(error.detail)
     return problem(request, status=error.status_code, title=detail, detail=detail,
                    code=f"http_{error.status_code}", headers=error.headers)

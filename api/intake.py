@@ -1,20 +1,24 @@
 """Intake over HTTP (信息上报): the three inbound formats, checked by the very parsers
-the stream uses, then produced unchanged to their ingest topic keyed by their id.
-The stream takes it from there, exactly as if the outside system had produced it."""
+the stream uses and placed by its locator — an operator reports only within its
+jurisdiction — then produced unchanged to their ingest topic keyed by their id. The
+stream takes it from there, exactly as if the outside system had produced it."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field
 
-from api.auth import CommandCenterUser
+from api.auth import CommandCenterUser, User, require_region
 from api.commands import Gateway
+from api.deps import triage_reference
 from api.errors import problem_responses
+from settings import Settings
+from streams.locate import locate
 from streams.parse import PARSERS
 from topics import registry
 
 router = APIRouter(prefix="/intake", tags=["intake"])
-RESPONSES = problem_responses(401, 403, 422)
+RESPONSES = problem_responses(401, 403, 413, 422, 429)
 
 
 class Accepted(BaseModel):
@@ -31,9 +35,15 @@ def _body(example: dict[str, object], *types: str) -> dict[str, object]:
     return {"requestBody": {"required": True, "content": content}}
 
 
-async def _admit(request: Request, gateway: Gateway, topic: str) -> Accepted:
+async def _admit(request: Request, user: User, gateway: Gateway, topic: str) -> Accepted:
+    """Parse as the stream will, place it (an operator reports within its jurisdiction),
+    and produce the bytes as they came."""
     raw = await request.body()
     event = PARSERS[registry.INGEST_SOURCES[topic]](raw)  # InvalidEvent → 422 problem
+    _, city = triage_reference(request)
+    settings: Settings = request.app.state.settings
+    location = locate(event, city, max_distance_m=settings.locate_max_distance_m)  # or 422
+    require_region(user, location.region_code, "the report")
     await gateway.publish(topic, key=event.source_id.encode(), value=raw)
     return Accepted(id=event.source_id, topic=topic)
 
@@ -61,7 +71,7 @@ POLICE_EXAMPLE = {"referral_id": "110LD-371502-20261126-00342", "jjdbh": "371502
 async def grid_report(request: Request, user: CommandCenterUser,
                      gateway: Gateway) -> Accepted:
     """A grid worker's report (网格员上报), as the grid platform's JSON."""
-    return await _admit(request, gateway, registry.GRID_REPORTS)
+    return await _admit(request, user, gateway, registry.GRID_REPORTS)
 
 
 @router.post("/camera-alerts", status_code=202, responses=RESPONSES,
@@ -69,7 +79,7 @@ async def grid_report(request: Request, user: CommandCenterUser,
 async def camera_alert(request: Request, user: CommandCenterUser,
                       gateway: Gateway) -> Accepted:
     """A video alert (雪亮): the platform's JSON, or a GB/T 28181 alarm ``<Notify>`` body."""
-    return await _admit(request, gateway, registry.CAMERA_ALERTS)
+    return await _admit(request, user, gateway, registry.CAMERA_ALERTS)
 
 
 @router.post("/police-110", status_code=202, responses=RESPONSES,
@@ -77,5 +87,5 @@ async def camera_alert(request: Request, user: CommandCenterUser,
 async def police_referral(request: Request, user: CommandCenterUser,
                          gateway: Gateway) -> Accepted:
     """A 110 social-linkage referral (110社会联动)."""
-    return await _admit(request, gateway, registry.POLICE_110)
+    return await _admit(request, user, gateway, registry.POLICE_110)
 

@@ -1,8 +1,9 @@
 """``gridlink replay``: rebuild the SQL projection from the start of ``cases.events``.
 
-A record that is not a case event, or that the projection cannot apply, is
-reported (topic, partition, offset, why) and skipped; the replay goes on and
-says at the end how many it skipped.
+A record that is not a case event, that the projection cannot apply, or that the
+database refuses for good (:func:`store.db.refused_for_good`) is reported (topic,
+partition, offset, why) and skipped; the replay goes on and says at the end how
+many it skipped. An outage of the database stops it.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from kafka.consumer.fetcher import ConsumerRecord
 from sqlalchemy.exc import DBAPIError
 
 from settings import Settings
+from store.db import refused_for_good
 from store.service import Store
 from streams.cases import event_decoder
 from streams.reference import load_city
@@ -76,19 +78,25 @@ def _project(store: Store, records: Sequence[ConsumerRecord]) -> tuple[int, int]
             skipped += 1
     try:
         return store.project(events), skipped
-    except DBAPIError:
-        raise
-    except Exception:  # noqa: BLE001 — find the record the projection fails on
-        applied = 0
-        for event, record in zip(events, kept, strict=True):
-            try:
-                applied += store.project([event])
-            except DBAPIError:
+    except DBAPIError as error:
+        if not refused_for_good(error):
+            raise  # an outage: the replay stops, and says why
+    except Exception:  # noqa: BLE001 — one by one below, to find the record it fails on
+        pass
+    applied = 0
+    for event, record in zip(events, kept, strict=True):
+        try:
+            applied += store.project([event])
+        except DBAPIError as error:
+            if not refused_for_good(error):
                 raise
-            except Exception as error:  # noqa: BLE001 — reported and skipped
-                _skip(record, f"{type(error).__name__}: {error}")
-                skipped += 1
-        return applied, skipped
+            _skip(record, f"the database refuses it for good: {type(error).__name__}: "
+                          f"{' '.join(str(error.orig or error).split())}")
+            skipped += 1
+        except Exception as error:  # noqa: BLE001 — reported and skipped
+            _skip(record, f"{type(error).__name__}: {error}")
+            skipped += 1
+    return applied, skipped
 
 
 def _skip(record: ConsumerRecord, reason: str) -> None:

@@ -86,12 +86,39 @@ def _decode(raw: bytes) -> Any:
         return raw.decode(errors="replace")
 
 
+RATE_LIMITED_TRIES = 5  # a 429 is waited out (its Retry-After) this many times
+
+
+def _patient(send: Callable[..., tuple[int, Any, float | None]]) -> Transport:
+    """A transport that waits out a 429 (the API's rate limit) as its Retry-After says,
+    as a well-behaved client does, then tries again."""
+
+    def call(method: str, path: str, *, key: str, params: Mapping[str, Any] | None = None,
+             json_body: Mapping[str, Any] | None = None) -> tuple[int, Any]:
+        for _ in range(RATE_LIMITED_TRIES):
+            status, body, retry_after = send(method, path, key=key, params=params,
+                                             json_body=json_body)
+            if status != 429:
+                break
+            time.sleep(retry_after or 1.0)
+        return status, body
+
+    return call
+
+
+def _seconds(value: str | None) -> float | None:
+    try:
+        return float(value) if value is not None else None
+    except ValueError:
+        return None
+
+
 def urllib_transport(base_url: str, *, timeout_seconds: float = 30.0) -> Transport:
     """The API at ``base_url`` (``http://127.0.0.1:8000``) over the standard library."""
     base = base_url.rstrip("/")
 
-    def call(method: str, path: str, *, key: str, params: Mapping[str, Any] | None = None,
-             json_body: Mapping[str, Any] | None = None) -> tuple[int, Any]:
+    def send(method: str, path: str, *, key: str, params: Mapping[str, Any] | None = None,
+             json_body: Mapping[str, Any] | None = None) -> tuple[int, Any, float | None]:
         query = f"?{urllib.parse.urlencode(params, doseq=True)}" if params else ""
         data = json.dumps(json_body).encode() if json_body is not None else None
         request = urllib.request.Request(
@@ -100,26 +127,28 @@ def urllib_transport(base_url: str, *, timeout_seconds: float = 30.0) -> Transpo
                      **({"Content-Type": "application/json"} if data is not None else {})})
         try:
             with urllib.request.urlopen(request, timeout=timeout_seconds) as response:
-                return response.status, _decode(response.read())
+                return response.status, _decode(response.read()), None
         except urllib.error.HTTPError as error:
-            return error.code, _decode(error.read())
+            return (error.code, _decode(error.read()),
+                    _seconds(error.headers.get("Retry-After")))
         except (OSError, TimeoutError) as error:
-            return 0, str(error)
+            return 0, str(error), None
 
-    return call
+    return _patient(send)
 
 
 def client_transport(client: Any) -> Transport:
     """Any client with httpx's ``request(method, url, headers=, params=, json=)``:
     ``httpx.Client(base_url=…)``, or FastAPI's ``TestClient`` in tests."""
 
-    def call(method: str, path: str, *, key: str, params: Mapping[str, Any] | None = None,
-             json_body: Mapping[str, Any] | None = None) -> tuple[int, Any]:
+    def send(method: str, path: str, *, key: str, params: Mapping[str, Any] | None = None,
+             json_body: Mapping[str, Any] | None = None) -> tuple[int, Any, float | None]:
         response = client.request(method, path, headers={"X-API-Key": key},
                                   params=dict(params) if params else None, json=json_body)
-        return response.status_code, _decode(response.content)
+        return (response.status_code, _decode(response.content),
+                _seconds(response.headers.get("Retry-After")))
 
-    return call
+    return _patient(send)
 
 
 def load_keys(path: Path) -> dict[str, str]:

@@ -16,6 +16,7 @@ import msgspec
 from sqlalchemy import Engine, event
 from sqlalchemy import create_engine as sa_create_engine
 from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
@@ -92,4 +93,13 @@ def session_factory(engine: Engine) -> sessionmaker[Session]:
     return sessionmaker(engine, expire_on_commit=False)
 
 
-__all__ = ["create_engine", "normalise_url", "session_factory", "sqlite_file"]
+def refused_for_good(error: DBAPIError) -> bool:
+    """Whether the database refused the data itself — a value it cannot hold (NUL in a
+    PostgreSQL text, a number out of range) or a constraint — so that the same write
+    would be refused again; anything else (a lost connection, a locked or full
+    database) is an outage, waited out."""
+    return isinstance(error, DataError | IntegrityError)
+
+
+__all__ = ["create_engine", "normalise_url", "refused_for_good", "session_factory",
+           "sqlite_file"]

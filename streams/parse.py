@@ -23,6 +23,9 @@ code                meaning
 ``not_alarm``       a GB/T 28181 message that is not ``<Notify>`` with CmdType Alarm
 ``schema``          a contract violation; ``field`` is the dotted path of the first
                     error, ``reason`` lists them all
+``control_char``    a text holding a control character (NUL, or any other C0 or
+                    C1 code but tab, line feed and carriage return): no system
+                    downstream can be trusted to store it (PostgreSQL refuses NUL)
 ==================  =========================================================
 """
 
@@ -100,6 +103,7 @@ def parse_camera_alert(raw: bytes) -> Event:
     _check_size(raw)
     if _lead_trimmed(raw)[:1] == b"<":
         alert = _alert_from_gb28181(raw)
+        _refuse_control_characters(alert)  # XML refuses C0 codes itself, not C1 ones
     else:
         alert = _validate_json(raw, CameraAlert)
     place = alert.location
@@ -207,9 +211,36 @@ def _validate_json(raw: bytes, model: type[_M]) -> _M:
             code="bad_encoding",
         ) from None
     try:
-        return model.model_validate_json(text.removeprefix("\ufeff"))
+        parsed = model.model_validate_json(text.removeprefix("\ufeff"))
     except ValidationError as exc:
         raise _json_failure(exc, model) from None
+    _refuse_control_characters(parsed)
+    return parsed
+
+
+_CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+
+
+def _refuse_control_characters(value: object, path: str = "") -> None:
+    """``control_char`` if any text of ``value`` (a parsed message) holds one."""
+    if isinstance(value, str):
+        found = _CONTROL.search(value)
+        if found is not None:
+            raise InvalidEvent(
+                f"{path or 'the message'} holds the control character "
+                f"U+{ord(found.group()):04X} at position {found.start()}; remove it and "
+                "send the message again",
+                code="control_char", field=path or None)
+    elif isinstance(value, BaseModel):
+        for name in type(value).model_fields:
+            _refuse_control_characters(getattr(value, name), f"{path}.{name}" if path else name)
+    elif isinstance(value, list | tuple):
+        for n, item in enumerate(value):
+            _refuse_control_characters(item, f"{path}[{n}]")
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _refuse_control_characters(key, path)
+            _refuse_control_characters(item, f"{path}.{key}" if path else str(key))
 
 
 def _json_failure(exc: ValidationError, model: type[BaseModel]) -> InvalidEvent:

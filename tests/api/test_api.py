@@ -28,9 +28,15 @@ def _report(sample: str, grid_code: str) -> dict:
     return report
 
 
+def reporter_of(grid_code: str) -> str:
+    """The operator whose jurisdiction holds ``grid_code`` (one reports only there)."""
+    return OPERATOR if grid_code.startswith("371502") else OTHER_OPERATOR
+
+
 def _open_case(api: Api, sample: str, grid_code: str) -> dict:
     """Report through /intake and return the case once the projection shows it dispatched."""
-    answer = api.as_(OPERATOR).post("/intake/grid-reports", json=_report(sample, grid_code))
+    answer = api.as_(reporter_of(grid_code)).post("/intake/grid-reports",
+                                                  json=_report(sample, grid_code))
     assert answer.status_code == 202, answer.text
 
     def dispatched() -> dict | None:

@@ -10,6 +10,7 @@ import pytest
 
 from api.errors import PROBLEM_JSON
 from tests.api.conftest import Api, eventually
+from tests.api.test_api import reporter_of
 
 pytestmark = pytest.mark.integration
 
@@ -33,7 +34,8 @@ def _detail(api: Api, case_id: str) -> dict:
 def _open_case(api: Api, sample: str, grid_code: str, reports: int = 1) -> dict:
     """``reports`` reports of the same incident in ``grid_code``: one dispatched case."""
     for _ in range(reports):
-        answer = api.as_(OPERATOR).post("/intake/grid-reports", json=_report(sample, grid_code))
+        answer = api.as_(reporter_of(grid_code)).post("/intake/grid-reports",
+                                                      json=_report(sample, grid_code))
         assert answer.status_code == 202, answer.text
 
     def dispatched() -> dict | None:

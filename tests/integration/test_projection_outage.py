@@ -121,3 +121,49 @@ def test_events_sent_while_the_database_is_down_are_stored_once_it_is_back(
     _until(lambda: _stored(url) >= logged, f"all {len(logged)} events stored", 60,
            lambda: again.log() + f"\nmissing: {sorted(logged - _stored(url))}")
     assert _stored(url) == _logged(kafka)
+
+
+def test_an_event_the_database_refuses_for_good_is_dead_lettered_and_the_rest_stored(
+        postgres, start_gridlink, kafka, tmp_path):
+    """A case event PostgreSQL cannot hold (a NUL in a text: intake refuses those, but
+    anything may reach the log) is dead-lettered with its bytes and the database's
+    words; the events after it are stored, and ``gridlink replay`` skips it too."""
+    _, url = postgres
+    kafka.create_topics()
+    worker = start_gridlink("worker", env={"GRIDLINK_DATABASE_URL": url})
+    worker.wait_for_log("Worker]: Ready", timeout=90)
+    messages = valid_messages()
+    first, rest = messages[:3], messages[3:]
+    for topic, key, value in first:
+        kafka.produce(topic, value, key=key)
+    _until(lambda: bool(_stored(url)) and _stored(url) == _settled(kafka), "the first cases",
+           60, worker.log)
+
+    opened = next(json.loads(r.value) for r in kafka.read(registry.CASE_EVENTS)
+                  if json.loads(r.value)["type"] == "case_opened")
+    opened["case_id"] = opened["case_id"][:-4] + "9999"
+    opened["event"]["text"] = "化机小区\u0000垃圾满溢"
+    poison = json.dumps(opened, ensure_ascii=False).encode()
+    kafka.produce(registry.CASE_EVENTS, poison, key=opened["case_id"].encode())
+    for topic, key, value in rest:
+        kafka.produce(topic, value, key=key)
+
+    def dead_lettered() -> list[dict]:
+        return [letter for letter in (json.loads(r.value) for r in kafka.read(registry.DEAD_LETTER))
+                if letter["error"]["code"] == "projection_refused"]
+
+    _until(lambda: bool(dead_lettered()), "the refused event dead-lettered", 60, worker.log)
+    letter = dead_lettered()[0]
+    assert letter["source_topic"].endswith(registry.CASE_EVENTS), letter
+    assert "DataError" in letter["error"]["reason"], letter
+    assert letter["raw_text"] == poison.decode(), letter
+    logged = _settled(kafka) - {(opened["case_id"], opened["seq"])}
+    _until(lambda: _stored(url) == logged, "every other event stored", 60,
+           lambda: worker.log() + f"\nmissing: {sorted(logged - _stored(url))}")
+    worker.stop()
+
+    fresh = postgres[0].create_database("replayed")
+    replay = start_gridlink("replay", env={"GRIDLINK_DATABASE_URL": fresh})
+    assert replay.proc.wait(timeout=120) == 0, replay.log()
+    assert "the database refuses it for good" in replay.log()
+    assert _stored(fresh) == logged

@@ -728,6 +728,7 @@ def _only_invalid_event(parse: Any, raw: bytes) -> None:
             "unsafe_xml",
             "not_alarm",
             "schema",
+            "control_char",
         }
         assert error.reason
     else:
@@ -807,3 +808,22 @@ def test_mutated_gb28181_raises_only_invalid_event(element: str, text: str, enco
 @given(tail=st.binary(max_size=256))
 def test_arbitrary_xml_like_bytes_raise_only_invalid_event(tail: bytes) -> None:
     _only_invalid_event(parse_camera_alert, b'<?xml version="1.0" encoding="GBK"?><Notify>' + tail)
+
+
+@pytest.mark.parametrize("character", ["\x00", "\x07", "\x1b", "\x7f", "\x85"])
+@pytest.mark.parametrize("source", list(Source))
+def test_a_control_character_in_any_text_is_refused_with_where_it_is(
+        source: Source, character: str) -> None:
+    obj = json.loads(_valid(source)[0])
+    field = {Source.GRID: "description", Source.CAMERA: "description",
+             Source.POLICE: "bjnr"}[source]
+    obj[field] = f"前面{character}后面"
+    error = _rejects(PARSERS[source], json.dumps(obj, ensure_ascii=True).encode())
+    assert (error.code, error.field) == ("control_char", field)
+    assert f"U+{ord(character):04X} at position 2" in error.reason
+
+
+def test_tabs_and_line_breaks_are_text() -> None:
+    obj = json.loads(_valid(Source.GRID)[0])
+    obj["description"] = "第一行\r\n第二行\t完"
+    assert parse_grid_report(json.dumps(obj).encode()).text == "第一行\r\n第二行\t完"
