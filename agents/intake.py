@@ -16,7 +16,7 @@ from datetime import datetime
 
 from aiokafka import ConsumerRecord
 
-from agents.clock import SHANGHAI
+from agents.deadletters import add_dead_letter
 from agents.producer import Batches, Producer
 from observability import metrics, tracing
 from settings import Settings
@@ -25,8 +25,8 @@ from streams.locate import locate
 from streams.parse import PARSERS
 from streams.records import LocatedEvent, Source
 from streams.reference import City
+from streams.zone import TZ
 from topics import codecs, registry, signing
-from topics.deadletter import dead_letter
 from topics.placement import Placement
 
 log = logging.getLogger(__name__)
@@ -69,7 +69,7 @@ class Intake:
         raw: bytes = record.value if record.value is not None else b""
         source = self.sources[record.topic]
         metrics.EVENTS_IN.labels(source).inc()
-        ingested_at = datetime.fromtimestamp(record.timestamp / 1000, tz=SHANGHAI)
+        ingested_at = datetime.fromtimestamp(record.timestamp / 1000, tz=TZ)
         with tracing.span_for(f"{record.topic} process", record.headers, root=True):
             headers = tracing.outgoing_headers() or []
             try:
@@ -93,13 +93,9 @@ class Intake:
 
     def reject(self, record: ConsumerRecord, batches: Batches, headers: list[tuple[str, bytes]],
                code: str, reason: str, field: str | None) -> None:
-        source = self.sources[record.topic]
-        metrics.DEAD_LETTERS.labels(source, code).inc()
-        log.info("dead letter from %s[%d]@%d: %s %s", record.topic, record.partition,
-                 record.offset, code, reason)
-        batches.add(self.dead_letters, 0, record.key, dead_letter(
-            raw=record.value or b"", key=record.key, topic=record.topic,
-            partition=record.partition, offset=record.offset, code=code, reason=reason,
-            field=field, received_at=datetime.fromtimestamp(record.timestamp / 1000,
-                                                            tz=SHANGHAI)),
-            headers, what=f"dead letter {record.topic}@{record.offset}")
+        add_dead_letter(batches, self.dead_letters, source=self.sources[record.topic],
+                        topic=record.topic, partition=record.partition, offset=record.offset,
+                        key=record.key, raw=record.value or b"",
+                        received_at=datetime.fromtimestamp(record.timestamp / 1000,
+                                                           tz=TZ),
+                        code=code, reason=reason, field=field, headers=headers)

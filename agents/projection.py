@@ -25,7 +25,7 @@ import msgspec
 from aiokafka import ConsumerRecord
 from sqlalchemy.exc import DBAPIError
 
-from agents.clock import SHANGHAI
+from agents.deadletters import add_dead_letter
 from agents.producer import Producer
 from observability import metrics, tracing
 from settings import Settings
@@ -33,8 +33,8 @@ from store.db import refused_for_good
 from store.projector import ProjectionError
 from store.service import Store
 from streams.cases import CaseEvent, event_decoder
+from streams.zone import TZ
 from topics import registry
-from topics.deadletter import dead_letter
 
 log = logging.getLogger(__name__)
 
@@ -112,14 +112,12 @@ class Projection:
     async def _dead_letter(self, poison: list[tuple[ConsumerRecord, str, str]]) -> None:
         batches = self.producer.batches()
         for record, code, reason in poison:
-            metrics.DEAD_LETTERS.labels(registry.CASE_EVENTS, code).inc()
-            log.warning("dead letter from %s[%d]@%d: %s %s", record.topic, record.partition,
-                        record.offset, code, reason)
-            batches.add(self.dead_letters, 0, record.key, dead_letter(
-                raw=record.value or b"", key=record.key, topic=record.topic,
-                partition=record.partition, offset=record.offset, code=code, reason=reason,
-                field=None, received_at=datetime.fromtimestamp(record.timestamp / 1000,
-                                                               tz=SHANGHAI)))
+            add_dead_letter(batches, self.dead_letters, source=registry.CASE_EVENTS,
+                            topic=record.topic, partition=record.partition,
+                            offset=record.offset, key=record.key, raw=record.value or b"",
+                            received_at=datetime.fromtimestamp(record.timestamp / 1000,
+                                                               tz=TZ),
+                            code=code, reason=reason)
         await batches.send()
 
 

@@ -22,10 +22,10 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from agents.clock import wall_clock
 from agents.producer import Producer
 from agents.store import CASE_PREFIX
 from agents.writer import Partition, Writer
+from clock import wall_clock
 from observability import metrics
 from settings import Settings
 from streams.cases import CaseClocks, CaseState, next_wakeup, pending_deadlines

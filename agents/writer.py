@@ -50,7 +50,7 @@ from typing import Any
 import msgspec
 from aiokafka import TopicPartition
 
-from agents.clock import SHANGHAI, wall_clock
+from agents.deadletters import add_dead_letter
 from agents.producer import Batches, Header, Producer
 from agents.store import (
     CASE_PREFIX,
@@ -59,6 +59,7 @@ from agents.store import (
     Position,
     open_store,
 )
+from clock import wall_clock
 from observability import metrics, tracing
 from settings import Settings
 from streams.cases import CaseEvent, CaseOpened, CaseState, Command, apply, event_decoder
@@ -69,8 +70,8 @@ from streams.handlers import fold as fold_case
 from streams.records import LocatedEvent
 from streams.township import evolve as evolve_township
 from streams.township import township_of
+from streams.zone import TZ
 from topics import clients, codecs, registry, signing
-from topics.deadletter import dead_letter
 from topics.placement import Placement
 
 log = logging.getLogger(__name__)
@@ -98,7 +99,7 @@ class Input:
     @property
     def at(self) -> datetime:
         """The input's time: what every decision about it is taken at."""
-        return datetime.fromtimestamp(self.timestamp_ms / 1000, SHANGHAI)
+        return datetime.fromtimestamp(self.timestamp_ms / 1000, TZ)
 
 
 @dataclass
@@ -544,13 +545,10 @@ class Writer:
 
     def _reject(self, item: Input, out: Outputs, code: str, reason: str) -> None:
         """Dead-letter an input (its bytes, where it was, why) and go on."""
-        metrics.DEAD_LETTERS.labels(registry.CASE_COMMANDS, code).inc()
-        log.warning("dead letter from %s[%d]@%d: %s %s", item.topic, item.partition,
-                    item.offset, code, reason)
-        out.others.add(self.dead_letter_topic, 0, item.key, dead_letter(
-            raw=item.value, key=item.key, topic=item.topic, partition=item.partition,
-            offset=item.offset, code=code, reason=reason, field=None, received_at=item.at),
-            what=f"dead letter {item.offset}")
+        add_dead_letter(out.others, self.dead_letter_topic, source=registry.CASE_COMMANDS,
+                        topic=item.topic, partition=item.partition, offset=item.offset,
+                        key=item.key, raw=item.value, received_at=item.at, code=code,
+                        reason=reason)
 
     def _account(self, landed: list[tuple[str, int, Any, int]]) -> None:
         """Where the window's event batches landed: the log's next offset per partition.

@@ -45,9 +45,9 @@ from pydantic import BaseModel, Field
 
 from api import queries
 from api.auth import CurrentUser, Role, User, session_user
-from api.commands import wall_clock
 from api.deps import Db, scope_of
 from api.errors import EngineUnavailable, problem_responses
+from clock import wall_clock
 from settings import Settings
 from store import reads
 from store.service import Store

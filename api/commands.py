@@ -19,7 +19,6 @@ import uuid
 from collections.abc import Callable
 from datetime import datetime
 from typing import Annotated, Any, TypeVar
-from zoneinfo import ZoneInfo
 
 import msgspec
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
@@ -29,6 +28,7 @@ from pydantic import BaseModel, Field
 
 from api.auth import User
 from api.errors import EngineTimeout, EngineUnavailable
+from clock import wall_clock
 from observability import tracing
 from settings import Settings
 from streams.cases import Command, follow_up_id
@@ -39,16 +39,10 @@ from streams.cases.replies import CaseReply
 
 log = logging.getLogger(__name__)
 
-SHANGHAI = ZoneInfo("Asia/Shanghai")
 REPLY_TIMEOUT_SECONDS = 10.0
 TOPIC_WAIT_SECONDS = 30.0
 
 C = TypeVar("C", bound=Command)
-
-
-def wall_clock() -> datetime:
-    """Now, in China Standard Time: the ``at`` of the commands the API issues."""
-    return datetime.now(SHANGHAI)
 
 
 class CommandResult(BaseModel):
@@ -241,4 +235,4 @@ def _gateway(request: Request) -> CommandGateway:
 
 Gateway = Annotated[CommandGateway, Depends(_gateway)]
 
-__all__ = ["CaseReply", "CommandGateway", "CommandResult", "Gateway", "result_of", "wall_clock"]
+__all__ = ["CaseReply", "CommandGateway", "CommandResult", "Gateway", "result_of"]

@@ -17,10 +17,6 @@ SOURCES = sorted(
 # The running system: what reads the clock to decide or to show.
 RUNNING = ("agents", "api", "cli", "observability", "simulation", "store", "topics", "streams")
 
-# Copies in modules that the Kafka-security work (issue 20) is rewriting; each is to
-# import from the one home once that work has landed, and then leaves this list.
-AWAITING_ISSUE_20 = {"agents/clock.py", "api/commands.py"}
-
 ZONE = re.compile(r'ZoneInfo\(\s*["\']Asia/Shanghai["\']\s*\)|timedelta\(\s*hours\s*=\s*8\s*\)')
 DEFINES_WALL_CLOCK = re.compile(r"^\s*def wall_clock\(", re.M)
 READS_THE_CLOCK = re.compile(r"\bdatetime\.now\(|\bdatetime\.utcnow\(|\bdate\.today\(")
@@ -37,17 +33,17 @@ def test_the_sources_are_found() -> None:
 
 
 def test_the_time_zone_is_defined_only_in_streams_zone() -> None:
-    assert _where(ZONE, SOURCES) == {"streams/zone.py"} | AWAITING_ISSUE_20
+    assert _where(ZONE, SOURCES) == {"streams/zone.py"}
 
 
 def test_the_wall_clock_is_defined_only_in_clock() -> None:
-    assert _where(DEFINES_WALL_CLOCK, SOURCES) == {"clock.py"} | AWAITING_ISSUE_20
+    assert _where(DEFINES_WALL_CLOCK, SOURCES) == {"clock.py"}
 
 
 def test_the_running_system_reads_the_clock_only_through_wall_clock() -> None:
     running = [path for path in SOURCES
                if path.relative_to(PROJECT_DIR).parts[0] in RUNNING or path.parent == PROJECT_DIR]
-    assert _where(READS_THE_CLOCK, running) == {"clock.py"} | AWAITING_ISSUE_20
+    assert _where(READS_THE_CLOCK, running) == {"clock.py"}
 
 
 def test_the_patterns_see_a_copy() -> None:
