@@ -1,5 +1,6 @@
 # Two commands for a fresh machine: `make demo` and `make test`.
-# Each creates .venv and installs what it needs; nothing is installed by hand.
+# Each creates .venv and installs what it needs; what pip cannot install,
+# tools/system-packages installs (as root) or names the command for.
 
 PYTHON ?= python3
 VENV   := .venv
@@ -16,10 +17,13 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 
+# What pip cannot install: apt as root, else the command to run (tools/system-packages).
 demo: $(STAMP)
+	tools/system-packages demo
 	$(BIN)/gridlink demo
 
 test: $(STAMP)
+	tools/system-packages test
 	$(BIN)/python -m pytest
 
 unit: $(STAMP)

@@ -48,7 +48,7 @@ def _chromium() -> str:
     path = shutil.which("chromium")
     if path is None:
         pytest.fail("the board test needs Debian's `chromium` on PATH "
-                    "(apt-get install chromium; .ci/run installs it). Playwright's own "
+                    "(apt-get install chromium; tools/system-packages installs it). Playwright's own "
                     "browser downloads are not used.", pytrace=False)
     return path
 

@@ -64,7 +64,7 @@ class Prometheus:
         binary = shutil.which("prometheus")
         if binary is None:
             pytest.fail("the prometheus server is not installed (Debian package prometheus; "
-                        ".ci/run installs it): the metrics test needs a real one")
+                        "tools/system-packages installs it): the metrics test needs a real one")
         config = directory / "prometheus.yml"
         config.write_text(SCRAPE_CONFIG.format(worker=worker_port, api=api_port))
         self.port = _free_port()
