@@ -47,9 +47,9 @@ P1_GRID = "371581001003004"  # 临清市, smoke from a shop kitchen: a P1 (sever
 def _chromium() -> str:
     path = shutil.which("chromium")
     if path is None:
-        pytest.fail("the board test needs Debian's `chromium` on PATH "
-                    "(apt-get install chromium; tools/system-packages installs it). Playwright's own "
-                    "browser downloads are not used.", pytrace=False)
+        pytest.fail("the board test needs Debian's `chromium` on PATH (apt-get install "
+                    "chromium; tools/system-packages installs it). Playwright's own browser "
+                    "downloads are not used.", pytrace=False)
     return path
 
 

@@ -68,8 +68,8 @@ def browser() -> Iterator[Browser]:
     executable = shutil.which("chromium")
     if executable is None:
         pytest.fail("the browser tests need Debian's `chromium` on PATH (apt-get install "
-                    "chromium; tools/system-packages installs it); Playwright's own browser downloads are "
-                    "not used", pytrace=False)
+                    "chromium; tools/system-packages installs it); Playwright's own browser "
+                    "downloads are not used", pytrace=False)
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=executable, args=["--no-sandbox"])
         yield browser

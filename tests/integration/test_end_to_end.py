@@ -14,7 +14,8 @@ from topics import registry
 
 def _kcat(*args: str, stdin: bytes | None = None, timeout: float = 30) -> bytes:
     if shutil.which("kcat") is None:
-        pytest.fail("kcat is not installed (Debian package kcat; tools/system-packages installs it)")
+        pytest.fail("kcat is not installed (Debian package kcat; tools/system-packages "
+                    "installs it)")
     return subprocess.run(["kcat", *args], input=stdin, capture_output=True, check=True,
                           timeout=timeout).stdout
 
