@@ -712,7 +712,7 @@ def machine() -> dict[str, Any]:
                 memory_gb = round(int(line.split()[1]) / 1024 / 1024, 1)
     except OSError:
         pass
-    from cli.kafka_local import KAFKA_VERSION
+    from topics.local_kafka import KAFKA_VERSION
 
     return {"cores": os.cpu_count(), "cpu_model": model, "memory_gb": memory_gb,
             "python": platform.python_version(), "aiokafka": aiokafka.__version__,
@@ -807,7 +807,7 @@ async def _shape_runs(shape: Shape, modes: list[str], runs: int, options: Option
 
 
 def _start_shape(brokers: int, workdir: Path):
-    from cli.kafka_local import LocalCluster, LocalKafka
+    from topics.local_kafka import LocalCluster, LocalKafka
 
     cache = Path(os.environ.get("GRIDLINK_KAFKA_CACHE_DIR", Path.home() / ".cache" / "gridlink"))
     ports = _free_ports(2 * brokers)

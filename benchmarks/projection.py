@@ -35,12 +35,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a scri
 from sqlalchemy import Engine, delete, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from simulation.case_logs import batches, case_logs, merged_log
 from store.db import create_engine, session_factory
 from store.migrate import upgrade
 from store.models import Case
 from store.projector import project
 from streams.cases import CaseEvent
-from tests.store.scenarios import batches, case_logs, merged_log
 
 
 def measure(

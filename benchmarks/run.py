@@ -31,8 +31,8 @@ from typing import Any
 
 from benchmarks import pipeline, scale
 from benchmarks.harness import Run, corpus, free_port
-from cli.kafka_local import LocalKafka
 from settings import Settings
+from topics.local_kafka import LocalKafka
 
 STAGES = ("lpipe", "fbase", "pipeline", "latency", "pipeline2", "sqlapart", "scale")
 

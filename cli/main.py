@@ -11,8 +11,8 @@ import click
 from settings import InvalidSettings, Settings, load_settings
 
 if TYPE_CHECKING:
-    from cli.kafka_local import LocalSecurity
     from streams.reference import City
+    from topics.local_kafka import LocalSecurity
 
 
 def _settings() -> Settings:
@@ -25,9 +25,9 @@ def _settings() -> Settings:
 def _local_security(settings: Settings):
     """The secrets of a secured local broker or cluster, for every principal of the ACL
     table (``<kafka dir>/secure``)."""
-    from cli.kafka_local import LocalSecurity
     from streams.reference import load_city
     from topics.acls import principals
+    from topics.local_kafka import LocalSecurity
     from topics.registry import jurisdictions
 
     city = load_city(settings.reference_dir)
@@ -37,14 +37,14 @@ def _local_security(settings: Settings):
 
 
 def _secured(data_dir: Path) -> bool:
-    from cli.kafka_local import SECURED_MARKER
+    from topics.local_kafka import SECURED_MARKER
 
     return (data_dir / SECURED_MARKER).exists()
 
 
 def _local_kafka(settings: Settings, secure: bool = False):
     """The single local broker; secured when asked, or when its storage was formatted so."""
-    from cli.kafka_local import LocalKafka
+    from topics.local_kafka import LocalKafka
 
     secure = secure or _secured(settings.kafka_dir)
     return LocalKafka(
@@ -61,7 +61,7 @@ def _local_kafka(settings: Settings, secure: bool = False):
 def _local_cluster(settings: Settings, brokers: int, secure: bool = False):
     """``brokers`` local nodes in ``<kafka dir>/node-<i>``, from the bootstrap's port on;
     secured when asked, or when their storage was formatted so."""
-    from cli.kafka_local import NODE_DIR_PREFIX, LocalCluster
+    from topics.local_kafka import NODE_DIR_PREFIX, LocalCluster
 
     secure = secure or _secured(settings.kafka_dir / f"{NODE_DIR_PREFIX}1")
     return LocalCluster.consecutive(
@@ -78,7 +78,7 @@ def _local_cluster(settings: Settings, brokers: int, secure: bool = False):
 
 def _found_cluster(settings: Settings):
     """The local cluster whose nodes are in the kafka dir, or None if there is none."""
-    from cli.kafka_local import formatted_nodes
+    from topics.local_kafka import formatted_nodes
 
     nodes = formatted_nodes(settings.kafka_dir)
     return _local_cluster(settings, max(nodes)) if nodes else None
@@ -145,7 +145,7 @@ def kafka() -> None:
 def kafka_up(brokers: int, fresh: bool, secure: bool, timeout: float | None) -> None:
     """Start the local broker, or ``--brokers`` of them (fetching the jars with Maven on
     first use); those already running are left as they are."""
-    from cli.kafka_local import LocalKafkaError
+    from topics.local_kafka import LocalKafkaError
 
     settings = _settings()
     if fresh and secure:
@@ -396,7 +396,7 @@ def demo(rate: float, departments: bool) -> None:
     """Everything on embedded defaults: broker, topics, worker, API, sample traffic, and
     departments that work the cases."""
     from cli import demo as demo_module
-    from cli.kafka_local import LocalKafkaError
+    from topics.local_kafka import LocalKafkaError
 
     settings = _settings()
     try:

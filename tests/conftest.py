@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from cli.kafka_local import LocalCluster, LocalKafka
 from settings import Settings
 from tests.store.postgres import PostgresCluster, PostgresUnavailable
+from topics.local_kafka import LocalCluster, LocalKafka
 
 TESTS_DIR = Path(__file__).resolve().parent
 CONTRACT_DIR = TESTS_DIR / "data" / "contract"

@@ -18,7 +18,6 @@ from collections.abc import Iterator
 import pytest
 from kafka import KafkaAdminClient, TopicPartition
 
-from cli.kafka_local import LocalCluster
 from clock import wall_clock
 from tests.faults.harness import (
     Desks,
@@ -36,6 +35,7 @@ from tests.faults.harness import (
 from tests.faults.test_worker_kills import alive, until_appending
 from tests.integration.kafka_client import KafkaTestClient
 from topics import registry
+from topics.local_kafka import LocalCluster
 
 pytestmark = [pytest.mark.faults, pytest.mark.integration]
 

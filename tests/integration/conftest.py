@@ -18,9 +18,9 @@ from pathlib import Path
 
 import pytest
 
-from cli.kafka_local import LocalKafka
 from settings import Settings
 from tests.integration.kafka_client import KafkaTestClient
+from topics.local_kafka import LocalKafka
 
 pytestmark = pytest.mark.integration
 

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 from kafka import KafkaConsumer, TopicPartition
 
-from cli.kafka_local import LocalKafka
 from tests.conftest import PROJECT_DIR
+from topics.local_kafka import LocalKafka
 
 pytestmark = pytest.mark.integration
 

@@ -16,8 +16,8 @@ import pytest
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import ConfigResource, ConfigResourceType, NewTopic
 
-from cli.kafka_local import LocalCluster
 from tests.conftest import PROJECT_DIR
+from topics.local_kafka import LocalCluster
 
 pytestmark = pytest.mark.integration
 

@@ -14,6 +14,7 @@ import pytest
 from sqlalchemy import Engine, Table, delete, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from simulation.case_logs import batches, case_logs, merged_log, world
 from store.db import create_engine, session_factory
 from store.migrate import upgrade
 from store.models import (
@@ -32,7 +33,6 @@ from store.projector import ProjectionError, decode_state, load_reference, proje
 from streams.cases import AnyEvent, CaseEvent, CaseState, CaseStatus, fold
 from streams.cases.events import AssignmentCancelled, CaseEvaluated
 from tests.store.conftest import new_database
-from tests.store.scenarios import batches, case_logs, merged_log, world
 
 CASES = 60
 PROJECTION_TABLES = (Case, AssignmentRow, DeadlineRow, CaseEventRow, EvaluationRow)

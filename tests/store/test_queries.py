@@ -11,10 +11,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from api.queries import QUEUE_STATUSES, Scope, case_of_report, department_queue
+from simulation.case_logs import START, case_logs, merged_log
 from store.models import AssignmentRow, Case
 from store.projector import project
 from streams.cases.events import CaseOpened, EventLinked
-from tests.store.scenarios import START, case_logs, merged_log
 
 CASES = 80
 

@@ -22,7 +22,10 @@ ALLOWED = {
     "agents": {"settings", "clock", "topics", "store", "observability"},
     "api": {"settings", "clock", "topics", "store", "observability"},
     "simulation": {"settings", "clock", "topics"},
-    "cli": {"settings", "clock", "topics", "store", "observability", "agents", "api", "simulation"},
+    "benchmarks": {"settings", "clock", "topics", "store", "observability", "agents", "api",
+                   "simulation"},
+    "cli": {"settings", "clock", "topics", "store", "observability", "agents", "api", "simulation",
+            "benchmarks"},
 }
 PROJECT_PACKAGES = set(ALLOWED) | {"settings", "clock"}
 
@@ -61,3 +64,14 @@ def test_core_never_reads_the_clock():
         text = path.read_text(encoding="utf-8")
         for call in ("datetime.now(", "datetime.utcnow(", "time.time(", "date.today("):
             assert call not in text, f"{path.relative_to(PROJECT_DIR)} calls {call}"
+
+
+def test_benchmarks_are_imported_only_lazily_by_the_cli():
+    """``gridlink bench`` imports them when it runs: nothing else pays for loading them."""
+    for path in _modules("cli"):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        top = {alias.name.split(".")[0] for node in tree.body
+               if isinstance(node, ast.Import) for alias in node.names}
+        top |= {node.module.split(".")[0] for node in tree.body
+                if isinstance(node, ast.ImportFrom) and node.module}
+        assert "benchmarks" not in top, f"{path.relative_to(PROJECT_DIR)} imports benchmarks"

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from cli.kafka_local import LocalCluster, LocalKafka, formatted_nodes, quorum_voters
 from topics.admin import TopicDifference
+from topics.local_kafka import LocalCluster, LocalKafka, formatted_nodes, quorum_voters
 from topics.registry import Replication, replication_for
 
 # What `gridlink kafka up` writes for its single broker: what it wrote before clusters
