@@ -24,6 +24,7 @@ from mode import Service
 
 from agents import lag
 from agents.app import create_app
+from agents.health import Probes
 from agents.batches import windows
 from agents.intake import Intake
 from agents.loops import ConsumerLoop
@@ -32,8 +33,8 @@ from agents.projection import Projection
 from agents.store import claim_state_dir
 from agents.timers import AUDIT_SECONDS, TimerTask, Timers
 from agents.writer import Input, Partition, Writer
+from observability import health, metrics, tracing
 from observability import logging as log_setup
-from observability import metrics, tracing
 from settings import Settings
 from store.service import Store
 from streams.calendar import CalendarGap, load_calendar
@@ -70,6 +71,7 @@ class Runtime(Service):
         self.producer = producer
         self.loops: list[ConsumerLoop] = []
         self.writer: Writer | None = None
+        self.timer_task: TimerTask | None = None
         self.ready = asyncio.Event()  # the producer is up and the placement known
 
     async def on_start(self) -> None:
@@ -98,9 +100,11 @@ class Runtime(Service):
         await self.app.crash(error)
 
 
-def build(settings: Settings, agents: Sequence[str] = AGENTS) -> faust.App:
+def build(settings: Settings, agents: Sequence[str] = AGENTS,
+          readiness: health.Readiness | None = None) -> faust.App:
     """The worker's Faust app with its stages; rule files are validated here, so a bad
-    rule stops the worker at start with the file and entry named."""
+    rule stops the worker at start with the file and entry named. With ``readiness``,
+    the stages' checks are published to it every second (:mod:`agents.health`)."""
     stages = {ALIASES.get(name, name) for name in agents}
     city = load_city(settings.reference_dir)
     rules = Rules(triage=load_triage_rules(settings.rules_dir, departments=city.departments),
@@ -128,7 +132,12 @@ def build(settings: Settings, agents: Sequence[str] = AGENTS) -> faust.App:
                                   stage=projection, fatal=runtime.fatal,
                                   before=runtime.ready.wait))
     app.add_dependency(runtime)
-    lag.register(app, loops)
+    probes = None
+    if readiness is not None:
+        probes = Probes(readiness, runtime.ready, loops, writer=runtime.writer,
+                        timer_task=runtime.timer_task)
+        probes.register(app)
+    lag.register(app, loops, probes.lag_measured if probes is not None else None)
     return app
 
 
@@ -145,7 +154,7 @@ def _register_writer(app: faust.App, settings: Settings, rules: Rules, runtime: 
                     on_case=timers.track, on_ready=ready)
     commands = settings.topic(registry.CASE_COMMANDS)
     topic = app.topic(commands, key_serializer="raw", value_serializer="raw")
-    task = TimerTask(settings, writer, producer, timers, placement)
+    task = runtime.timer_task = TimerTask(settings, writer, producer, timers, placement)
 
     @app.agent(topic, name="cases")
     async def township_writer(stream: faust.StreamT) -> None:
@@ -190,8 +199,9 @@ def run(settings: Settings, agents: Sequence[str] = AGENTS) -> None:
     """Run one worker until SIGINT/SIGTERM; several workers share the partitions."""
     log_setup.configure(settings)
     tracing.configure(settings, service="gridlink-worker")  # before build: stages read it
-    app = build(settings, agents)
-    metrics.serve(settings.worker_metrics_port)
+    readiness = health.Readiness()
+    app = build(settings, agents, readiness)
+    health.serve(settings.worker_metrics_port, readiness)  # /metrics, /healthz, /readyz
     # Faust sets logging up again when it starts: in JSON mode, hand it ours (and keep its
     # banner off stdout, so every line stays JSON); in text mode its own format stays.
     json_logs = {"logging_config": log_setup.logging_config(settings), "quiet": True}
