@@ -145,7 +145,8 @@ class Settings(BaseSettings):
         "applies"
     )
     worker_metrics_port: int = Field(
-        0, ge=0, le=65535, description="a worker's /metrics port (0 = off)"
+        0, ge=0, le=65535,
+        description="a worker's port for /metrics, /healthz and /readyz (0 = off)"
     )
 
     # Observability
