@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Sequence
+from functools import partial
 from pathlib import Path
 
 import faust
@@ -124,8 +125,9 @@ def build(settings: Settings, agents: Sequence[str] = AGENTS,
                                   topics=intake.topics, stage=intake, fatal=runtime.fatal,
                                   before=runtime.ready.wait))
     if "projection" in stages:
-        projection = Projection(settings, Store.open(settings.database_url, city=city),
+        projection = Projection(settings, partial(Store.open, settings.database_url, city=city),
                                 producer, lambda: bool(app.should_stop))
+        projection.open_now()  # or with its first batch, if the database does not answer
         loops.append(ConsumerLoop(settings, name="projection",
                                   group=f"{settings.app_id}-projection",
                                   topics=[settings.topic(registry.CASE_EVENTS)],
