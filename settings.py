@@ -39,6 +39,11 @@ class Settings(BaseSettings):
     session_timeout_seconds: float = Field(
         10.0, gt=0, description="consumer session timeout: how fast a dead worker's partitions move"
     )
+    shutdown_seconds: float = Field(
+        25.0, gt=0, description="how long a worker drains on SIGTERM or Ctrl-C before it exits "
+        "anyway (exit status 1): what it had not committed is read again by its partitions' "
+        "next owner. Keep it under the supervisor's grace period (Kubernetes: 30 s)"
+    )
 
     # Kafka security: every client GridLink runs is made with these (topics.clients)
     kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(

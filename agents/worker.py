@@ -14,9 +14,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import signal
+import threading
 from collections.abc import Sequence
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 import faust
 from faust.types import TP
@@ -197,6 +201,36 @@ def _register_writer(app: faust.App, settings: Settings, rules: Rules, runtime: 
     return writer
 
 
+class BoundedWorker(Worker):
+    """Faust's worker, whose stop on SIGTERM or Ctrl-C takes at most ``shutdown_seconds``:
+    past that (a broker that does not answer holds a consumer's stop for a minute), the
+    process exits with status 1. That is as safe as a kill at any instant — nothing
+    uncommitted is lost, the partitions' next owner takes it again — and a supervisor
+    gets its process back within a bound it knows."""
+
+    def __init__(self, *args: Any, shutdown_seconds: float, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.shutdown_seconds = shutdown_seconds
+        self._deadline: threading.Timer | None = None
+
+    def _schedule_shutdown(self, received: signal.Signals) -> None:
+        # mode's Worker sends both signals here; its first call starts the stop
+        if self._deadline is None:
+            log.info("%s: draining, for at most %.1f s", received.name, self.shutdown_seconds)
+            self._deadline = threading.Timer(self.shutdown_seconds, self._give_up)
+            self._deadline.daemon = True
+            self._deadline.start()
+        super()._schedule_shutdown(received)
+
+    def _give_up(self) -> None:
+        log.critical("the worker did not stop within %.1f s (GRIDLINK_SHUTDOWN_SECONDS): "
+                     "exiting now; what it had not committed is read again by its "
+                     "partitions' next owner", self.shutdown_seconds)
+        for handler in logging.getLogger().handlers:
+            handler.flush()
+        os._exit(1)
+
+
 def run(settings: Settings, agents: Sequence[str] = AGENTS) -> None:
     """Run one worker until SIGINT/SIGTERM; several workers share the partitions."""
     log_setup.configure(settings)
@@ -207,8 +241,9 @@ def run(settings: Settings, agents: Sequence[str] = AGENTS) -> None:
     # Faust sets logging up again when it starts: in JSON mode, hand it ours (and keep its
     # banner off stdout, so every line stays JSON); in text mode its own format stays.
     json_logs = {"logging_config": log_setup.logging_config(settings), "quiet": True}
-    worker = Worker(app, loglevel=settings.log_level, redirect_stdouts=False,
-                    **(json_logs if settings.log_json else {}))
+    worker = BoundedWorker(app, loglevel=settings.log_level, redirect_stdouts=False,
+                           shutdown_seconds=settings.shutdown_seconds,
+                           **(json_logs if settings.log_json else {}))
     # Faust's terminal spinner, at level warning or above, turns the root logger to DEBUG
     # so that every debug call (aiokafka logs one per record sent) builds a log record;
     # a worker is a service, not a terminal program.
