@@ -92,9 +92,9 @@ def _handler(readiness: Readiness, registry: CollectorRegistry) -> type[BaseHTTP
 
         def _metrics(self, params: dict[str, list[str]]) -> None:
             encoder, content_type = choose_encoder(self.headers.get("Accept", ""))
-            chosen = registry.restricted_registry(params["name[]"]) if "name[]" in params \
-                else registry
-            self._send(200, encoder(chosen), content_type)  # type: ignore[arg-type]
+            names = params.get("name[]")
+            chosen = registry.restricted_registry(names) if names else registry
+            self._send(200, encoder(chosen), content_type)
 
         def _json(self, status: int, body: dict[str, Any]) -> None:
             self._send(status, json.dumps(body, ensure_ascii=False).encode(),
