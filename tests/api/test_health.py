@@ -1,22 +1,27 @@
 """Liveness and readiness of the API on the real broker and a real database: ready when
 the broker, the database and the engine's replies all answer; a 503 naming the
-database, within the check's bound, while a real PostgreSQL server is stopped; ready
-again once it is back."""
+database, within the check's bound, while a real PostgreSQL server is stopped, and
+naming the broker while a real broker of the test's own is stopped; ready again once
+each is back."""
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from fastapi.testclient import TestClient
 
 from api.app import create_app
 from api.health import CHECK_TIMEOUT_SECONDS
+from cli.kafka_local import LocalKafka
 from settings import Settings
 from tests.api.conftest import eventually
-from tests.conftest import postgres_cluster_for
+from tests.conftest import _free_port, postgres_cluster_for
 from tests.integration.conftest import GridlinkProcess
+from tests.integration.kafka_client import KafkaTestClient
 from tests.store.postgres import PostgresCluster
 
 CHECKS = {"broker", "database", "replies"}
@@ -85,3 +90,33 @@ def test_not_ready_naming_the_database_while_postgresql_is_down(
             postgres.server_up()
         eventually(lambda: client.get("/readyz").status_code == 200, timeout=20,
                    what="/readyz ready again once PostgreSQL is back")
+
+
+def test_not_ready_naming_the_broker_while_it_is_down(api_settings: Settings,
+                                                      tmp_path: Path) -> None:
+    """A broker of this test's own (the session's serves the other tests), stopped and
+    started again under a running API."""
+    broker = LocalKafka(data_dir=tmp_path / "kafka", cache_dir=api_settings.kafka_cache_dir,
+                        port=_free_port(), controller_port=_free_port(), heap="512m")
+    broker.up(timeout_seconds=120, echo=lambda msg: print(msg, file=sys.stderr))
+    try:
+        settings = api_settings.model_copy(update={"kafka_bootstrap": broker.bootstrap})
+        kafka = KafkaTestClient(settings)
+        kafka.create_topics()
+        kafka.close()
+        with TestClient(create_app(settings), raise_server_exceptions=False) as client:
+            assert client.get("/readyz").status_code == 200
+            broker.down(echo=lambda *_: None)
+            started = time.monotonic()
+            answer = client.get("/readyz")
+            elapsed = time.monotonic() - started
+            assert answer.status_code == 503, answer.text
+            body = answer.json()
+            assert "broker" in body["failed"], body
+            assert body["checks"]["database"]["ok"], body
+            assert elapsed < CHECK_TIMEOUT_SECONDS + 1.0, f"answered after {elapsed:.1f} s"
+            broker.up(timeout_seconds=120, echo=lambda *_: None)
+            eventually(lambda: client.get("/readyz").status_code == 200, timeout=60,
+                       what="/readyz ready again once the broker is back")
+    finally:
+        broker.down(echo=lambda *_: None)
