@@ -94,7 +94,7 @@ def test_not_ready_naming_the_database_while_postgresql_is_down(
 
 def test_not_ready_naming_the_broker_while_it_is_down(api_settings: Settings,
                                                       tmp_path: Path) -> None:
-    """A broker of this test's own (the session's serves the other tests), stopped and
+    """A broker of this test's own (the shared one serves the other tests), stopped and
     started again under a running API."""
     broker = LocalKafka(data_dir=tmp_path / "kafka", cache_dir=api_settings.kafka_cache_dir,
                         port=_free_port(), controller_port=_free_port(), heap="512m")
