@@ -39,6 +39,11 @@ class Settings(BaseSettings):
     session_timeout_seconds: float = Field(
         10.0, gt=0, description="consumer session timeout: how fast a dead worker's partitions move"
     )
+    shutdown_seconds: float = Field(
+        25.0, gt=0, description="how long a worker drains on SIGTERM or Ctrl-C before it exits "
+        "anyway (exit status 1): what it had not committed is read again by its partitions' "
+        "next owner. Keep it under the supervisor's grace period (Kubernetes: 30 s)"
+    )
 
     # Kafka security: every client GridLink runs is made with these (topics.clients)
     kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
@@ -145,7 +150,8 @@ class Settings(BaseSettings):
         "applies"
     )
     worker_metrics_port: int = Field(
-        0, ge=0, le=65535, description="a worker's /metrics port (0 = off)"
+        0, ge=0, le=65535,
+        description="a worker's port for /metrics, /healthz and /readyz (0 = off)"
     )
 
     # Observability

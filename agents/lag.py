@@ -10,7 +10,7 @@ earliest offset: everything is still to read).
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import faust
 from aiokafka import TopicPartition
@@ -67,7 +67,10 @@ async def loop_lag(loop: ConsumerLoop) -> dict[tuple[str, int], int]:
     return lags
 
 
-def register(app: faust.App, loops: Sequence[ConsumerLoop]) -> None:
+def register(app: faust.App, loops: Sequence[ConsumerLoop],
+             measured: Callable[[], None] | None = None) -> None:
+    """Measure the lag every ``LAG_SECONDS``; ``measured`` is told each time it was."""
+
     @app.timer(LAG_SECONDS)
     async def measure_consumer_lag() -> None:
         lags: dict[tuple[str, int], int] = {}
@@ -79,3 +82,5 @@ def register(app: faust.App, loops: Sequence[ConsumerLoop]) -> None:
             log.debug("consumer lag not measured", exc_info=True)
             return
         metrics.set_consumer_lag(lags)
+        if measured is not None:
+            measured()

@@ -45,6 +45,7 @@ class ConsumerLoop(Service):
         self.stage = stage
         self.before = before  # awaited once before the first fetch (the producer is up)
         self.consumer: AIOKafkaConsumer | None = None
+        self.running: asyncio.Future[None] | None = None  # the fetch loop, once started
         self.batches = 0
 
     @property
@@ -66,7 +67,7 @@ class ConsumerLoop(Service):
             max_partition_fetch_bytes=8 * 2**20,
         )
         await self.consumer.start()
-        self.add_future(self._run())
+        self.running = self.add_future(self._run())
 
     async def on_stop(self) -> None:
         if self.consumer is not None:

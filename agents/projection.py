@@ -10,6 +10,12 @@ that is not a case event, that the database refuses for good (a value it cannot
 hold, a constraint: :func:`store.db.refused_for_good`), or that the projection
 fails on for any other reason, is dead-lettered with its bytes and the error, and
 the rest of its batch is written.
+
+The database need not answer when the worker starts: the store is opened (migrated,
+the reference data loaded) at start if it answers, else when the first batch comes,
+again after the same backoff while the database does not answer. The worker's other
+stages — intake, the case writers, the timers — run meanwhile; the projection catches
+up once it answers.
 """
 
 from __future__ import annotations
@@ -19,7 +25,7 @@ import logging
 from collections.abc import Callable, Sequence
 from concurrent.futures import Executor, ThreadPoolExecutor
 from datetime import datetime
-from functools import partial
+from typing import TypeVar
 
 import msgspec
 from aiokafka import ConsumerRecord
@@ -41,21 +47,47 @@ log = logging.getLogger(__name__)
 RETRY_FIRST_SECONDS = 0.5  # the wait after a refused write, doubled after each refusal …
 RETRY_MAX_SECONDS = 30.0  # … up to this
 
+T = TypeVar("T")
+
 
 class Projection:
     """The projection stage (see the module's docstring)."""
 
-    def __init__(self, settings: Settings, store: Store, producer: Producer,
+    def __init__(self, settings: Settings, open_store: Callable[[], Store], producer: Producer,
                  interrupted: Callable[[], bool]) -> None:
         self.settings = settings
-        self.store = store
+        self.open_store = open_store  # migrates the database and opens it
+        self.store: Store | None = None
         self.producer = producer
         self.interrupted = interrupted  # the worker stops: give up waiting for the database
         self.writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="projection")
         self.topic = settings.topic(registry.CASE_EVENTS)
         self.dead_letters = settings.topic(registry.DEAD_LETTER)
 
+    def open_now(self) -> None:
+        """One attempt to open the store, at start: a worker started with the database
+        up has migrated it before it is ready. A database that does not answer is left
+        to :meth:`opened`, and the worker starts without it."""
+        try:
+            self.store = self.open_store()
+        except DBAPIError as error:
+            if refused_for_good(error):
+                raise
+            log.warning("projection: the database does not answer (%s); the other stages "
+                        "start now, the projection when it answers", _reason(error))
+
+    async def opened(self) -> Store | None:
+        """The store, opened on first use — again and again while the database does not
+        answer; None if the worker stops first."""
+        if self.store is None:
+            self.store = await retry_while_down(self.open_store, self.writer, self.interrupted,
+                                                what="its migration at start")
+        return self.store
+
     async def __call__(self, records: Sequence[ConsumerRecord]) -> None:
+        store = await self.opened()
+        if store is None:
+            raise InterruptedError("the worker stops before the database answers")
         events: list[CaseEvent] = []
         sources: list[ConsumerRecord] = []
         poison: list[tuple[ConsumerRecord, str, str]] = []
@@ -67,7 +99,7 @@ class Projection:
                 poison.append((record, "invalid_event", f"not a case event: {error}"))
         with tracing.spans_per_trace("projection", (r.headers for r in sources)):
             try:
-                applied = await write_until_stored(self.store, self.writer, events,
+                applied = await write_until_stored(store, self.writer, events,
                                                    self.interrupted)
             except asyncio.CancelledError:
                 raise
@@ -77,23 +109,24 @@ class Projection:
                 log.warning("projection: the database refuses a batch of %d events for "
                             "good (%s); writing them one by one", len(events),
                             _reason(error))
-                applied = await self._one_by_one(events, sources, poison)
+                applied = await self._one_by_one(store, events, sources, poison)
             except Exception:  # noqa: BLE001 — find the event the projection fails on
                 log.exception("projection: a batch of %d events failed; writing them one by "
                               "one", len(events))
-                applied = await self._one_by_one(events, sources, poison)
+                applied = await self._one_by_one(store, events, sources, poison)
         if applied is None:
             raise InterruptedError("the worker stops while the database refuses a batch")
         metrics.PROJECTED_EVENTS.inc(applied)
         if poison:
             await self._dead_letter(poison)
 
-    async def _one_by_one(self, events: list[CaseEvent], sources: list[ConsumerRecord],
+    async def _one_by_one(self, store: Store, events: list[CaseEvent],
+                          sources: list[ConsumerRecord],
                           poison: list[tuple[ConsumerRecord, str, str]]) -> int | None:
         applied = 0
         for event, record in zip(events, sources):
             try:
-                stored = await write_until_stored(self.store, self.writer, [event],
+                stored = await write_until_stored(store, self.writer, [event],
                                                   self.interrupted)
             except DBAPIError as error:
                 if not refused_for_good(error):
@@ -133,27 +166,40 @@ async def write_until_stored(store: Store, writer: Executor, events: Sequence[Ca
     the data itself (:func:`store.db.refused_for_good`) and anything else
     propagate: the caller finds the event and dead-letters it. Gaps are reported
     once, for the attempt that is stored."""
+    gaps: list[ProjectionError] = []
+
+    def attempt() -> int:
+        gaps.clear()
+        return store.project(events, on_gap=gaps.append)
+
+    applied = await retry_while_down(attempt, writer, interrupted,
+                                     what=f"a batch of {len(events)} events")
+    for gap in gaps if applied is not None else ():
+        _gap(gap)
+    return applied
+
+
+async def retry_while_down(call: Callable[[], T], writer: Executor,
+                           interrupted: Callable[[], bool], *, what: str) -> T | None:
+    """``call()`` in ``writer``, again after a capped, doubling wait while the database
+    does not take it (:class:`~sqlalchemy.exc.DBAPIError` but a refusal for good: those
+    and anything else propagate); None if ``interrupted()`` comes first. Each refusal
+    logs a warning naming ``what`` and counts in ``gridlink_projection_retries_total``."""
     delay = RETRY_FIRST_SECONDS
     loop = asyncio.get_running_loop()
     while True:
-        gaps: list[ProjectionError] = []
         try:
-            applied = await loop.run_in_executor(
-                writer, partial(store.project, events, on_gap=gaps.append))
+            return await loop.run_in_executor(writer, call)
         except DBAPIError as error:
             if refused_for_good(error):
                 raise
             if interrupted():
                 return None
             metrics.PROJECTION_RETRIES.inc()
-            log.warning("projection: the database refused a batch of %d events "
-                        "(%s); retrying in %.1f s", len(events), _reason(error), delay)
+            log.warning("projection: the database refused %s (%s); retrying in %.1f s",
+                        what, _reason(error), delay)
             await _pause(delay, interrupted)
             delay = min(delay * 2, RETRY_MAX_SECONDS)
-            continue
-        for gap in gaps:
-            _gap(gap)
-        return applied
 
 
 def _reason(error: DBAPIError) -> str:

@@ -167,6 +167,7 @@ class TimerTask:
         self.timers = timers
         self.commands = settings.topic(registry.CASE_COMMANDS)
         self.signing_key = signing.key_for(settings)
+        self.running = False  # the task arms and fires deadlines (the readiness probe)
 
     async def send(self, fires: list[tuple[float, bytes, bytes]]) -> None:
         batches = self.producer.batches()
@@ -182,9 +183,13 @@ class TimerTask:
 
     async def run(self, should_stop: Callable[[], bool]) -> None:
         """Arm what falls due within ``ARM_AHEAD``; send each fire at its instant."""
-        while not should_stop():
-            await self.timers.tick(wall_clock, self.writer.case, self.send)
-            await asyncio.sleep(self.timers.sleep_seconds(wall_clock()))
+        self.running = True
+        try:
+            while not should_stop():
+                await self.timers.tick(wall_clock, self.writer.case, self.send)
+                await asyncio.sleep(self.timers.sleep_seconds(wall_clock()))
+        finally:
+            self.running = False
 
     def audit(self) -> None:
         """The auditor: deadlines past due and not fired (should stay 0)."""

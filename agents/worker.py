@@ -14,8 +14,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import signal
+import threading
 from collections.abc import Sequence
+from functools import partial
 from pathlib import Path
+from typing import Any
 
 import faust
 from faust.types import TP
@@ -24,6 +29,7 @@ from mode import Service
 
 from agents import lag
 from agents.app import create_app
+from agents.health import Probes
 from agents.batches import windows
 from agents.intake import Intake
 from agents.loops import ConsumerLoop
@@ -32,8 +38,8 @@ from agents.projection import Projection
 from agents.store import claim_state_dir
 from agents.timers import AUDIT_SECONDS, TimerTask, Timers
 from agents.writer import Input, Partition, Writer
+from observability import health, metrics, tracing
 from observability import logging as log_setup
-from observability import metrics, tracing
 from settings import Settings
 from store.service import Store
 from streams.calendar import CalendarGap, load_calendar
@@ -70,6 +76,7 @@ class Runtime(Service):
         self.producer = producer
         self.loops: list[ConsumerLoop] = []
         self.writer: Writer | None = None
+        self.timer_task: TimerTask | None = None
         self.ready = asyncio.Event()  # the producer is up and the placement known
 
     async def on_start(self) -> None:
@@ -98,9 +105,11 @@ class Runtime(Service):
         await self.app.crash(error)
 
 
-def build(settings: Settings, agents: Sequence[str] = AGENTS) -> faust.App:
+def build(settings: Settings, agents: Sequence[str] = AGENTS,
+          readiness: health.Readiness | None = None) -> faust.App:
     """The worker's Faust app with its stages; rule files are validated here, so a bad
-    rule stops the worker at start with the file and entry named."""
+    rule stops the worker at start with the file and entry named. With ``readiness``,
+    the stages' checks are published to it every second (:mod:`agents.health`)."""
     stages = {ALIASES.get(name, name) for name in agents}
     city = load_city(settings.reference_dir)
     rules = Rules(triage=load_triage_rules(settings.rules_dir, departments=city.departments),
@@ -120,15 +129,21 @@ def build(settings: Settings, agents: Sequence[str] = AGENTS) -> faust.App:
                                   topics=intake.topics, stage=intake, fatal=runtime.fatal,
                                   before=runtime.ready.wait))
     if "projection" in stages:
-        projection = Projection(settings, Store.open(settings.database_url, city=city),
+        projection = Projection(settings, partial(Store.open, settings.database_url, city=city),
                                 producer, lambda: bool(app.should_stop))
+        projection.open_now()  # or with its first batch, if the database does not answer
         loops.append(ConsumerLoop(settings, name="projection",
                                   group=f"{settings.app_id}-projection",
                                   topics=[settings.topic(registry.CASE_EVENTS)],
                                   stage=projection, fatal=runtime.fatal,
                                   before=runtime.ready.wait))
     app.add_dependency(runtime)
-    lag.register(app, loops)
+    probes = None
+    if readiness is not None:
+        probes = Probes(readiness, runtime.ready, loops, writer=runtime.writer,
+                        timer_task=runtime.timer_task)
+        probes.register(app)
+    lag.register(app, loops, probes.lag_measured if probes is not None else None)
     return app
 
 
@@ -145,7 +160,7 @@ def _register_writer(app: faust.App, settings: Settings, rules: Rules, runtime: 
                     on_case=timers.track, on_ready=ready)
     commands = settings.topic(registry.CASE_COMMANDS)
     topic = app.topic(commands, key_serializer="raw", value_serializer="raw")
-    task = TimerTask(settings, writer, producer, timers, placement)
+    task = runtime.timer_task = TimerTask(settings, writer, producer, timers, placement)
 
     @app.agent(topic, name="cases")
     async def township_writer(stream: faust.StreamT) -> None:
@@ -186,17 +201,49 @@ def _register_writer(app: faust.App, settings: Settings, rules: Rules, runtime: 
     return writer
 
 
+class BoundedWorker(Worker):
+    """Faust's worker, whose stop on SIGTERM or Ctrl-C takes at most ``shutdown_seconds``:
+    past that (a broker that does not answer holds a consumer's stop for a minute), the
+    process exits with status 1. That is as safe as a kill at any instant — nothing
+    uncommitted is lost, the partitions' next owner takes it again — and a supervisor
+    gets its process back within a bound it knows."""
+
+    def __init__(self, *args: Any, shutdown_seconds: float, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.shutdown_seconds = shutdown_seconds
+        self._deadline: threading.Timer | None = None
+
+    def _schedule_shutdown(self, received: signal.Signals) -> None:
+        # mode's Worker sends both signals here; its first call starts the stop
+        if self._deadline is None:
+            log.info("%s: draining, for at most %.1f s", received.name, self.shutdown_seconds)
+            self._deadline = threading.Timer(self.shutdown_seconds, self._give_up)
+            self._deadline.daemon = True
+            self._deadline.start()
+        super()._schedule_shutdown(received)
+
+    def _give_up(self) -> None:
+        log.critical("the worker did not stop within %.1f s (GRIDLINK_SHUTDOWN_SECONDS): "
+                     "exiting now; what it had not committed is read again by its "
+                     "partitions' next owner", self.shutdown_seconds)
+        for handler in logging.getLogger().handlers:
+            handler.flush()
+        os._exit(1)
+
+
 def run(settings: Settings, agents: Sequence[str] = AGENTS) -> None:
     """Run one worker until SIGINT/SIGTERM; several workers share the partitions."""
     log_setup.configure(settings)
     tracing.configure(settings, service="gridlink-worker")  # before build: stages read it
-    app = build(settings, agents)
-    metrics.serve(settings.worker_metrics_port)
+    readiness = health.Readiness()
+    app = build(settings, agents, readiness)
+    health.serve(settings.worker_metrics_port, readiness)  # /metrics, /healthz, /readyz
     # Faust sets logging up again when it starts: in JSON mode, hand it ours (and keep its
     # banner off stdout, so every line stays JSON); in text mode its own format stays.
     json_logs = {"logging_config": log_setup.logging_config(settings), "quiet": True}
-    worker = Worker(app, loglevel=settings.log_level, redirect_stdouts=False,
-                    **(json_logs if settings.log_json else {}))
+    worker = BoundedWorker(app, loglevel=settings.log_level, redirect_stdouts=False,
+                           shutdown_seconds=settings.shutdown_seconds,
+                           **(json_logs if settings.log_json else {}))
     # Faust's terminal spinner, at level warning or above, turns the root logger to DEBUG
     # so that every debug call (aiokafka logs one per record sent) builds a log record;
     # a worker is a service, not a terminal program.

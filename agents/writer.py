@@ -206,12 +206,14 @@ class Writer:
         self._recoveries: dict[int, asyncio.Task[None]] = {}
         self._unacknowledged = False  # a window is decided and not all of it acknowledged
         self._department_partitions: dict[str, int] = {}
+        self.assigned = False  # the group has given this worker its partitions (maybe none)
 
     # -- partitions come and go --------------------------------------------------------
 
     def assign(self, numbers: Iterable[int]) -> None:
         """Partitions this worker now owns: each is recovered in the background; its
         inputs wait for it."""
+        self.assigned = True
         for number in sorted(set(numbers) - set(self.partitions)):
             partition = self.partitions[number] = Partition(number)
             self._recoveries[number] = asyncio.ensure_future(self._recover(partition))

@@ -1,5 +1,5 @@
 """The REST API (FastAPI): department queues and actions, command-center actions, case
-queries and intake over HTTP, plus health and metrics.
+queries and intake over HTTP, plus liveness, readiness (:mod:`api.health`) and metrics.
 
 ``create_app(settings)`` wires it: the users file (:mod:`api.auth`), the SQL
 projection it reads (:mod:`store`), and the command gateway (:mod:`api.commands`)
@@ -27,6 +27,7 @@ from api import (
     console,
     departments,
     errors,
+    health,
     intake,
     open311,
     statistics,
@@ -98,15 +99,11 @@ def create_app(settings: Settings, *, gateway: CommandGateway | None = None) -> 
     app.include_router(statistics.router)
     app.include_router(open311.router)
     app.include_router(board_router)
+    app.include_router(health.router)
     console.install(app)
     app.mount("/static", StaticFiles(directory=str(resources.files("api") / "static")),
               name="static")
     _offline_docs(app)
-
-    @app.get("/health", tags=["operations"])
-    def health() -> dict[str, str]:
-        """Liveness: the API process answers."""
-        return {"status": "ok"}
 
     @app.get("/metrics", tags=["operations"], response_class=PlainTextResponse)
     def metrics() -> PlainTextResponse:

@@ -114,6 +114,29 @@ class CommandGateway:
             future.cancel()
         self._waiting.clear()
 
+    async def broker_answers(self) -> None:
+        """Ask the broker for the cluster's metadata, through the gateway's producer;
+        raises :class:`EngineUnavailable` when it does not answer or the gateway is not
+        started. Bound it with a timeout: a broker that is down is retried."""
+        if self._producer is None:
+            raise EngineUnavailable("the command gateway is not started")
+        try:
+            await self._producer.client.fetch_all_metadata()
+        except KafkaError as error:
+            raise EngineUnavailable(f"the broker does not answer: {error}") from None
+
+    def replies_flowing(self) -> str | None:
+        """Why the engine's replies cannot reach this process (None: they can) — the
+        reply consumer is not assigned ``cases.replies`` or its reader has stopped."""
+        if self._consumer is None or self._reader is None:
+            return "the reply consumer is not started"
+        if self._reader.done():
+            error = None if self._reader.cancelled() else self._reader.exception()
+            return "the reply reader has stopped" + (f": {error!r}" if error else "")
+        if not self._consumer.assignment():
+            return "the reply consumer has no partition of cases.replies"
+        return None
+
     async def _read_replies(self) -> None:
         assert self._consumer is not None
         async for record in self._consumer:

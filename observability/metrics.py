@@ -1,8 +1,8 @@
 """Every Prometheus metric GridLink exposes, in one place.
 
 Names follow Prometheus conventions: units in the name, ``_total`` for
-counters. Workers serve them on ``GRIDLINK_WORKER_METRICS_PORT``; the API on
-``/metrics``.
+counters. Workers serve them on ``GRIDLINK_WORKER_METRICS_PORT``
+(:mod:`observability.health`, beside their probes); the API on ``/metrics``.
 
 Where each is computed:
 
@@ -35,7 +35,6 @@ from prometheus_client import (
     Gauge,
     Histogram,
     disable_created_metrics,
-    start_http_server,
 )
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
@@ -340,8 +339,3 @@ def publish_store_snapshot(snapshot: StoreSnapshot | None) -> None:
     """Replace the open-case and rate gauges at once (None: show none)."""
     STORE_GAUGES.publish(snapshot)
 
-
-def serve(port: int) -> None:
-    """Serve this process's metrics over HTTP on ``port`` (0: do not serve)."""
-    if port:
-        start_http_server(port, addr="0.0.0.0")

@@ -1,9 +1,10 @@
 """Schema migrations of the SQL projection (Alembic), callable from code.
 
-The worker, the API and ``gridlink replay`` call :func:`upgrade` at start; it
-brings any database — an empty one included — to the newest revision. The
-Alembic files ship inside the ``store`` package, so an installed GridLink
-migrates without a checkout.
+The worker, the API and ``gridlink replay`` call :func:`upgrade` at start (a worker
+whose database does not answer, when its projection's first batch comes:
+:mod:`agents.projection`); it brings any database — an
+empty one included — to the newest revision. The Alembic files ship inside the
+``store`` package, so an installed GridLink migrates without a checkout.
 """
 
 from __future__ import annotations

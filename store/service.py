@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -41,6 +41,11 @@ class Store:
         ``on_gap``: see :func:`store.projector.project`."""
         with self.sessions.begin() as session:
             return project(session, events, on_gap=on_gap)
+
+    def ping(self) -> None:
+        """``SELECT 1``: raises the driver's error when the database does not answer."""
+        with self.engine.connect() as connection:
+            connection.execute(text("SELECT 1"))
 
     def event_count(self) -> int:
         with self.sessions() as session:

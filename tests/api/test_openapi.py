@@ -22,6 +22,9 @@ from settings import Settings
 
 OPERATOR = "op"
 MAX_EXAMPLES = 6  # per route: enough to catch an unbounded parameter, quick
+#: readiness answers 503 by design here (the stand-in gateway has no broker behind it);
+#: it takes no parameters to fuzz, and tests/api/test_health.py tries it for real
+NOT_FUZZED = {"/readyz"}
 
 
 class _NoBroker:
@@ -69,7 +72,7 @@ def _fuzz_get_routes(app: FastAPI, *, paginated: bool) -> int:
     chosen, streams = _paginated(app), _streams(app)
     operations = [result.ok() for result in schema.get_all_operations()]
     operations = [o for o in operations
-                  if (o.path in chosen) == paginated and o.path not in streams]
+                  if (o.path in chosen) == paginated and o.path not in streams | NOT_FUZZED]
     for operation in operations:
 
         @given(case=operation.as_strategy())
