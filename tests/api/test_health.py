@@ -16,13 +16,13 @@ from fastapi.testclient import TestClient
 
 from api.app import create_app
 from api.health import CHECK_TIMEOUT_SECONDS
-from cli.kafka_local import LocalKafka
 from settings import Settings
 from tests.api.conftest import eventually
 from tests.conftest import _free_port, postgres_cluster_for
 from tests.integration.conftest import GridlinkProcess
 from tests.integration.kafka_client import KafkaTestClient
 from tests.store.postgres import PostgresCluster
+from topics.local_kafka import LocalKafka
 
 CHECKS = {"broker", "database", "replies"}
 

@@ -18,7 +18,6 @@ import json
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -33,7 +32,7 @@ from kafka.errors import TopicAuthorizationFailedError
 from api.auth import write_demo_users
 from settings import Settings
 from streams.reference import load_city
-from tests.conftest import PROJECT_DIR, SAMPLES_DIR
+from tests.conftest import PROJECT_DIR, SAMPLES_DIR, _free_ports
 from tests.integration.conftest import GridlinkProcess
 from topics import acls, clients, signing
 from topics.admin import bindings
@@ -48,17 +47,6 @@ TOWNSHIP = "371503001"  # the township the first report lies in
 OTHER_TOWNSHIP = "371502004"
 REFUSED_TOPIC = "Topic authorization failed"
 REFUSED_GROUP = "Group authorization failed"
-
-
-def _free_ports(count: int) -> list[int]:
-    sockets = [socket.socket() for _ in range(count)]
-    try:
-        for s in sockets:
-            s.bind(("127.0.0.1", 0))
-        return [s.getsockname()[1] for s in sockets]
-    finally:
-        for s in sockets:
-            s.close()
 
 
 def _gridlink(env: dict[str, str], *args: str, timeout: float = 180) -> str:
