@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -323,13 +324,15 @@ def api() -> None:
 
 def _signing(settings: Settings) -> Settings:
     """``settings``, once the command signing key a worker or the API needs is there."""
+    from observability import logging as log_setup
     from topics.signing import SigningKeyMissing, key_for
 
     try:
         if key_for(settings) is None:
-            click.echo("warning: GRIDLINK_COMMAND_SIGNING_KEY is not set: commands on "
-                       "cases.commands are neither signed nor checked (development only)",
-                       err=True)
+            log_setup.configure(settings)  # in the process's log format (JSON lines, or text)
+            logging.getLogger("gridlink.signing").warning(
+                "GRIDLINK_COMMAND_SIGNING_KEY is not set: commands on cases.commands are "
+                "neither signed nor checked (development only)")
     except (SigningKeyMissing, ValueError) as exc:
         raise click.ClickException(str(exc)) from None
     return settings
