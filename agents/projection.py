@@ -124,7 +124,7 @@ class Projection:
                           sources: list[ConsumerRecord],
                           poison: list[tuple[ConsumerRecord, str, str]]) -> int | None:
         applied = 0
-        for event, record in zip(events, sources):
+        for event, record in zip(events, sources, strict=True):
             try:
                 stored = await write_until_stored(store, self.writer, [event],
                                                   self.interrupted)

@@ -29,14 +29,14 @@ from mode import Service
 
 from agents import lag
 from agents.app import create_app
-from agents.health import Probes
 from agents.batches import windows
+from agents.health import Probes
 from agents.intake import Intake
 from agents.loops import ConsumerLoop
 from agents.producer import DeliveryFailed, Producer
 from agents.projection import Projection
 from agents.store import claim_state_dir
-from agents.timers import AUDIT_SECONDS, TimerTask, Timers
+from agents.timers import AUDIT_SECONDS, Timers, TimerTask
 from agents.writer import Input, Partition, Writer
 from observability import health, metrics, tracing
 from observability import logging as log_setup

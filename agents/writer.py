@@ -186,7 +186,8 @@ class Writer:
     """The writer of the partitions this worker owns (see the module's docstring)."""
 
     def __init__(self, settings: Settings, rules: Rules, producer: Producer, state_dir: Path,
-                 placement: Placement, *, on_case: Callable[[int, str, CaseState | None], None] | None = None,
+                 placement: Placement, *,
+                 on_case: Callable[[int, str, CaseState | None], None] | None = None,
                  on_ready: Callable[[Partition], None] | None = None) -> None:
         self.settings = settings
         self.rules = rules
@@ -499,7 +500,7 @@ class Writer:
                out: Outputs) -> None:
         """Keep the outcome's states and count what happened."""
         state = partition.case(outcome.events[0].case_id) if outcome.events else None
-        for event, after in zip(outcome.events, outcome.trail):
+        for event, after in zip(outcome.events, outcome.trail, strict=True):
             metrics.observe_case_event(state, event, after)
             state = after
         partition.put(outcome.case, township, outcome.township)
@@ -594,4 +595,5 @@ def _input_offset(headers: Iterable[tuple[str, bytes]] | None) -> int:
 
 def _same(events: list[CaseEvent], logged: list[Logged]) -> bool:
     return (len(events) == len(logged)
-            and all(codecs.encode(e) == entry.raw for e, entry in zip(events, logged)))
+            and all(codecs.encode(e) == entry.raw
+                    for e, entry in zip(events, logged, strict=True)))

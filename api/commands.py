@@ -32,10 +32,10 @@ from clock import wall_clock
 from observability import tracing
 from settings import Settings
 from streams.cases import Command, follow_up_id
+from streams.cases.replies import CaseReply
 from streams.errors import TransitionRejected
 from topics import clients, codecs, registry, signing
 from topics.placement import Placement
-from streams.cases.replies import CaseReply
 
 log = logging.getLogger(__name__)
 
