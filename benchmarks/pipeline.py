@@ -225,7 +225,7 @@ async def pipeline(run: Run, messages: Sequence[Message], *, workers: int = 1,
                 worker.check()
             await asyncio.sleep(PIPELINE_POLL_SECONDS)
     assert first is not None
-    seconds = moved - first
+    seconds = max(moved - first, PIPELINE_POLL_SECONDS)  # a drain within one poll: one poll
     used = {label: cpu_moved[label] - cpu_first[label] for label in cpu_moved}
     gridlink = sum(used[label] for label in labels)
     done = dict(zip(("intake", "rejected", "cases", "logged", "store"),

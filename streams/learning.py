@@ -26,7 +26,7 @@ import msgspec
 from streams.cases import events as ev
 from streams.classify import classify, keyword_scores, model_features, read
 from streams.model import TextModel
-from streams.priority import learned_features, persons_involved, signals_found
+from streams.priority import learned_features, signals_found
 from streams.records import Event
 from streams.triage_rules import TriageRules
 
@@ -169,8 +169,7 @@ def p1_example_of(event: Event, priority: str, rules: TriageRules) -> Example:
     the features triage would give the check, with the category the classifier
     (``rules.model``) gives the event."""
     reading = read(event, rules)
-    feats = learned_features(event, reading, classify(event, rules), signals_found(event, rules),
-                             persons_involved(event, rules))
+    feats = learned_features(event, reading, classify(event, rules), signals_found(event, rules))
     return Example(tuple(feats), "P1" if priority == "P1" else "other")
 
 

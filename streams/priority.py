@@ -183,7 +183,7 @@ def prioritise(
         keep = any(level is Priority.P1 and not why.startswith("category:")
                    for level, why in said) or _structured_p1(event, found, rules)
         checked = _second_opinion(learned, priority, learned_features(
-            event, reading, classification, found, persons), keep=keep)
+            event, reading, classification, found), keep=keep)
         if checked is not None:
             priority, why = checked
             reasons.append(f"{why}={priority.label}")
@@ -198,18 +198,17 @@ def prioritise(
 
 
 def learned_features(event: Event, reading: Reading, classification: Classification,
-                     found: dict[str, str], persons: int | None) -> list[str]:
+                     found: dict[str, str]) -> list[str]:
     """What the learned P1 check reads: the text's features (as the category model
     reads them), the signals found and the words that showed them, the category
-    and its family, and the head count in three bands."""
+    and its family. Not the head count: the rule table reads it, and a learned
+    weight on it could make more people less urgent."""
     out = features(reading, source=event.source.value, code=event.source_code)
     for name, word in found.items():
         out.append(f"sig:{name}")
         out.append(f"sw:{word}")
     out.append(f"cat:{classification.category}")
     out.append(f"fam:{classification.category[:2]}")
-    if persons is not None:
-        out.append("pn:30+" if persons >= 30 else "pn:5+" if persons >= 5 else "pn:<5")
     return list(dict.fromkeys(out))
 
 
