@@ -1,28 +1,22 @@
 """The command gateway: HTTP actions become commands on ``cases.commands``.
 
-The API never changes a case itself. :class:`CommandGateway` produces the
-command keyed by its case id, in the partition of its township's writer
-(:mod:`topics.placement`), so the one writer owning that case applies it, and
-awaits the writer's answer on ``cases.replies``. One background consumer per
-API process reads ``cases.replies`` from its end (no consumer group, every
-partition) and resolves the waiting request by ``command_id``; answers to other
-processes' commands are skipped.
+The API never changes a case itself. :class:`CommandGateway` sends each command
+through the Kafka channel of :mod:`topics.gateway`, which places it in the
+partition of its case's writer and awaits the writer's reply on ``cases.replies``;
+here the outcome becomes the API's answer: an accepted command's
+:class:`CommandResult`, a refusal's :class:`TransitionRejected` (409), a broker
+that cannot be reached :class:`EngineUnavailable` (503), a reply that does not
+come in time :class:`EngineTimeout` (504).
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import logging
-import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from typing import Annotated, Any, TypeVar
 
-import msgspec
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
-from aiokafka.errors import KafkaError
 from fastapi import Depends, Request
 from pydantic import BaseModel, Field
 
@@ -34,13 +28,9 @@ from settings import Settings
 from streams.cases import Command, follow_up_id
 from streams.cases.replies import CaseReply
 from streams.errors import TransitionRejected
-from topics import clients, codecs, registry, signing
-from topics.placement import Placement
-
-log = logging.getLogger(__name__)
+from topics.gateway import BrokerUnavailable, CommandChannel, NoReply
 
 REPLY_TIMEOUT_SECONDS = 10.0
-TOPIC_WAIT_SECONDS = 30.0
 
 C = TypeVar("C", bound=Command)
 
@@ -55,137 +45,61 @@ class CommandResult(BaseModel):
                             "in the case's timeline (none when nothing changed)")
 
 
+@contextmanager
+def _unavailable_as_problem() -> Iterator[None]:
+    try:
+        yield
+    except BrokerUnavailable as error:
+        raise EngineUnavailable(error.reason) from None
+
+
 class CommandGateway:
+    """The API's way to the case engine: each request's command, sent with the
+    request's trace context, and the engine's answer as the API gives it."""
+
     def __init__(self, settings: Settings, *, timeout_seconds: float = REPLY_TIMEOUT_SECONDS,
                  clock: Callable[[], datetime] = wall_clock) -> None:
         self.settings = settings
         self.timeout_seconds = timeout_seconds
         self.clock = clock
-        self._waiting: dict[str, asyncio.Future[CaseReply]] = {}
-        self._producer: AIOKafkaProducer | None = None
-        self._consumer: AIOKafkaConsumer | None = None
-        self._reader: asyncio.Task[None] | None = None
-        self.placement = Placement()
-        self._signing_key = signing.key_for(settings)
+        self.channel = CommandChannel(settings, timeout_seconds=timeout_seconds,
+                                      headers=tracing.outgoing_headers)
 
     async def start(self) -> None:
-        self._producer = clients.aio_producer(self.settings, client_id="gridlink-api",
-                                              acks="all", linger_ms=0,
-                                              enable_idempotence=True)
-        self._consumer = clients.aio_consumer(self.settings, client_id="gridlink-api-replies",
-                                              group_id=None, enable_auto_commit=False)
-        await self._producer.start()
-        await self._consumer.start()
-        self.placement.partitions = len(
-            await self._partitions(self.settings.topic(registry.CASE_COMMANDS)))
-        replies = self.settings.topic(registry.CASE_REPLIES)
-        partitions = await self._partitions(replies)
-        tps = [TopicPartition(replies, p) for p in sorted(partitions)]
-        self._consumer.assign(tps)
-        await self._consumer.seek_to_end(*tps)
-        for tp in tps:  # resolve the end now: a reply can never land before the read position
-            await self._consumer.position(tp)
-        self._reader = asyncio.create_task(self._read_replies(), name="cases.replies reader")
-
-    async def _partitions(self, topic: str) -> set[int]:
-        assert self._producer is not None
-        deadline = time.monotonic() + TOPIC_WAIT_SECONDS
-        while True:
-            try:
-                partitions = await self._producer.partitions_for(topic)
-            except KafkaError:
-                partitions = set()
-            if partitions:
-                return set(partitions)
-            if time.monotonic() > deadline:
-                raise EngineUnavailable(f"topic {topic} does not exist: run "
-                                        "`gridlink topics create` first")
-            await asyncio.sleep(0.5)
+        with _unavailable_as_problem():
+            await self.channel.start()
 
     async def stop(self) -> None:
-        if self._reader is not None:
-            self._reader.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._reader
-        for client in (self._consumer, self._producer):
-            if client is not None:
-                await client.stop()
-        for future in self._waiting.values():
-            future.cancel()
-        self._waiting.clear()
+        await self.channel.stop()
 
     async def broker_answers(self) -> None:
-        """Ask the broker for the cluster's metadata, through the gateway's producer;
-        raises :class:`EngineUnavailable` when it does not answer or the gateway is not
-        started. Bound it with a timeout: a broker that is down is retried."""
-        if self._producer is None:
-            raise EngineUnavailable("the command gateway is not started")
-        try:
-            await self._producer.client.fetch_all_metadata()
-        except KafkaError as error:
-            raise EngineUnavailable(f"the broker does not answer: {error}") from None
+        """Ask the broker for the cluster's metadata; raises :class:`EngineUnavailable`
+        when it does not answer or the gateway is not started. Bound it with a timeout:
+        a broker that is down is retried."""
+        with _unavailable_as_problem():
+            await self.channel.broker_answers()
 
     def replies_flowing(self) -> str | None:
-        """Why the engine's replies cannot reach this process (None: they can) — the
-        reply consumer is not assigned ``cases.replies`` or its reader has stopped."""
-        if self._consumer is None or self._reader is None:
-            return "the reply consumer is not started"
-        if self._reader.done():
-            error = None if self._reader.cancelled() else self._reader.exception()
-            return "the reply reader has stopped" + (f": {error!r}" if error else "")
-        if not self._consumer.assignment():
-            return "the reply consumer has no partition of cases.replies"
-        return None
-
-    async def _read_replies(self) -> None:
-        assert self._consumer is not None
-        async for record in self._consumer:
-            try:
-                reply = codecs.decode(record.value or b"", CaseReply)
-            except msgspec.DecodeError:
-                log.warning("undecodable reply at %s[%d]@%d", record.topic, record.partition,
-                            record.offset)
-                continue
-            future = self._waiting.pop(reply.command_id, None)
-            if future is not None and not future.done():
-                future.set_result(reply)
+        """Why the engine's replies cannot reach this process (None: they can)."""
+        return self.channel.replies_flowing()
 
     async def publish(self, topic: str, *, key: bytes, value: bytes) -> None:
         """Produce ``value`` as it is to contract topic ``topic`` (intake over HTTP)."""
-        if self._producer is None:
-            raise EngineUnavailable("the command gateway is not started")
-        try:
-            await self._producer.send_and_wait(self.settings.topic(topic), key=key, value=value,
-                                               headers=tracing.outgoing_headers())
-        except KafkaError as error:
-            raise EngineUnavailable(f"cannot produce to {topic}: {error}") from None
+        with _unavailable_as_problem():
+            await self.channel.publish(topic, key=key, value=value)
+
+    def _unanswered(self, command: Command) -> EngineTimeout:
+        return EngineTimeout(f"no answer to command {command.command_id} on case "
+                             f"{command.case_id} within {self.timeout_seconds:.0f} s; it "
+                             "may still be applied — read the case to see")
 
     async def send(self, command: Command) -> CaseReply:
         """Produce ``command`` and return the engine's reply to it."""
-        if self._producer is None:
-            raise EngineUnavailable("the command gateway is not started")
-        future: asyncio.Future[CaseReply] = asyncio.get_running_loop().create_future()
-        self._waiting[command.command_id] = future
         try:
-            await self._send_command(command)
-            return await asyncio.wait_for(future, self.timeout_seconds)
-        except TimeoutError:
-            raise EngineTimeout(f"no answer to command {command.command_id} on case "
-                                f"{command.case_id} within {self.timeout_seconds:.0f} s; it "
-                                "may still be applied — read the case to see") from None
-        except KafkaError as error:
-            raise EngineUnavailable(f"cannot send the command: {error}") from None
-        finally:
-            self._waiting.pop(command.command_id, None)
-
-    async def _send_command(self, command: Command) -> None:
-        assert self._producer is not None
-        key, value = command.case_id.encode(), codecs.encode(command)
-        await self._producer.send_and_wait(
-            self.settings.topic(registry.CASE_COMMANDS), key=key, value=value,
-            partition=self.placement.of_case(command.case_id),
-            headers=signing.signed(self._signing_key, key, value,
-                                   tracing.outgoing_headers() or []))
+            with _unavailable_as_problem():
+                return await self.channel.send(command)
+        except NoReply:
+            raise self._unanswered(command) from None
 
     async def send_chain(self, command: Command,
                          follow_up: str) -> tuple[CaseReply, CaseReply | None]:
@@ -193,36 +107,17 @@ class CommandGateway:
         command to another case (merge, split: :mod:`streams.cases.follow_ups`), and
         return the engine's reply to it and the other case's reply to the follow-up
         — None when the command caused no events, so no follow-up was sent."""
-        if self._producer is None:
-            raise EngineUnavailable("the command gateway is not started")
-        loop = asyncio.get_running_loop()
-        then_id = follow_up_id(command.command_id, follow_up)
-        first: asyncio.Future[CaseReply] = loop.create_future()
-        second: asyncio.Future[CaseReply] = loop.create_future()
-        self._waiting[command.command_id] = first  # both before sending: no reply is missed
-        self._waiting[then_id] = second
         try:
-            await self._send_command(command)
-            try:
-                reply = await asyncio.wait_for(first, self.timeout_seconds)
-            except TimeoutError:
-                raise EngineTimeout(f"no answer to command {command.command_id} on case "
-                                    f"{command.case_id} within {self.timeout_seconds:.0f} s; it "
-                                    "may still be applied — read the case to see") from None
-            if not reply.accepted or not reply.seqs:
-                return reply, None
-            try:
-                return reply, await asyncio.wait_for(second, self.timeout_seconds)
-            except TimeoutError:
-                raise EngineTimeout(f"case {command.case_id} applied command "
-                                    f"{command.command_id}, but its follow-up {then_id} got no "
-                                    f"answer within {self.timeout_seconds:.0f} s; it may still "
-                                    "be applied — read the cases to see") from None
-        except KafkaError as error:
-            raise EngineUnavailable(f"cannot send the command: {error}") from None
-        finally:
-            self._waiting.pop(command.command_id, None)
-            self._waiting.pop(then_id, None)
+            with _unavailable_as_problem():
+                return await self.channel.send_chain(command, follow_up)
+        except NoReply as error:
+            if error.command_id == command.command_id:
+                raise self._unanswered(command) from None
+            then_id = follow_up_id(command.command_id, follow_up)
+            raise EngineTimeout(f"case {command.case_id} applied command "
+                                f"{command.command_id}, but its follow-up {then_id} got no "
+                                f"answer within {self.timeout_seconds:.0f} s; it may still "
+                                "be applied — read the cases to see") from None
 
     async def run_chain(self, kind: type[C], case_id: str, user: User, *, follow_up: str,
                         **fields: Any) -> tuple[CommandResult, CaseReply | None]:
@@ -253,7 +148,8 @@ def result_of(reply: CaseReply) -> CommandResult:
 
 
 def _gateway(request: Request) -> CommandGateway:
-    return request.app.state.gateway  # type: ignore[no-any-return]
+    gateway: CommandGateway = request.app.state.gateway
+    return gateway
 
 
 Gateway = Annotated[CommandGateway, Depends(_gateway)]

@@ -70,13 +70,13 @@ class _Producer:
 
 
 def test_the_api_signs_each_command_it_sends():
-    gateway = CommandGateway(Settings(command_signing_key="k1"))
+    channel = CommandGateway(Settings(command_signing_key="k1")).channel
     producer = _Producer()
-    gateway._producer = producer  # type: ignore[assignment]  # the record, not the broker
-    gateway.placement.partitions = 4
+    channel._producer = producer  # type: ignore[assignment]  # the record, not the broker
+    channel.placement.partitions = 4
     command = Supervise(case_id=CASE.decode(), command_id="c1", actor="operator:li",
                         at=datetime(2026, 12, 7, 9, tzinfo=ZoneInfo("Asia/Shanghai")))
-    asyncio.run(gateway._send_command(command))
+    asyncio.run(channel._send_command(command))
     (record,) = producer.sent
     assert record["topic"] == "cases.commands"
     assert signing.problem(b"k1", record["key"], record["value"], record["headers"]) is None
