@@ -17,9 +17,9 @@ an API key in ``X-API-Key``; no secret ever travels in a URL. An operator or a
 display sees its jurisdiction, a department desk the cases its department serves
 (within its jurisdiction, if it has one), an administrator everything.
 
-One :class:`BoardFeed` per API process reads ``cases.events`` and
-``command.alerts`` from their end (no consumer group) and fans small JSON
-updates out to the connected boards. A board that falls too far behind is
+One :class:`BoardFeed` per API process follows ``cases.events`` and
+``command.alerts`` from their end (:class:`topics.feed.LiveFeed`) and fans small
+JSON updates out to the connected boards. A board that falls too far behind is
 disconnected; ``EventSource`` reconnects and the page reloads the snapshot.
 """
 
@@ -28,17 +28,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import logging
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from importlib import resources
 from typing import Any
 
 import msgspec
-from aiokafka import AIOKafkaConsumer
-from aiokafka.errors import KafkaError
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
 from pydantic import BaseModel, Field
@@ -53,25 +50,22 @@ from store import reads
 from store.service import Store
 from streams.cases import (
     AssignmentDispatched,
+    CaseEvent,
     CaseOpened,
     CaseState,
     PriorityChanged,
     apply,
-    event_decoder,
 )
 from streams.records import Level
 from streams.records import Role as AssignmentRole
 from streams.sla import Clock
-from topics import clients, registry
-
-log = logging.getLogger(__name__)
+from topics.feed import Alert, LiveFeed
 
 READY_TIMEOUT_SECONDS = 30.0  # how long a new board waits for the feed to reach the topics' end
 HEARTBEAT_SECONDS = 15.0  # an SSE comment this often keeps proxies from closing the stream
 SUBSCRIBER_BACKLOG = 1_000  # updates queued for one board before it is disconnected
 REGION_CACHE = 20_000  # case id → region, for scoping updates that do not carry it
 SNAPSHOT_CASES = 2_000  # open cases in one snapshot, most urgent first
-RETRY_SECONDS = 2.0
 
 #: statuses an event decides on its own (others depend on the case: ``status`` is null)
 EVENT_STATUS = {
@@ -100,13 +94,9 @@ def clock_dues(clocks: tuple[Clock, ...]) -> dict[str, dict[str, str] | None]:
             for c in clocks}
 
 
-def case_update(value: bytes) -> tuple[str, dict[str, Any]] | None:
+def case_update(event: CaseEvent) -> tuple[str, dict[str, Any]]:
     """The board's view of one ``cases.events`` record: ``("case", …)`` for a case
-    opened, ``("status", …)`` otherwise; ``None`` if undecodable."""
-    try:
-        event = event_decoder.decode(value)
-    except msgspec.DecodeError:
-        return None
+    opened, ``("status", …)`` otherwise."""
     tag = event.__struct_config__.tag
     if isinstance(event, CaseOpened):
         state = apply(None, event)
@@ -139,14 +129,9 @@ def case_update(value: bytes) -> tuple[str, dict[str, Any]] | None:
     return "status", update
 
 
-def alert_update(value: bytes) -> tuple[str, dict[str, Any]] | None:
+def alert_update(alert: Alert) -> tuple[str, dict[str, Any]]:
     """The board's view of one ``command.alerts`` record (a P1 case, a red card…)."""
-    try:
-        payload = json.loads(value)
-    except ValueError:
-        return None
-    if not isinstance(payload, dict):
-        return None
+    payload = alert.fields
     return "alert", {k: payload[k] for k in ALERT_FIELDS if payload.get(k) not in (None, "")}
 
 
@@ -170,23 +155,20 @@ class Subscriber:
 
 
 class BoardFeed:
-    """Reads ``cases.events`` and ``command.alerts`` from their end and fans out."""
+    """Follows ``cases.events`` and ``command.alerts`` from their end and fans out."""
 
     def __init__(self, settings: Settings, store: Store) -> None:
         self.settings = settings
         self.store = store
-        self.ready = asyncio.Event()
+        self.live = LiveFeed(settings)
+        self.ready = self.live.ready  # set while the feed reads from the topics' end
         self._subscribers: set[Subscriber] = set()
         self._regions: OrderedDict[str, str] = OrderedDict()
         self._units: OrderedDict[str, set[tuple[str, str]]] = OrderedDict()
         self._task: asyncio.Task[None] | None = None
-        self._decoders: dict[str, Callable[[bytes], tuple[str, dict[str, Any]] | None]] = {
-            settings.topic(registry.CASE_EVENTS): case_update,
-            settings.topic(registry.COMMAND_ALERTS): alert_update,
-        }
 
     async def start(self) -> None:
-        self._task = asyncio.create_task(self._run(), name="board feed")
+        self._task = asyncio.create_task(self.live.follow(self._publish), name="board feed")
 
     async def stop(self) -> None:
         if self._task is not None:
@@ -204,40 +186,10 @@ class BoardFeed:
     def unsubscribe(self, subscriber: Subscriber) -> None:
         self._subscribers.discard(subscriber)
 
-    async def _run(self) -> None:
-        while True:
-            # subscribed without a group: every partition, positioned at the end
-            consumer = clients.aio_consumer(self.settings, *self._decoders, group_id=None,
-                                            enable_auto_commit=False,
-                                            auto_offset_reset="latest",
-                                            client_id="gridlink-api-board")
-            try:
-                await consumer.start()
-                await self._at_end(consumer)
-                self.ready.set()
-                async for record in consumer:
-                    await self._publish(record.topic, record.value or b"")
-            except KafkaError as error:
-                log.warning("board feed: %s; retrying in %.0f s", error, RETRY_SECONDS)
-            finally:
-                self.ready.clear()
-                await consumer.stop()
-            await asyncio.sleep(RETRY_SECONDS)
-
-    async def _at_end(self, consumer: AIOKafkaConsumer) -> None:
-        """Wait until both topics are assigned, then resolve their end offsets, so that
-        nothing published after ``ready`` is skipped."""
-        while {tp.topic for tp in consumer.assignment()} != set(self._decoders):
-            await asyncio.sleep(0.1)
-        tps = sorted(consumer.assignment())
-        await consumer.seek_to_end(*tps)
-        for tp in tps:
-            await consumer.position(tp)
-
-    async def _publish(self, topic: str, value: bytes) -> None:
-        update = self._decoders[topic](value)
-        if update is None or not self._subscribers:
+    async def _publish(self, item: CaseEvent | Alert) -> None:
+        if not self._subscribers:
             return
+        update = alert_update(item) if isinstance(item, Alert) else case_update(item)
         _, body = update
         region = await self._region_of(body)
         units = await self._units_of(body)
