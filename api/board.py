@@ -48,14 +48,8 @@ from clock import wall_clock
 from settings import Settings
 from store import reads
 from store.service import Store
-from streams.cases import (
-    AssignmentDispatched,
-    CaseEvent,
-    CaseOpened,
-    CaseState,
-    PriorityChanged,
-    apply,
-)
+from streams.cases import CaseEvent, CaseState, apply
+from streams.cases.events import AssignmentDispatched, CaseOpened, PriorityChanged
 from streams.records import Level
 from streams.records import Role as AssignmentRole
 from streams.sla import Clock
@@ -118,10 +112,10 @@ def case_update(event: CaseEvent) -> tuple[str, dict[str, Any]]:
             update["status"] = "dispatched"
     elif isinstance(event, PriorityChanged):
         update["priority"] = int(event.new)
-    elif getattr(event, "department", ""):  # claimed, returned, handled, cards …
-        update["department"] = event.department  # type: ignore[attr-defined]
-        if getattr(event, "assignment_id", ""):
-            update["assignment"] = event.assignment_id  # type: ignore[attr-defined]
+    elif department := getattr(event, "department", ""):  # claimed, returned, handled, cards …
+        update["department"] = department
+        if assignment_id := getattr(event, "assignment_id", ""):
+            update["assignment"] = assignment_id
     if event.clocks:  # deadlines started or moved, and the ones stopped
         update["clocks"] = clock_dues(event.clocks)
     if event.cleared:
@@ -208,9 +202,9 @@ class BoardFeed:
 
     async def _region_of(self, body: dict[str, Any]) -> str | None:
         case_id = body.get("case_id")
-        region = body.get("region")
+        region: str | None = body.get("region")
         if case_id is None:
-            return region  # type: ignore[no-any-return]
+            return region
         if region is None:
             region = self._regions.get(case_id)
         if region is None and any(s.user.role is not Role.ADMINISTRATOR
@@ -221,7 +215,7 @@ class BoardFeed:
             self._regions.move_to_end(case_id)
             if len(self._regions) > REGION_CACHE:
                 self._regions.popitem(last=False)
-        return region  # type: ignore[no-any-return]
+        return region
 
     async def _units_of(self, body: dict[str, Any]) -> set[tuple[str, str]]:
         """Who serves the case (department, unit's jurisdiction): only read while a
@@ -324,7 +318,7 @@ def board_snapshot(user: BoardUser, db: Db) -> BoardSnapshot:
     scope = scope_of(user)
     grids = {g.code: GridCases(code=g.code, name=g.name, lon=g.lon, lat=g.lat)
              for g in queries.board_regions(db, scope=scope, levels=[Level.GRID])}
-    others = []
+    others: list[dict[str, Any]] = []
     for case in queries.board_open_cases(db, scope=scope, limit=SNAPSHOT_CASES):
         cell = grids.get(case.grid_code or "")
         (cell.open_cases if cell is not None else others).append(_case_item(case))
