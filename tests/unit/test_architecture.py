@@ -75,3 +75,11 @@ def test_benchmarks_are_imported_only_lazily_by_the_cli():
         top |= {node.module.split(".")[0] for node in tree.body
                 if isinstance(node, ast.ImportFrom) and node.module}
         assert "benchmarks" not in top, f"{path.relative_to(PROJECT_DIR)} imports benchmarks"
+
+
+def test_the_api_holds_no_kafka_client():
+    """An entry point translates; the Kafka clients live with the topics (the command
+    gateway's channel in ``topics.gateway``, the board's feed in ``topics.feed``)."""
+    for path in _modules("api"):
+        bad = _imports(path) & {"aiokafka", "kafka"}
+        assert not bad, f"{path.relative_to(PROJECT_DIR)} imports {sorted(bad)}"
