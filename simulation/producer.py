@@ -281,8 +281,7 @@ def kafka_producer(bootstrap: str, *, linger_ms: int = LINGER_MS,
     from settings import load_settings
     from topics import clients
 
-    # kafka-python ships no type information: its producer is Any to a type checker
-    return clients.producer(  # type: ignore[no-any-return]
+    return clients.producer(
         settings or load_settings(),
         bootstrap=bootstrap,
         acks="all",
