@@ -25,7 +25,7 @@ from contextlib import contextmanager
 from typing import Any
 
 import faust
-from faust.streams import _current_event
+from faust.streams import Stream, _current_event
 
 
 async def windows(stream: faust.StreamT, max_events: int, seconds: float
@@ -39,6 +39,10 @@ async def windows(stream: faust.StreamT, max_events: int, seconds: float
     only when the agent asks for the next window: if the agent fails in a window,
     its events are read again after a restart.
     """
+    # its waits, processors and passive draining are used: a Stream reading a channel
+    if not isinstance(stream, Stream) or not isinstance(stream.channel, faust.ChannelT):
+        raise TypeError(f"windows: a faust Stream of a channel, not {stream!r}")
+    channel = stream.channel
     loop = asyncio.get_running_loop()
     pending: deque[faust.EventT] = deque()
     arrived = asyncio.Event()
@@ -48,7 +52,7 @@ async def windows(stream: faust.StreamT, max_events: int, seconds: float
         # runs in the stream's draining task, once per event
         while len(pending) >= max_events:
             room.clear()
-            await stream.wait(room)  # type: ignore[attr-defined]
+            await stream.wait(room.wait())
         event = stream.current_event
         if event is None:
             raise RuntimeError("windows: an event without its message")
@@ -64,7 +68,7 @@ async def windows(stream: faust.StreamT, max_events: int, seconds: float
                 left = ends - loop.time()
                 if left <= 0:
                     return
-                await stream.wait(arrived, timeout=left)  # type: ignore[attr-defined]
+                await stream.wait(arrived.wait(), timeout=left)
                 if not pending:  # the window's time is up, or the stream stops
                     return
             event = pending.popleft()
@@ -72,16 +76,16 @@ async def windows(stream: faust.StreamT, max_events: int, seconds: float
             taken.append(event)
             yield event
 
-    acks = stream.enable_acks  # type: ignore[attr-defined]
-    stream.enable_acks = False  # type: ignore[attr-defined]  # acked below, window by window
+    acks = stream.enable_acks
+    stream.enable_acks = False  # acked below, window by window
     stream.add_processor(add)
-    stream._enable_passive(stream.channel)  # type: ignore[attr-defined]  # drain in the background
+    stream._enable_passive(channel)  # drain in the background
     taken: list[faust.EventT] = []
     try:
-        while not stream.should_stop:  # type: ignore[attr-defined]
+        while not stream.should_stop:
             if not pending:
                 arrived.clear()
-                if await stream.wait_for_stopped(arrived):  # type: ignore[attr-defined]
+                if await stream.wait_for_stopped(arrived.wait()):
                     break
             taken = []
             yield window(taken)
@@ -89,8 +93,8 @@ async def windows(stream: faust.StreamT, max_events: int, seconds: float
                 await stream.ack(event)
             taken = []
     finally:
-        stream.enable_acks = acks  # type: ignore[attr-defined]
-        stream._processors.remove(add)  # type: ignore[attr-defined]
+        stream.enable_acks = acks
+        stream._processors.remove(add)
         # the agent failed or stops inside a window, or events wait for the next one
         leave_uncommitted([*taken, *pending])
 

@@ -37,7 +37,8 @@ async def writer_lag(app: faust.App) -> dict[tuple[str, int], int]:
         return {}
     ends = await consumer.highwaters(*tps)
     # Faust keeps what it committed (and what it found committed when assigned)
-    committed = {tp: _offset(consumer._committed_offset.get(tp)) for tp in tps}
+    kept = consumer._committed_offset  # type: ignore[attr-defined]  # not in faust's ConsumerT
+    committed = {tp: _offset(kept.get(tp)) for tp in tps}
     unknown = [tp for tp in tps if committed[tp] is None]
     earliest = dict(await consumer.earliest_offsets(*unknown)) if unknown else {}
     lags = {}

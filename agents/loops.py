@@ -35,7 +35,7 @@ class ConsumerLoop(Service):
 
     def __init__(self, settings: Settings, *, name: str, group: str, topics: Sequence[str],
                  stage: Stage, fatal: Callable[[BaseException], Awaitable[None]],
-                 before: Callable[[], Awaitable[None]] | None = None) -> None:
+                 before: Callable[[], Awaitable[object]] | None = None) -> None:
         super().__init__()
         self.fatal = fatal  # told when the stage fails: the worker stops
         self.settings = settings

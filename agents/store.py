@@ -27,9 +27,9 @@ import fcntl
 import logging
 import os
 import shutil
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import msgspec
 import rocksdict
@@ -114,7 +114,10 @@ class RocksStore(PartitionStore):
         return value
 
     def items(self, prefix: bytes, after: bytes | None = None) -> Iterator[tuple[bytes, bytes]]:
-        for key, value in self.db.items(from_key=after if after is not None else prefix):
+        # raw mode (see _options): every key and value is bytes, which rocksdict's stub cannot say
+        stored = cast(Iterable[tuple[bytes, bytes]],
+                      self.db.items(from_key=after if after is not None else prefix))
+        for key, value in stored:
             if not key.startswith(prefix):
                 return
             if key != after:

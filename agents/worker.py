@@ -17,7 +17,7 @@ import logging
 import os
 import signal
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -33,7 +33,7 @@ from agents.batches import windows
 from agents.health import Probes
 from agents.intake import Intake
 from agents.loops import ConsumerLoop
-from agents.producer import DeliveryFailed, Producer
+from agents.producer import DeliveryFailed, Header, Producer
 from agents.projection import Projection
 from agents.store import claim_state_dir
 from agents.timers import AUDIT_SECONDS, Timers, TimerTask
@@ -170,7 +170,7 @@ def _register_writer(app: faust.App, settings: Settings, rules: Rules, runtime: 
                             offset=e.message.offset, key=e.message.key,
                             value=e.message.value or b"", timestamp_ms=int(
                                 e.message.timestamp * 1000),
-                            headers=tuple(e.message.headers or ()))
+                            headers=_pairs(e.message.headers))
                       async for e in window]
             try:
                 await writer.take(inputs)
@@ -180,7 +180,7 @@ def _register_writer(app: faust.App, settings: Settings, rules: Rules, runtime: 
                 await app.crash(failure)
                 raise
 
-    @app.on_partitions_assigned.connect
+    @app.on_partitions_assigned.connect  # type: ignore[arg-type]  # faust sends (sender, assigned)
     async def assigned(sender: object, assigned: set[TP], **_: object) -> None:
         mine = {tp.partition for tp in assigned if tp.topic == commands}
         lost = set(writer.partitions) - mine
@@ -229,6 +229,13 @@ class BoundedWorker(Worker):
         for handler in logging.getLogger().handlers:
             handler.flush()
         os._exit(1)
+
+
+def _pairs(headers: Iterable[Header] | Mapping[str, bytes] | None) -> tuple[Header, ...]:
+    """A message's headers as (name, value) pairs: faust types them as pairs or a mapping."""
+    if isinstance(headers, Mapping):
+        return tuple(headers.items())
+    return tuple(headers or ())
 
 
 def run(settings: Settings, agents: Sequence[str] = AGENTS) -> None:

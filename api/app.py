@@ -13,6 +13,7 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from importlib import resources
+from typing import Any
 
 from fastapi import FastAPI
 from fastapi.openapi.docs import get_redoc_html, get_swagger_ui_html
@@ -144,6 +145,6 @@ def run(settings: Settings) -> None:
     log_setup.configure(settings)
     tracing.configure(settings, service="gridlink-api")
     # JSON mode: uvicorn's loggers propagate to the root handler configured above
-    uvicorn_logging = {"log_config": None} if settings.log_json else {}
+    uvicorn_logging: dict[str, Any] = {"log_config": None} if settings.log_json else {}
     uvicorn.run(create_app(settings), host=settings.api_host, port=settings.api_port,
                 log_level=settings.log_level, **uvicorn_logging)

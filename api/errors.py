@@ -28,6 +28,7 @@ pages (``app.state.problem_page``) show the same problem as a page a person read
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -82,7 +83,7 @@ _CORE: dict[type[GridLinkError], tuple[int, str]] = {
 
 
 def problem(request: Request, *, status: int, title: str, detail: str, code: str,
-            headers: dict[str, str] | None = None, **extra: Any) -> JSONResponse:
+            headers: Mapping[str, str] | None = None, **extra: Any) -> JSONResponse:
     """A problem-details response for ``request``."""
     body: dict[str, Any] = {
         "type": PROBLEM_TYPE_BASE + code.replace("_", "-"),

@@ -5,6 +5,8 @@ stream takes it from there, exactly as if the outside system had produced it."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field
 
@@ -27,7 +29,7 @@ class Accepted(BaseModel):
     topic: str = Field(examples=["ingest.grid-reports"])
 
 
-def _body(example: dict[str, object], *types: str) -> dict[str, object]:
+def _body(example: Mapping[str, object], *types: str) -> dict[str, object]:
     content: dict[str, object] = {"application/json": {"schema": {"type": "object"},
                                                        "example": example}}
     for media_type in types:

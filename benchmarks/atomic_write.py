@@ -264,6 +264,7 @@ def _append(batch, key: bytes, value: bytes, headers) -> None:
 async def _writer(job: WriterJob, conn) -> None:
     common = {"bootstrap_servers": job.bootstrap, "acks": "all", "linger_ms": 0,
               "max_batch_size": MAX_BATCH_BYTES, "request_timeout_ms": 30_000}
+    producers: dict[int | None, AIOKafkaProducer]  # log: one, keyed None; txn: one per partition
     if job.mode == "log":
         producers = {None: AIOKafkaProducer(enable_idempotence=True, **common)}
     else:
@@ -484,7 +485,10 @@ class DepartmentReader:
             for records in batches.values():
                 for record in records:
                     self.received += 1
-                    sent = int(_header(record.headers, "sent_ns"))
+                    sent_ns = _header(record.headers, "sent_ns")
+                    if sent_ns is None:
+                        raise RuntimeError(f"a department message without sent_ns: {record}")
+                    sent = int(sent_ns)
                     if sent < self.measure_after_ns:
                         continue  # sent during the warm-up
                     latency = (now - sent) / 1e6
@@ -624,7 +628,8 @@ async def one_run(mode: str, shape: Shape, options: Options, run: int) -> dict[s
     finally:
         writer.stop()
     events = drained["inputs"] * EVENTS_PER_INPUT
-    broker_cpu = None if broker_before is None else broker_after - broker_before
+    broker_cpu = (None if broker_before is None or broker_after is None
+                  else broker_after - broker_before)
     result["drain"] = {
         "inputs": drained["inputs"], "events": events, "windows": drained["windows"],
         "seconds": round(drained["seconds"], 2),
@@ -686,7 +691,7 @@ async def _latency_phase(mode: str, shape: Shape, topics: Topics, group: str, op
             "writer_cpu_us_per_input": round(written["cpu_seconds"] / count * 1e6),
             # the brokers' CPU over the phase: the inputs' produce and the readers' fetches
             # included, alike for both candidates
-            "broker_cpu_us_per_input": None if broker_before is None
+            "broker_cpu_us_per_input": None if broker_before is None or broker_after is None
             else round((broker_after - broker_before) / count * 1e6),
             "department_messages_missing": {r.isolation_level: wanted - r.received
                                             for r in readers},
@@ -815,13 +820,18 @@ def _start_shape(brokers: int, workdir: Path):
         local = LocalKafka(data_dir=workdir / "kafka-1", cache_dir=cache, port=ports[0],
                            controller_port=ports[1], heap="1g")
         local.up(timeout_seconds=180, echo=say)
-        return local, Shape("1 broker", local.bootstrap, 1, [local.pid()])
-    local = LocalCluster.on_ports(data_dir=workdir / f"kafka-{brokers}", cache_dir=cache,
-                                  ports=list(zip(ports[::2], ports[1::2], strict=True)),
-                                  heap="512m")
-    local.up(timeout_seconds=240, echo=say)
-    return local, Shape(f"{brokers} brokers", local.bootstrap, brokers,
-                        [node.pid() for node in local.nodes])
+        return local, Shape("1 broker", local.bootstrap, 1, _running([local.pid()]))
+    cluster = LocalCluster.on_ports(data_dir=workdir / f"kafka-{brokers}", cache_dir=cache,
+                                    ports=list(zip(ports[::2], ports[1::2], strict=True)),
+                                    heap="512m")
+    cluster.up(timeout_seconds=240, echo=say)
+    return cluster, Shape(f"{brokers} brokers", cluster.bootstrap, brokers,
+                          _running([node.pid() for node in cluster.nodes]))
+
+
+def _running(pids: list[int | None]) -> list[int]:
+    """The pids of the brokers that run (a stopped one has none to read the CPU time of)."""
+    return [pid for pid in pids if pid is not None]
 
 
 def _free_ports(count: int) -> list[int]:

@@ -17,9 +17,10 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, NotRequired, TypedDict
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script from anywhere
 
@@ -75,6 +76,14 @@ def _columns(connection: Connection, table: str, url: str) -> list[Any]:
         "ORDER BY ordinal_position"), {"t": table}))
 
 
+class QueueFilters(TypedDict):
+    """One variant's keyword arguments to ``department_queue``."""
+
+    scope: Scope
+    statuses: NotRequired[Sequence[str]]
+    overdue: NotRequired[bool]
+
+
 def measure(url: str, *, runs: int) -> dict[str, tuple[float, float]]:
     engine = create_engine(url)
     sessions = session_factory(engine)
@@ -87,10 +96,10 @@ def measure(url: str, *, runs: int) -> dict[str, tuple[float, float]]:
             select(func.substr(Case.region_code, 1, 6)).join(
                 AssignmentRow, AssignmentRow.case_id == Case.case_id)
             .where(AssignmentRow.department == busiest).limit(1))
-    variants: dict[str, dict[str, object]] = {
-        "queue, first page": {},
-        "queue, overdue only": {"overdue": True},
-        "queue, status accepted": {"statuses": ["accepted"]},
+    variants: dict[str, QueueFilters] = {
+        "queue, first page": {"scope": Scope()},
+        "queue, overdue only": {"scope": Scope(), "overdue": True},
+        "queue, status accepted": {"scope": Scope(), "statuses": ["accepted"]},
         f"queue, as an operator of {county}": {"scope": Scope(region=county)},
     }
     out: dict[str, tuple[float, float]] = {}
@@ -99,10 +108,8 @@ def measure(url: str, *, runs: int) -> dict[str, tuple[float, float]]:
         for _ in range(runs):
             with sessions() as session:
                 t = time.perf_counter()
-                # each variant's filters as keyword arguments, which a type checker cannot
-                # match to the parameters through a dict
                 department_queue(session, department=busiest, now=now, limit=50, offset=0,
-                                 **{"scope": Scope(), **filters})  # type: ignore[arg-type]
+                                 **filters)
                 times.append((time.perf_counter() - t) * 1000)
         times.sort()
         out[f"{name} ({busiest})"] = (statistics.median(times),

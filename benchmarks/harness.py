@@ -120,7 +120,9 @@ class Run:
             **({"GRIDLINK_KAFKA_SECURITY_PROTOCOL": "PLAINTEXT"} if self.own_broker else {}),
             **extra,
         }
-        settings = Settings(**{k.removeprefix("GRIDLINK_").lower(): v for k, v in env.items()})
+        # strings, as the worker's environment gives them: pydantic parses each into its type
+        fields: dict[str, Any] = {k.removeprefix("GRIDLINK_").lower(): v for k, v in env.items()}
+        settings = Settings(**fields)
         city = load_city(settings.reference_dir)
         create_topics(settings, registry.city_topics(settings, city))
         return Stage(name, settings, env)

@@ -184,17 +184,17 @@ async def _fires(run: Run, stage: Stage, seeded: Seeded, *, killed_at: float
     # each card's records by seq: two seqs for one deadline and kind would be a second
     # card; the same (case_id, seq) again is the same card written again after the
     # kill (at least once), which every consumer drops by (case_id, seq)
-    cards: dict[tuple[str, str, str], Counter[int]] = {}
+    cards: dict[tuple[str, str, str | int | None], Counter[int]] = {}  # by the struct's tag
     for record in await _records(stage, stage.topic(registry.CASE_EVENTS)):
         if b"_card" in (record.value or b""):
             event = event_decoder.decode(record.value)
             if isinstance(event, YellowCard | RedCard):
-                key = (event.case_id, event.deadline_id, type(event).__struct_config__.tag)
-                cards.setdefault(key, Counter())[event.seq] += 1
+                card = (event.case_id, event.deadline_id, type(event).__struct_config__.tag)
+                cards.setdefault(card, Counter())[event.seq] += 1
     spread = [ms for key, ms in first.items() if key in seeded.spread]
     burst = [ms for key, ms in first.items() if key in seeded.burst]
     return {
-        "lateness_ms": {**percentiles(first.values(), (50, 99)), "count": len(first)},
+        "lateness_ms": {**percentiles(list(first.values()), (50, 99)), "count": len(first)},
         "spread_lateness_ms": {**percentiles(spread, (50, 99)), "count": len(spread)},
         "burst_lateness_ms": {**percentiles(burst, (50, 99)), "count": len(burst)},
         "window_deadlines": len(seeded.burst | seeded.spread),

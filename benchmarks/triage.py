@@ -47,7 +47,7 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from functools import cache
+from functools import cache, partial
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -158,8 +158,8 @@ class MessageMaker:
         self.referrals = _jsonl("police-110.valid.jsonl")
         self.notify = (SAMPLES / "camera-alert.gb28181.xml").read_text(encoding="utf-8")
         self.calls: list[str] = []  # recent jjdbh, for linked calls (gljjdbh)
-        kinds, weights = zip(*MIX, strict=True)
-        self.kinds, self.weights = list(kinds), list(weights)
+        self.kinds = [kind for kind, _ in MIX]
+        self.weights = [weight for _, weight in MIX]
 
     def messages(self, count: int) -> list[Message]:
         return [self.next() for _ in range(count)]
@@ -403,7 +403,7 @@ def measure(events: int, *, repeat: int, seed: int, gap_seconds: float) -> dict:
     for kind, _ in MIX:
         subset = [m for m in messages if m.kind == kind]
         if subset:
-            row(f"parse+locate ({kind})", lambda s=subset: run_parse_locate(s, city), len(subset))
+            row(f"parse+locate ({kind})", partial(run_parse_locate, subset, city), len(subset))
 
     sizes = sorted(len(v) for v in states.values())
     return {

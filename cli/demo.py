@@ -62,14 +62,16 @@ def _wait_for(log: Path, text: str, proc: subprocess.Popen, timeout: float,
               since: int = 0) -> None:
     """Until ``text`` appears in ``log`` after byte ``since`` (logs are appended to: an
     earlier run's lines do not count)."""
+    assert isinstance(proc.args, list), "started by _spawn, from a list"
+    command = proc.args[3:]  # what follows `python -m cli.main`
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if log.exists() and text in log.read_bytes()[since:].decode(errors="replace"):
             return
         if proc.poll() is not None:
-            raise click.ClickException(f"{proc.args[3:]} exited; see {log}")
+            raise click.ClickException(f"{command} exited; see {log}")
         time.sleep(0.2)
-    raise click.ClickException(f"{proc.args[3:]} not ready after {timeout:.0f} s; see {log}")
+    raise click.ClickException(f"{command} not ready after {timeout:.0f} s; see {log}")
 
 
 def feed_samples(settings: Settings) -> int:

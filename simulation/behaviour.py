@@ -62,7 +62,7 @@ EXTENSION_REASONS = ("需等待配件到货", "需协调相关单位会商", "�
 OUTCOMES = ("问题已处置完毕，现场已恢复", "已调解，双方达成一致", "已清理整改到位",
             "已维修，恢复正常")
 SUPPORT_NOTES = ("配合完成", "已派员配合处置")
-EVALUATION_NOTES = {
+EVALUATION_NOTES: dict[str, str] = {  # keyed by the verdict's value, as draw_satisfaction gives it
     Satisfaction.SATISFIED: "回访满意",
     Satisfaction.BASICALLY_SATISFIED: "回访基本满意",
     Satisfaction.DISSATISFIED: "回访不满意：问题仍未解决",
@@ -245,6 +245,11 @@ def _parse_time(value: Any) -> datetime | None:
     return datetime.fromisoformat(value) if value else None
 
 
+def _window(started_at: str, due_at: str) -> Window:
+    """A window from two times the API always gives (a queue item's dispatch and due times)."""
+    return Window(datetime.fromisoformat(started_at), datetime.fromisoformat(due_at))
+
+
 def _windows(detail: Mapping[str, Any], assignment_id: str) -> dict[str, Window]:
     found: dict[str, Window] = {}
     for row in detail.get("deadlines", ()):
@@ -263,14 +268,14 @@ def work_from(item: Mapping[str, Any], detail: Mapping[str, Any] | None, *,
     the deadlines and the ruling flag."""
     aid = item["assignment_id"]
     windows = _windows(detail or {}, aid)
-    row = next((a for a in (detail or {}).get("assignments", ()) if a["assignment_id"] == aid),
-               {})
+    row: Mapping[str, Any] = next(
+        (a for a in (detail or {}).get("assignments", ()) if a["assignment_id"] == aid), {})
     accept = windows.get("accept")
     if accept is None and item.get("accept_due_at"):
-        accept = Window(_parse_time(item["dispatched_at"]), _parse_time(item["accept_due_at"]))
+        accept = _window(item["dispatched_at"], item["accept_due_at"])
     resolve = windows.get("resolve")
     if resolve is None and item.get("resolve_due_at"):
-        resolve = Window(_parse_time(item["dispatched_at"]), _parse_time(item["resolve_due_at"]))
+        resolve = _window(item["dispatched_at"], item["resolve_due_at"])
     return Work(
         case_id=item["case_id"], assignment_id=aid,
         department=department,

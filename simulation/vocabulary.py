@@ -426,7 +426,7 @@ def _incident(i: int, entry: Any, vocabulary: Vocabulary, rules: TriageRules) ->
     raw_steps = entry.get("steps")
     if not isinstance(raw_steps, list) or len(raw_steps) < 2:
         raise VocabularyError(f"{where}: needs at least two steps")
-    steps = []
+    steps: list[IncidentStep] = []
     for n, raw in enumerate(raw_steps):
         here = f"{where} step {n + 1}"
         try:

@@ -311,7 +311,13 @@ def _assignment_rows(
     for a in after.assignments:
         old = previous.pop(a.id, None)
         dues = dues_after[a.id]
-        if old == a and dues_before.get(a.id) == dues and before.priority == after.priority:
+        unchanged = (
+            old == a
+            and before is not None  # always so when old is found; says so to the type checker
+            and dues_before.get(a.id) == dues
+            and before.priority == after.priority
+        )
+        if unchanged:
             continue
         entered = old is None or old.status is not a.status
         rows.append(_assignment_row(after, a, str(a.status), event.at, dues, entered))

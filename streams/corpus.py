@@ -99,13 +99,15 @@ def as_event(record: LabelledText, city: City) -> tuple[Event, Location]:
     grids = _grids(city)
     grid = grids[int(hashlib.sha256(record.id.encode()).hexdigest()[:8], 16) % len(grids)]
     source = Source(record.source)
-    fields: dict[str, object] = {}
+    source_code: str | None = None
+    region_code: str | None = None
+    device_id: str | None = None
     if source is Source.POLICE:
-        fields.update(source_code=record.bjlx, region_code=grid.code[:9])
+        source_code, region_code = record.bjlx, grid.code[:9]
     elif source is Source.CAMERA:
         cameras = sorted(c.device_id for c in city.cameras.values() if c.grid_code == grid.code)
         if cameras:
-            fields["device_id"] = cameras[0]
+            device_id = cameras[0]
     event = Event(
         event_id=f"{source.value}:{record.id}",
         source=source,
@@ -117,9 +119,9 @@ def as_event(record: LabelledText, city: City) -> tuple[Event, Location]:
         grid_code=grid.code if source is Source.GRID else None,
         lon=grid.lon,
         lat=grid.lat,
-        # optional Event fields by name, each typed as the source sets it; a type checker
-        # cannot see through a dict of keyword arguments
-        **fields,  # type: ignore[arg-type]
+        region_code=region_code,
+        device_id=device_id,
+        source_code=source_code,
     )
     location = Location(
         method="grid_code" if source is Source.GRID else "nearest_grid",

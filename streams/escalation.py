@@ -241,22 +241,22 @@ def _parse(raw: dict[str, Any]) -> EscalationPolicy:
         "dissatisfied",
     }
     check_keys(raw, sections, "")
-    fo = raw.get("fan_out", {})
-    check_keys(fo, {"priorities", "levels", "departments"}, "fan_out")
+    fan_out_raw = raw.get("fan_out", {})
+    check_keys(fan_out_raw, {"priorities", "levels", "departments"}, "fan_out")
     try:
         priorities = frozenset(
-            Priority.parse(p) for p in _strings(fo, "priorities", "fan_out") or ("P1",)
+            Priority.parse(p) for p in _strings(fan_out_raw, "priorities", "fan_out") or ("P1",)
         )
     except ValueError:
         raise RuleKeyError("fan_out.priorities", "must name priorities P1 … P4") from None
-    levels = tuple(_level(v, "fan_out.levels") for v in _strings(fo, "levels", "fan_out"))
+    levels = tuple(_level(v, "fan_out.levels") for v in _strings(fan_out_raw, "levels", "fan_out"))
     departments = {}
-    for prefix in fo.get("departments", {}):
+    for prefix in fan_out_raw.get("departments", {}):
         if not re.fullmatch(r"\d\d(\.\d\d)?", prefix):
             raise RuleKeyError(
                 f"fan_out.departments.{prefix}", "not a category or prefix like 07 or 07.01"
             )
-        departments[prefix] = _strings(fo["departments"], prefix, "fan_out.departments")
+        departments[prefix] = _strings(fan_out_raw["departments"], prefix, "fan_out.departments")
 
     ladder = raw.get("ladder", {})
     check_keys(ladder, {"categories", "priorities", "max_persons", "rungs"}, "ladder")
@@ -296,13 +296,13 @@ def _parse(raw: dict[str, Any]) -> EscalationPolicy:
 
     ruling = raw.get("ruling", {})
     check_keys(ruling, {"after_returns"}, "ruling")
-    rec = raw.get("recurrence", {})
-    check_keys(rec, {"count", "window", "reopened_raise"}, "recurrence")
-    window = rule_budget(rec, "window", "recurrence") or Budget(30 * 86_400)
+    recurrence = raw.get("recurrence", {})
+    check_keys(recurrence, {"count", "window", "reopened_raise"}, "recurrence")
+    window = rule_budget(recurrence, "window", "recurrence") or Budget(30 * 86_400)
     if window.working:
         raise RuleKeyError("recurrence.window", "must be on the wall clock (e.g. 30d)")
-    dis = raw.get("dissatisfied", {})
-    check_keys(dis, {"redo_times"}, "dissatisfied")
+    dissatisfied = raw.get("dissatisfied", {})
+    check_keys(dissatisfied, {"redo_times"}, "dissatisfied")
     return EscalationPolicy(
         fan_out_priorities=priorities,
         fan_out_levels=levels,
@@ -315,10 +315,10 @@ def _parse(raw: dict[str, Any]) -> EscalationPolicy:
         takeover=takeover,
         takeover_steps=steps,
         ruling_after_returns=max(1, _int(ruling, "after_returns", "ruling", 2)),
-        recurrence_count=_int(rec, "count", "recurrence", 3),
+        recurrence_count=_int(recurrence, "count", "recurrence", 3),
         recurrence_window=timedelta(seconds=window.seconds),
-        reopen_raise=_int(rec, "reopened_raise", "recurrence", 1),
-        redo_times=_int(dis, "redo_times", "dissatisfied", 1),
+        reopen_raise=_int(recurrence, "reopened_raise", "recurrence", 1),
+        redo_times=_int(dissatisfied, "redo_times", "dissatisfied", 1),
     )
 
 

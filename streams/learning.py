@@ -8,8 +8,8 @@ weights an update touches, and at the end every weight smaller than
 examples, classes and parameters give the same model, byte for byte; its
 version is a digest of all three.
 
-No third-party library: training a few thousand short texts takes seconds,
-and the worker never needs more than :mod:`streams.model` to apply it.
+No third-party library: the training set is a few thousand short texts, and
+the worker never needs more than :mod:`streams.model` to apply it.
 """
 
 from __future__ import annotations

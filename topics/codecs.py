@@ -47,7 +47,7 @@ def _writer_input() -> msgspec.json.Decoder:
     from streams.cases import AnyCommand
     from streams.records import LocatedEvent
 
-    return msgspec.json.Decoder(AnyCommand | LocatedEvent)  # type: ignore[arg-type]
+    return msgspec.json.Decoder(AnyCommand | LocatedEvent)
 
 
 _inputs: list[msgspec.json.Decoder] = []

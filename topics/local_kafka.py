@@ -40,7 +40,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from settings import Settings
 from topics.acls import ADMIN
@@ -237,10 +237,12 @@ class LocalSecurity:
 
     def client_settings(self, bootstrap: str, user: str = ADMIN) -> Settings:
         """The settings of a client connecting as ``user``."""
-        return Settings(kafka_bootstrap=bootstrap, **{
+        # strings, as the environment would give them: pydantic parses each into its field's type
+        fields: dict[str, Any] = {
             k.removeprefix("GRIDLINK_").lower(): v
             for k, v in self.client_env(bootstrap, user).items()
-            if k != "GRIDLINK_KAFKA_BOOTSTRAP"})
+            if k != "GRIDLINK_KAFKA_BOOTSTRAP"}
+        return Settings(kafka_bootstrap=bootstrap, **fields)
 
     def client_env(self, bootstrap: str, user: str) -> dict[str, str]:
         """``GRIDLINK_`` settings of a GridLink process connecting as ``user``."""
@@ -727,7 +729,7 @@ class LocalCluster:
         jars = self.nodes[0].ensure_jars(echo=echo)
         if self.security is not None:
             self.security.prepare([node.node_id for node in self.nodes])
-        ids = {node.cluster_id() for node in self.nodes} - {None}
+        ids = {cid for node in self.nodes if (cid := node.cluster_id()) is not None}
         if len(ids) > 1:
             raise LocalKafkaError(f"the nodes in {self.data_dir} belong to different clusters "
                                   f"({', '.join(sorted(ids))}); start with `--fresh`")
@@ -769,8 +771,7 @@ class LocalCluster:
     def down(self, *, grace_seconds: float = 30.0, echo=print) -> None:
         """Stop every node: SIGTERM to all at once (one by one, the last would wait for
         a quorum that is gone), SIGKILL to those still running after the grace period."""
-        running = [(node, node.pid()) for node in self.nodes]
-        running = [(node, pid) for node, pid in running if pid is not None]
+        running = [(node, pid) for node in self.nodes if (pid := node.pid()) is not None]
         if not running:
             echo("Kafka is not running.")
             return

@@ -85,8 +85,11 @@ ACTIONS = {a.name: a for a in (
     Action("split", "拆分 split", engine.SplitCase, center.split, center.SplitBody),
 )}
 
+#: label, the engine's command, the REST handler, its body
+DeskAction = tuple[str, type[engine.Command], Callable[..., Any], type[BaseModel] | None]
+
 #: the desk's actions on one assignment (also shown on the case page to that desk)
-DESK_ACTIONS = {
+DESK_ACTIONS: dict[str, DeskAction] = {
     "claim": ("签收 claim", engine.Claim, desks.claim, None),
     "return": ("退单 return", engine.Return, desks.return_, desks.ReturnBody),
     "on-site": ("到场 on site", engine.ReportOnSite, desks.on_site, desks.NoteBody),

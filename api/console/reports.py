@@ -208,9 +208,10 @@ def report_sheets(r: PeriodReport) -> list[tuple[str, list[list[Cell]]]]:
                  c.lead_department or "", c.opened_at.astimezone(TZ).isoformat(), c.title]
                 for c in r.overdue_open]
     return [("概况 summary", summary),
-            ("按部门 by department", [list(STAT_COLUMNS)]
+            ("按部门 by department", [list[Cell](STAT_COLUMNS)]
              + [stat_row(g) for g in r.by_department.groups]),
-            ("按区域 by region", [list(STAT_COLUMNS)] + [stat_row(g) for g in r.by_region.groups]),
+            ("按区域 by region",
+             [list[Cell](STAT_COLUMNS)] + [stat_row(g) for g in r.by_region.groups]),
             ("超期在办 overdue open", overdue)]
 
 

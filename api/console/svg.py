@@ -81,11 +81,11 @@ def line_chart(labels: Sequence[str], series: Sequence[Series], *, percent: bool
 
     parts = [f'<svg class="chart" viewBox="0 0 {width} {height}" role="img">']
     for j in range(5):
-        value = top_value * j / 4
-        text = f"{value * 100:.0f}%" if percent else f"{value:.3g}"
+        tick = top_value * j / 4
+        text = f"{tick * 100:.0f}%" if percent else f"{tick:.3g}"
         parts.append(f'<line class="gridline" x1="{left}" x2="{width - right}" '
-                     f'y1="{y(value):.1f}" y2="{y(value):.1f}"/>'
-                     f'<text x="{left - 4}" y="{y(value) + 4:.1f}" text-anchor="end">{text}</text>')
+                     f'y1="{y(tick):.1f}" y2="{y(tick):.1f}"/>'
+                     f'<text x="{left - 4}" y="{y(tick) + 4:.1f}" text-anchor="end">{text}</text>')
     parts.append(f'<line class="axis" x1="{left}" x2="{left}" y1="{top}" y2="{top + plot_h}"/>')
     every = max(1, math.ceil(n / 10))
     for i, label in enumerate(labels):

@@ -7,6 +7,7 @@
 - :func:`follow_ups` / :func:`compensations` — commands for other cases (merge, split)
 """
 
+from streams.cases import commands, events
 from streams.cases.commands import *  # noqa: F403
 from streams.cases.commands import AnyCommand, Command, Satisfaction, command_decoder
 from streams.cases.events import *  # noqa: F403
@@ -63,3 +64,6 @@ __all__ = [
     "pending_deadlines",
     "when",
 ]
+# every command and event by name, so `from streams.cases import Register` type-checks
+__all__ += commands.__all__
+__all__ += events.__all__

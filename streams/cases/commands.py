@@ -354,9 +354,37 @@ AnyCommand = (
 
 command_decoder = msgspec.json.Decoder(AnyCommand)
 
+# spelled out, not computed, so a type checker sees what `streams.cases` re-exports
 __all__ = [
-    name
-    for name, value in list(globals().items())
-    if isinstance(value, type) and issubclass(value, Command)
+    "Command",
+    "OpenCase",
+    "LinkEvent",
+    "Register",
+    "Reject",
+    "AbsorbCase",
+    "MarkMerged",
+    "ReleaseCase",
+    "SplitCase",
+    "Dispatch",
+    "Reroute",
+    "Rule",
+    "Claim",
+    "Return",
+    "Progress",
+    "ReportOnSite",
+    "RequestExtension",
+    "ApproveExtension",
+    "Suspend",
+    "Resume",
+    "Handle",
+    "SupportDone",
+    "Check",
+    "Close",
+    "Rework",
+    "Evaluate",
+    "Supervise",
+    "Escalate",
+    "Deescalate",
+    "FireDeadline",
 ]
 __all__ += ["AnyCommand", "Satisfaction", "command_decoder"]

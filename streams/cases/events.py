@@ -355,9 +355,45 @@ AnyEvent = (
 
 event_decoder = msgspec.json.Decoder(AnyEvent)
 
+# spelled out, not computed, so a type checker sees what `streams.cases` re-exports
 __all__ = [
-    name
-    for name, value in list(globals().items())
-    if isinstance(value, type) and issubclass(value, CaseEvent)
+    "CaseEvent",
+    "CaseOpened",
+    "EventLinked",
+    "AlarmRepeated",
+    "PriorityChanged",
+    "CaseRegistered",
+    "CaseReclassified",
+    "CaseRejected",
+    "CaseAbsorbed",
+    "AbsorbReleased",
+    "CaseMerged",
+    "EventForwarded",
+    "EventsSplit",
+    "AssignmentDispatched",
+    "AssignmentCancelled",
+    "AssignmentClaimed",
+    "AssignmentReturned",
+    "RulingRequested",
+    "RulingMade",
+    "ProgressReported",
+    "OnSiteReported",
+    "ExtensionRequested",
+    "ExtensionApproved",
+    "ExtensionDenied",
+    "CaseSuspended",
+    "CaseResumed",
+    "AssignmentHandled",
+    "CaseHandled",
+    "CheckStarted",
+    "CaseClosed",
+    "ReworkOrdered",
+    "CaseEvaluated",
+    "CaseReopened",
+    "YellowCard",
+    "RedCard",
+    "Supervised",
+    "Escalated",
+    "Deescalated",
 ]
 __all__ += ["AnyEvent", "event_decoder"]

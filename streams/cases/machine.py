@@ -63,8 +63,6 @@ from streams.sla import (
 )
 from streams.zone import TZ
 
-S = CaseStatus
-A = AssignmentStatus
 DAY = 86_400
 
 
@@ -95,31 +93,32 @@ class _Ctx:
         calendar: WorkCalendar,
         now: datetime,
     ) -> None:
-        self.state = state
+        self.current = state  # None only while deciding OpenCase, before its first event
         self.command = command
         self.policy = policy
-        self.cal = calendar
+        self.calendar = calendar
         self.now = now
         self.events: list[ev.CaseEvent] = []
         self.trail: list[CaseState] = []  # the case after each event
 
     @property
-    def s(self) -> CaseState:
-        assert self.state is not None
-        return self.state
+    def state(self) -> CaseState:
+        """The case as the events emitted so far leave it; a case that exists."""
+        assert self.current is not None
+        return self.current
 
     def emit(self, kind: type[ev.CaseEvent], **fields: Any) -> None:
         event = kind(
             case_id=self.command.case_id,
-            seq=(self.state.seq if self.state else 0) + 1,
+            seq=(self.current.seq if self.current else 0) + 1,
             at=self.now,
             actor=self.command.actor,
             command_id=self.command.command_id,
             **fields,
         )
-        self.state = apply(self.state, event)
+        self.current = apply(self.current, event)
         self.events.append(event)
-        self.trail.append(self.state)
+        self.trail.append(self.current)
 
     def clock(
         self,
@@ -135,10 +134,10 @@ class _Ctx:
         """A new clock on the case's frozen terms; born paused while suspended.
         ``takeover``: whether lateness may hand coordination up (吹哨) — the lead's
         steps only; a late support gets red cards and supervision."""
-        terms = terms or self.s.terms
-        esc = esc or self.s.esc
+        terms = terms or self.state.terms
+        esc = esc or self.state.esc
         clock = start_clock(
-            self.cal,
+            self.calendar,
             step=step,
             start=start or self.now,
             budget=budget,
@@ -148,7 +147,7 @@ class _Ctx:
             else None,
             assignment=assignment,
         )
-        if self.state is not None and self.state.suspended_at is not None:
+        if self.current is not None and self.current.suspended_at is not None:
             clock = pause_clock(clock, self.now)
         return clock
 
@@ -159,18 +158,20 @@ def _reject(reason: str) -> TransitionRejected:
 
 # -- the entry point -------------------------------------------------------------------
 
-_ANY_OPEN = frozenset(S) - FINAL
+_ANY_OPEN = frozenset(CaseStatus) - FINAL
 _ALLOWED: dict[type, frozenset[CaseStatus]] = {
-    cmd.LinkEvent: _ANY_OPEN - {S.CLOSED} | {S.MERGED},  # a merged case forwards it
-    cmd.Register: frozenset({S.VERIFYING}),
-    cmd.Reject: frozenset({S.VERIFYING}),
-    cmd.AbsorbCase: _ANY_OPEN - {S.CLOSED},
-    cmd.MarkMerged: _ANY_OPEN - {S.CLOSED} | {S.MERGED},  # merged into the same case: a repeat
-    cmd.ReleaseCase: frozenset(S),  # the compensation applies whatever became of the case
-    cmd.SplitCase: _ANY_OPEN - {S.CLOSED},
-    cmd.Dispatch: frozenset({S.REGISTERED}),
+    # a merged case forwards it
+    cmd.LinkEvent: _ANY_OPEN - {CaseStatus.CLOSED} | {CaseStatus.MERGED},
+    cmd.Register: frozenset({CaseStatus.VERIFYING}),
+    cmd.Reject: frozenset({CaseStatus.VERIFYING}),
+    cmd.AbsorbCase: _ANY_OPEN - {CaseStatus.CLOSED},
+    # merged into the same case: a repeat
+    cmd.MarkMerged: _ANY_OPEN - {CaseStatus.CLOSED} | {CaseStatus.MERGED},
+    cmd.ReleaseCase: frozenset(CaseStatus),  # the compensation applies whatever became of the case
+    cmd.SplitCase: _ANY_OPEN - {CaseStatus.CLOSED},
+    cmd.Dispatch: frozenset({CaseStatus.REGISTERED}),
     cmd.Reroute: WORKING,
-    cmd.Rule: frozenset({S.RETURNED}),
+    cmd.Rule: frozenset({CaseStatus.RETURNED}),
     cmd.Claim: WORKING,
     cmd.Return: WORKING,
     cmd.Progress: WORKING,
@@ -180,14 +181,14 @@ _ALLOWED: dict[type, frozenset[CaseStatus]] = {
     cmd.Suspend: WORKING,
     cmd.Resume: WORKING,
     cmd.Handle: WORKING,
-    cmd.SupportDone: WORKING | {S.HANDLED},
-    cmd.Check: frozenset({S.HANDLED}),
-    cmd.Close: frozenset({S.CHECKING}),
-    cmd.Rework: frozenset({S.CHECKING}),
-    cmd.Evaluate: frozenset({S.CLOSED}),
+    cmd.SupportDone: WORKING | {CaseStatus.HANDLED},
+    cmd.Check: frozenset({CaseStatus.HANDLED}),
+    cmd.Close: frozenset({CaseStatus.CHECKING}),
+    cmd.Rework: frozenset({CaseStatus.CHECKING}),
+    cmd.Evaluate: frozenset({CaseStatus.CLOSED}),
     cmd.Supervise: _ANY_OPEN,
-    cmd.Escalate: _ANY_OPEN - {S.CLOSED},
-    cmd.Deescalate: _ANY_OPEN - {S.CLOSED},
+    cmd.Escalate: _ANY_OPEN - {CaseStatus.CLOSED},
+    cmd.Deescalate: _ANY_OPEN - {CaseStatus.CLOSED},
 }
 
 
@@ -260,93 +261,106 @@ def decide_applied(
 # -- step 2: open, link, verify --------------------------------------------------------
 
 
-def _open(ctx: _Ctx, c: cmd.OpenCase) -> None:
+def _open(ctx: _Ctx, command: cmd.OpenCase) -> None:
     esc_policy = ctx.policy.escalation
-    category = c.classification.category
+    category = command.classification.category
     # triage set the priority, already raised for a recurring grid and category
-    priority, reasons = c.priority.priority, c.priority.reasons
-    hot = c.hot_spot or bool(
-        esc_policy.recurrence_count and c.recurrences + 1 >= esc_policy.recurrence_count
+    priority, reasons = command.priority.priority, command.priority.reasons
+    hot = command.hot_spot or bool(
+        esc_policy.recurrence_count and command.recurrences + 1 >= esc_policy.recurrence_count
     )
     # triage chose the entry level (by source, one up for weapons …); never deeper than we know
-    level = Level(min(c.routing.entry_level, c.location.level))
-    terms = terms_for(ctx.policy.sla, priority, category, rural=is_rural(c.location.region_code))
+    level = Level(min(command.routing.entry_level, command.location.level))
+    terms = terms_for(
+        ctx.policy.sla, priority, category, rural=is_rural(command.location.region_code)
+    )
     esc = escalation_terms(esc_policy, priority)
     ladder = ladder_for(
-        esc_policy, level=level, category=category, priority=priority, persons=c.event.persons
+        esc_policy, level=level, category=category, priority=priority, persons=command.event.persons
     )
     clocks: tuple[Clock, ...] = ()
-    if ladder and not c.closed_at_grid:
+    if ladder and not command.closed_at_grid:
         clocks = (ctx.clock(Step.LADDER, ladder[0].stay, terms=terms, esc=esc),)
-    verifying = c.needs_verification and not c.closed_at_grid and c.routing.dispatch
+    verifying = (
+        command.needs_verification and not command.closed_at_grid and command.routing.dispatch
+    )
     if verifying and terms.verify is not None:  # 核实 has its own clock (docs/domain.md §4)
         clocks += (ctx.clock(Step.VERIFY, terms.verify, terms=terms, esc=esc),)
     ctx.emit(
         ev.CaseOpened,
-        event=c.event,
-        location=c.location,
-        classification=c.classification,
+        event=command.event,
+        location=command.location,
+        classification=command.classification,
         priority=priority,
         priority_reasons=reasons,
-        routing=c.routing,
+        routing=command.routing,
         level=level,
         needs_verification=verifying,
         hot_spot=hot,
         terms=terms,
         escalation_terms=esc,
         ladder=ladder,
-        fan_out=fan_out(esc_policy, priority, category, c.location.region_code),
+        fan_out=fan_out(esc_policy, priority, category, command.location.region_code),
         clocks=clocks,
-        split_from=c.split_from,
+        split_from=command.split_from,
     )
-    for more in c.more_events:  # a case split off another opens with all its events
-        if more.event_id not in ctx.s.event_ids:
+    for more in command.more_events:  # a case split off another opens with all its events
+        if more.event_id not in ctx.state.event_ids:
             ctx.emit(ev.EventLinked, event=more)
-    if c.closed_at_grid:
+    if command.closed_at_grid:
         ctx.emit(ev.CaseRegistered, note="就地化解 settled at the grid")
         ctx.emit(ev.CaseClosed, note="self-resolved at the grid", self_resolved=True)
-    elif not c.routing.dispatch:
-        ctx.emit(ev.CaseRegistered, note=f"recorded, not dispatched ({c.routing.disposition})")
-        ctx.emit(ev.CaseClosed, note=f"recorded only: {c.routing.disposition}")
+    elif not command.routing.dispatch:
+        ctx.emit(
+            ev.CaseRegistered, note=f"recorded, not dispatched ({command.routing.disposition})"
+        )
+        ctx.emit(ev.CaseClosed, note=f"recorded only: {command.routing.disposition}")
     elif not verifying:
         ctx.emit(ev.CaseRegistered)
-        _dispatch(ctx, c.routing)
-    elif c.routing.disposition == PROVISIONAL:  # a P1 of unknown category: dispatched at once
-        _dispatch(ctx, c.routing)
+        _dispatch(ctx, command.routing)
+    elif command.routing.disposition == PROVISIONAL:  # a P1 of unknown category: dispatched at once
+        _dispatch(ctx, command.routing)
 
 
-def _link(ctx: _Ctx, c: cmd.LinkEvent) -> None:
-    if c.event.event_id in ctx.s.event_ids:
+def _link(ctx: _Ctx, command: cmd.LinkEvent) -> None:
+    if command.event.event_id in ctx.state.event_ids:
         return
-    if ctx.s.merged_into is not None:  # triage still saw this case open: pass it on
-        ctx.emit(ev.EventForwarded, event=c.event, into=ctx.s.merged_into, priority=c.priority)
+    if ctx.state.merged_into is not None:  # triage still saw this case open: pass it on
+        ctx.emit(
+            ev.EventForwarded,
+            event=command.event,
+            into=ctx.state.merged_into,
+            priority=command.priority,
+        )
         return
-    judged = c.priority.priority if c.priority is not None else None
-    if c.repeat:  # the same camera alarming again: recorded, folded, no new event of the case
-        ctx.emit(ev.AlarmRepeated, event=c.event, event_priority=judged)
+    judged = command.priority.priority if command.priority is not None else None
+    if command.repeat:  # the same camera alarming again: recorded, folded, no new event of the case
+        ctx.emit(ev.AlarmRepeated, event=command.event, event_priority=judged)
         return
-    ctx.emit(ev.EventLinked, event=c.event, event_priority=judged)
-    if c.priority is not None and c.priority.priority < ctx.s.priority:
-        why = ", ".join(c.priority.reasons) or "linked event"
-        _change_priority(ctx, c.priority.priority, f"raised by {c.event.event_id}: {why}")
+    ctx.emit(ev.EventLinked, event=command.event, event_priority=judged)
+    if command.priority is not None and command.priority.priority < ctx.state.priority:
+        why = ", ".join(command.priority.reasons) or "linked event"
+        _change_priority(
+            ctx, command.priority.priority, f"raised by {command.event.event_id}: {why}"
+        )
 
 
 def _change_priority(ctx: _Ctx, new: Priority, reason: str, *, hot_spot: bool = False) -> None:
-    s = ctx.s
-    if new == s.priority and (s.hot_spot or not hot_spot):
+    state = ctx.state
+    if new == state.priority and (state.hot_spot or not hot_spot):
         return
-    terms = terms_for(ctx.policy.sla, new, s.category, rural=is_rural(s.region))
+    terms = terms_for(ctx.policy.sla, new, state.category, rural=is_rural(state.region))
     esc = escalation_terms(ctx.policy.escalation, new)
     clocks = tuple(
-        _reclock(ctx, clock, terms, esc) for clock in s.clocks if clock.step is not Step.LADDER
+        _reclock(ctx, clock, terms, esc) for clock in state.clocks if clock.step is not Step.LADDER
     )
     serious = ctx.policy.escalation.fan_out_priorities
     fan = None  # notify the command centers once, when the case first becomes serious
-    if new in serious and s.priority not in serious:
-        fan = fan_out(ctx.policy.escalation, new, s.category, s.region)
+    if new in serious and state.priority not in serious:
+        fan = fan_out(ctx.policy.escalation, new, state.category, state.region)
     ctx.emit(
         ev.PriorityChanged,
-        old=s.priority,
+        old=state.priority,
         new=new,
         reason=reason,
         hot_spot=hot_spot,
@@ -362,8 +376,8 @@ def _reclock(ctx: _Ctx, clock: Clock, terms: Terms, esc: EscalationTerms) -> Clo
     budget = terms.budget(clock.step)
     if budget is None:
         return clock
-    a = ctx.s.assignment(clock.assignment)
-    lead = a is None or a.role is Role.LEAD
+    assignment = ctx.state.assignment(clock.assignment)
+    lead = assignment is None or assignment.role is Role.LEAD
     new = ctx.clock(
         clock.step, budget, clock.assignment, start=clock.start, terms=terms, esc=esc, takeover=lead
     )
@@ -374,48 +388,49 @@ def _reclock(ctx: _Ctx, clock: Clock, terms: Terms, esc: EscalationTerms) -> Clo
     return replace(new, fired=fired, paused=clock.paused, extended=clock.extended)
 
 
-def _register(ctx: _Ctx, c: cmd.Register) -> None:
-    s = ctx.s
+def _register(ctx: _Ctx, command: cmd.Register) -> None:
+    state = ctx.state
     ctx.emit(
         ev.CaseRegistered,
-        note=c.note,
-        classification=c.classification,
-        routing=c.routing,
-        terms=_terms_for_category(ctx, c.classification),
-        cleared=_verify_clock(s),
+        note=command.note,
+        classification=command.classification,
+        routing=command.routing,
+        terms=_terms_for_category(ctx, command.classification),
+        cleared=_verify_clock(state),
     )
-    if c.priority is not None and c.priority != s.priority:
-        _change_priority(ctx, c.priority, f"set at registration by {c.actor}")
-    if s.assignments:  # dispatched at once while verifying: a corrected routing replaces it
-        if c.routing is not None and c.dispatch:
-            _cancel_all(ctx, f"registered by {c.actor} with a corrected routing")
-            _dispatch(ctx, c.routing)
+    if command.priority is not None and command.priority != state.priority:
+        _change_priority(ctx, command.priority, f"set at registration by {command.actor}")
+    if state.assignments:  # dispatched at once while verifying: a corrected routing replaces it
+        if command.routing is not None and command.dispatch:
+            _cancel_all(ctx, f"registered by {command.actor} with a corrected routing")
+            _dispatch(ctx, command.routing)
         return
-    routing = ctx.s.routing
-    if c.dispatch and routing is not None:
+    routing = ctx.state.routing
+    if command.dispatch and routing is not None:
         _dispatch(ctx, routing)
 
 
 def _terms_for_category(ctx: _Ctx, classification: Classification | None) -> Terms | None:
     """The case's terms re-frozen for a corrected category (None: unchanged)."""
-    s = ctx.s
-    if classification is None or classification.category == s.category:
+    state = ctx.state
+    if classification is None or classification.category == state.category:
         return None
-    return terms_for(ctx.policy.sla, s.priority, classification.category,
-                     rural=is_rural(s.region))
+    return terms_for(
+        ctx.policy.sla, state.priority, classification.category, rural=is_rural(state.region)
+    )
 
 
-def _verify_clock(s: CaseState) -> tuple[str, ...]:
+def _verify_clock(state: CaseState) -> tuple[str, ...]:
     """The verification clock, to clear when an operator has verified the case."""
-    return tuple(k.id for k in s.clocks if k.step is Step.VERIFY)
+    return tuple(k.id for k in state.clocks if k.step is Step.VERIFY)
 
 
-def _reject_case(ctx: _Ctx, c: cmd.Reject) -> None:
-    if not c.reason.strip():
+def _reject_case(ctx: _Ctx, command: cmd.Reject) -> None:
+    if not command.reason.strip():
         raise _reject("rejecting a case (不予立案) needs a reason")
-    if ctx.s.assignments:  # dispatched at once while verifying
-        _cancel_all(ctx, f"not registered (不予立案): {c.reason}")
-    ctx.emit(ev.CaseRejected, reason=c.reason, cleared=tuple(k.id for k in ctx.s.clocks))
+    if ctx.state.assignments:  # dispatched at once while verifying
+        _cancel_all(ctx, f"not registered (不予立案): {command.reason}")
+    ctx.emit(ev.CaseRejected, reason=command.reason, cleared=tuple(k.id for k in ctx.state.clocks))
 
 
 # -- merge and split (合并 / 拆分) ----------------------------------------------------------
@@ -461,99 +476,100 @@ def _ids(ids: list[str] | tuple[str, ...], most: int = 10) -> str:
     return shown + (f" and {len(ids) - most} more" if len(ids) > most else "")
 
 
-def _absorb(ctx: _Ctx, c: cmd.AbsorbCase) -> None:
-    s = ctx.s
-    if c.source == s.case_id:
-        raise _reject(f"case {s.case_id} cannot be merged into itself")
-    if c.source in s.absorbed:
-        raise _reject(f"case {c.source} is already merged into case {s.case_id}")
-    if not c.reason.strip():
+def _absorb(ctx: _Ctx, command: cmd.AbsorbCase) -> None:
+    state = ctx.state
+    if command.source == state.case_id:
+        raise _reject(f"case {state.case_id} cannot be merged into itself")
+    if command.source in state.absorbed:
+        raise _reject(f"case {command.source} is already merged into case {state.case_id}")
+    if not command.reason.strip():
         raise _reject("merging (合并) needs a reason")
-    ids = tuple(dict.fromkeys(c.event_ids))
+    ids = tuple(dict.fromkeys(command.event_ids))
     if not ids:
-        raise _reject(f"case {c.source} has no events to merge")
-    held = [i for i in ids if i in s.event_ids]
+        raise _reject(f"case {command.source} has no events to merge")
+    held = [i for i in ids if i in state.event_ids]
     if held:
-        raise _reject(f"case {s.case_id} already holds event(s) {_ids(held)}")
-    ctx.emit(ev.CaseAbsorbed, source=c.source, event_ids=ids, reason=c.reason)
-    if c.priority is not None and c.priority < ctx.s.priority:
-        _change_priority(ctx, c.priority, f"raised by merging case {c.source}")
+        raise _reject(f"case {state.case_id} already holds event(s) {_ids(held)}")
+    ctx.emit(ev.CaseAbsorbed, source=command.source, event_ids=ids, reason=command.reason)
+    if command.priority is not None and command.priority < ctx.state.priority:
+        _change_priority(ctx, command.priority, f"raised by merging case {command.source}")
 
 
-def _mark_merged(ctx: _Ctx, c: cmd.MarkMerged) -> None:
-    s = ctx.s
-    if s.merged_into is not None:
-        if s.merged_into == c.into:
+def _mark_merged(ctx: _Ctx, command: cmd.MarkMerged) -> None:
+    state = ctx.state
+    if state.merged_into is not None:
+        if state.merged_into == command.into:
             return  # already merged there: nothing to do, nothing to release
-        raise _reject(f"case {s.case_id} was already merged into case {s.merged_into}")
-    if c.into == s.case_id:
-        raise _reject(f"case {s.case_id} cannot be merged into itself")
-    taken = set(c.event_ids)
-    missing = [i for i in s.event_ids if i not in taken]
+        raise _reject(f"case {state.case_id} was already merged into case {state.merged_into}")
+    if command.into == state.case_id:
+        raise _reject(f"case {state.case_id} cannot be merged into itself")
+    taken = set(command.event_ids)
+    missing = [i for i in state.event_ids if i not in taken]
     if missing:
         raise _reject(
-            f"case {s.case_id} has event(s) the merge did not include ({_ids(missing)}): "
+            f"case {state.case_id} has event(s) the merge did not include ({_ids(missing)}): "
             "merge it again"
         )
-    foreign = [i for i in dict.fromkeys(c.event_ids) if i not in s.event_ids]
+    foreign = [i for i in dict.fromkeys(command.event_ids) if i not in state.event_ids]
     if foreign:
-        raise _reject(f"event(s) {_ids(foreign)} are not case {s.case_id}'s")
-    why = f"merged into case {c.into}"
-    for a in s.assignments:
-        if a.status not in (A.HANDLED, A.RETURNED):
+        raise _reject(f"event(s) {_ids(foreign)} are not case {state.case_id}'s")
+    why = f"merged into case {command.into}"
+    for a in state.assignments:
+        if a.status not in (AssignmentStatus.HANDLED, AssignmentStatus.RETURNED):
             ctx.emit(
                 ev.AssignmentCancelled,
                 assignment_id=a.id,
                 department=a.department,
                 reason=why,
-                cleared=_clock_ids(ctx.s, a.id),
+                cleared=_clock_ids(ctx.state, a.id),
             )
     ctx.emit(
         ev.CaseMerged,
-        into=c.into,
-        event_ids=ctx.s.event_ids,
-        reason=c.reason,
-        cleared=tuple(k.id for k in ctx.s.clocks),
+        into=command.into,
+        event_ids=ctx.state.event_ids,
+        reason=command.reason,
+        cleared=tuple(k.id for k in ctx.state.clocks),
     )
 
 
-def _release(ctx: _Ctx, c: cmd.ReleaseCase) -> None:
-    s = ctx.s
-    if c.source not in s.absorbed:
+def _release(ctx: _Ctx, command: cmd.ReleaseCase) -> None:
+    state = ctx.state
+    if command.source not in state.absorbed:
         return  # never taken, or given back already
-    ids = tuple(i for i in dict.fromkeys(c.event_ids) if i in s.event_ids)
-    ctx.emit(ev.AbsorbReleased, source=c.source, event_ids=ids, reason=c.reason)
+    ids = tuple(i for i in dict.fromkeys(command.event_ids) if i in state.event_ids)
+    ctx.emit(ev.AbsorbReleased, source=command.source, event_ids=ids, reason=command.reason)
 
 
-def _split_case(ctx: _Ctx, c: cmd.SplitCase) -> None:
-    s = ctx.s
-    if not c.reason.strip():
+def _split_case(ctx: _Ctx, command: cmd.SplitCase) -> None:
+    state = ctx.state
+    if not command.reason.strip():
         raise _reject("splitting (拆分) needs a reason")
-    ids = tuple(dict.fromkeys(e.event_id for e in c.events))
+    ids = tuple(dict.fromkeys(e.event_id for e in command.events))
     if not ids:
-        raise _reject(f"name the events to split off case {s.case_id}")
-    unknown = [i for i in ids if i not in s.event_ids]
+        raise _reject(f"name the events to split off case {state.case_id}")
+    unknown = [i for i in ids if i not in state.event_ids]
     if unknown:
         raise _reject(
-            f"case {s.case_id} holds no event {_ids(unknown)} (its events: {_ids(s.event_ids)})"
+            f"case {state.case_id} holds no event {_ids(unknown)} "
+            f"(its events: {_ids(state.event_ids)})"
         )
-    if len(ids) == len(s.event_ids):
+    if len(ids) == len(state.event_ids):
         raise _reject(
-            f"cannot split every event off case {s.case_id}: at least one must stay "
+            f"cannot split every event off case {state.case_id}: at least one must stay "
             "(reject or re-route the case instead)"
         )
-    if c.routing is None and s.lead is None and s.routing is None:
-        raise _reject(f"case {s.case_id} has no departments yet: give the new case a routing")
-    ctx.emit(ev.EventsSplit, event_ids=ids, new_case_id=split_case_id(s), reason=c.reason)
+    if command.routing is None and state.lead is None and state.routing is None:
+        raise _reject(f"case {state.case_id} has no departments yet: give the new case a routing")
+    ctx.emit(ev.EventsSplit, event_ids=ids, new_case_id=split_case_id(state), reason=command.reason)
 
 
 # -- step 3: route and assign ----------------------------------------------------------
 
 
-def _unit_region(s: CaseState) -> str:
+def _unit_region(state: CaseState) -> str:
     """The jurisdiction of the department units serving the case: its
     coordinating level, but no lower than the township (departments sit there)."""
-    return region_at(s.region, Level(min(s.level, Level.TOWNSHIP)))
+    return region_at(state.region, Level(min(state.level, Level.TOWNSHIP)))
 
 
 def _dispatch(ctx: _Ctx, routing: Routing, *, ruled: bool = False) -> None:
@@ -561,9 +577,9 @@ def _dispatch(ctx: _Ctx, routing: Routing, *, ruled: bool = False) -> None:
         (d, Role.SUPPORT) for d in dict.fromkeys(routing.supports) if d != routing.lead
     ]
     for department, role in team:
-        s = ctx.s
-        aid = f"A{s.next_assignment}"
-        terms = s.terms
+        state = ctx.state
+        aid = f"A{state.next_assignment}"
+        terms = state.terms
         later = set(terms.start_on_accept)
         steps: list[tuple[Step, Budget | None]] = [(Step.ACCEPT, terms.accept)]
         if role is Role.LEAD:
@@ -578,83 +594,87 @@ def _dispatch(ctx: _Ctx, routing: Routing, *, ruled: bool = False) -> None:
             id=aid,
             department=department,
             role=role,
-            status=A.DISPATCHED,
-            region=_unit_region(s),
+            status=AssignmentStatus.DISPATCHED,
+            region=_unit_region(state),
             dispatched_at=ctx.now,
-            return_by=clock_add(ctx.cal, ctx.now, terms.return_window),
+            return_by=clock_add(ctx.calendar, ctx.now, terms.return_window),
             ruled=ruled and role is Role.LEAD,
         )
         ctx.emit(ev.AssignmentDispatched, assignment=assignment, clocks=clocks)
 
 
-def _clock_ids(s: CaseState, assignment_id: str) -> tuple[str, ...]:
-    return tuple(k.id for k in s.clocks if k.assignment == assignment_id)
+def _clock_ids(state: CaseState, assignment_id: str) -> tuple[str, ...]:
+    return tuple(k.id for k in state.clocks if k.assignment == assignment_id)
 
 
 def _cancel_all(ctx: _Ctx, reason: str) -> None:
-    for a in ctx.s.assignments:
+    for a in ctx.state.assignments:
         ctx.emit(
             ev.AssignmentCancelled,
             assignment_id=a.id,
             department=a.department,
             reason=reason,
-            cleared=_clock_ids(ctx.s, a.id),
+            cleared=_clock_ids(ctx.state, a.id),
         )
 
 
-def _dispatch_cmd(ctx: _Ctx, c: cmd.Dispatch) -> None:
-    routing = c.routing or ctx.s.routing
+def _dispatch_cmd(ctx: _Ctx, command: cmd.Dispatch) -> None:
+    routing = command.routing or ctx.state.routing
     if routing is None:
-        raise _reject(f"case {ctx.s.case_id} has no routing: name a lead department")
+        raise _reject(f"case {ctx.state.case_id} has no routing: name a lead department")
     _dispatch(ctx, routing)
 
 
-def _reroute(ctx: _Ctx, c: cmd.Reroute) -> None:
-    s = ctx.s
-    if s.ruling is not None:
+def _reroute(ctx: _Ctx, command: cmd.Reroute) -> None:
+    state = ctx.state
+    if state.ruling is not None:
         raise _reject(
-            f"a ruling (裁定) by {s.ruling} is pending after {s.lead_returns} returns: "
+            f"a ruling (裁定) by {state.ruling} is pending after {state.lead_returns} returns: "
             "use rule, not reroute"
         )
-    if not c.reason.strip():
+    if not command.reason.strip():
         raise _reject("re-routing (改派) needs a reason")
-    if c.classification is not None and c.classification.category != s.category:
+    if command.classification is not None and command.classification.category != state.category:
         ctx.emit(
             ev.CaseReclassified,
-            classification=c.classification,
-            previous=s.category,
-            reason=c.reason,
-            terms=_terms_for_category(ctx, c.classification),
-            cleared=_verify_clock(s),
+            classification=command.classification,
+            previous=state.category,
+            reason=command.reason,
+            terms=_terms_for_category(ctx, command.classification),
+            cleared=_verify_clock(state),
         )
-    _cancel_all(ctx, f"re-routed: {c.reason}")
-    _dispatch(ctx, c.routing)
+    _cancel_all(ctx, f"re-routed: {command.reason}")
+    _dispatch(ctx, command.routing)
 
 
-def _rule(ctx: _Ctx, c: cmd.Rule) -> None:
-    s = ctx.s
-    if s.ruling is None:
-        raise _reject(f"no ruling is pending on case {s.case_id}: re-route it instead")
-    if c.by_region != s.ruling:
+def _rule(ctx: _Ctx, command: cmd.Rule) -> None:
+    state = ctx.state
+    if state.ruling is None:
+        raise _reject(f"no ruling is pending on case {state.case_id}: re-route it instead")
+    if command.by_region != state.ruling:
         raise _reject(
-            f"the ruling (裁定) belongs to {s.ruling} ({level_of(s.ruling).name.lower()}), "
-            f"not {c.by_region}"
+            f"the ruling (裁定) belongs to {state.ruling} ({level_of(state.ruling).name.lower()}), "
+            f"not {command.by_region}"
         )
     returned = tuple(
-        a.department for a in s.assignments if a.role is Role.LEAD and a.status is A.RETURNED
+        a.department
+        for a in state.assignments
+        if a.role is Role.LEAD and a.status is AssignmentStatus.RETURNED
     )
     ctx.emit(
         ev.RulingMade,
-        region=s.ruling,
-        lead=c.lead,
-        supports=c.supports,
-        reason=c.reason,
+        region=state.ruling,
+        lead=command.lead,
+        supports=command.supports,
+        reason=command.reason,
         returned_by=returned,
     )
-    _cancel_all(ctx, f"ruling by {s.ruling}: {c.reason}")
+    _cancel_all(ctx, f"ruling by {state.ruling}: {command.reason}")
     _dispatch(
         ctx,
-        Routing(lead=c.lead, supports=c.supports, entry_level=s.level, rule="ruling"),
+        Routing(
+            lead=command.lead, supports=command.supports, entry_level=state.level, rule="ruling"
+        ),
         ruled=True,
     )
 
@@ -663,203 +683,236 @@ def _rule(ctx: _Ctx, c: cmd.Rule) -> None:
 
 
 def _own(ctx: _Ctx, assignment_id: str, department: str | None) -> Assignment:
-    a = ctx.s.assignment(assignment_id)
-    if a is None:
-        raise _reject(f"case {ctx.s.case_id} has no assignment {assignment_id}")
-    if department is not None and a.department != department:
-        raise _reject(f"assignment {assignment_id} belongs to {a.department}, not {department}")
-    return a
+    assignment = ctx.state.assignment(assignment_id)
+    if assignment is None:
+        raise _reject(f"case {ctx.state.case_id} has no assignment {assignment_id}")
+    if department is not None and assignment.department != department:
+        raise _reject(
+            f"assignment {assignment_id} belongs to {assignment.department}, not {department}"
+        )
+    return assignment
 
 
 def _working_on(ctx: _Ctx, assignment_id: str, department: str) -> Assignment:
     """An assignment its department is working on (claimed, not finished)."""
-    a = _own(ctx, assignment_id, department)
-    if a.status is A.DISPATCHED:
+    assignment = _own(ctx, assignment_id, department)
+    if assignment.status is AssignmentStatus.DISPATCHED:
         raise _reject(
-            f"assignment {a.id} is not claimed yet: {a.department} must claim (签收) it first"
+            f"assignment {assignment.id} is not claimed yet: "
+            f"{assignment.department} must claim (签收) it first"
         )
-    if a.status not in (A.ACCEPTED, A.IN_PROGRESS):
-        raise _reject(f"assignment {a.id} of {a.department} is {a.status}")
-    return a
+    if assignment.status not in (AssignmentStatus.ACCEPTED, AssignmentStatus.IN_PROGRESS):
+        raise _reject(
+            f"assignment {assignment.id} of {assignment.department} is {assignment.status}"
+        )
+    return assignment
 
 
-def _claim(ctx: _Ctx, c: cmd.Claim) -> None:
-    a = _own(ctx, c.assignment_id, None)
-    if a.status in (A.ACCEPTED, A.IN_PROGRESS, A.HANDLED):
-        raise _reject(f"assignment {a.id} is already claimed by {a.department}")
-    if a.department != c.department:
-        raise _reject(f"assignment {a.id} belongs to {a.department}, not {c.department}")
-    if a.status is A.RETURNED:
-        raise _reject(f"assignment {a.id} was returned (退单) by {a.department}")
-    s = ctx.s
-    later: list[tuple[Step, Budget | None]] = [(Step.RESOLVE, s.terms.resolve)]
-    if a.role is Role.LEAD:
-        later += [(Step.ON_SITE, s.terms.on_site), (Step.FIRST_CONTROL, s.terms.first_control)]
+def _claim(ctx: _Ctx, command: cmd.Claim) -> None:
+    assignment = _own(ctx, command.assignment_id, None)
+    if assignment.status in (
+        AssignmentStatus.ACCEPTED,
+        AssignmentStatus.IN_PROGRESS,
+        AssignmentStatus.HANDLED,
+    ):
+        raise _reject(f"assignment {assignment.id} is already claimed by {assignment.department}")
+    if assignment.department != command.department:
+        raise _reject(
+            f"assignment {assignment.id} belongs to {assignment.department}, "
+            f"not {command.department}"
+        )
+    if assignment.status is AssignmentStatus.RETURNED:
+        raise _reject(f"assignment {assignment.id} was returned (退单) by {assignment.department}")
+    state = ctx.state
+    later: list[tuple[Step, Budget | None]] = [(Step.RESOLVE, state.terms.resolve)]
+    if assignment.role is Role.LEAD:
+        later += [
+            (Step.ON_SITE, state.terms.on_site),
+            (Step.FIRST_CONTROL, state.terms.first_control),
+        ]
     clocks = [
-        ctx.clock(step, b, a.id, takeover=a.role is Role.LEAD)
+        ctx.clock(step, b, assignment.id, takeover=assignment.role is Role.LEAD)
         for step, b in later
-        if b is not None and step in s.terms.start_on_accept
+        if b is not None and step in state.terms.start_on_accept
     ]
-    if a.role is Role.LEAD and s.terms.progress is not None:
-        clocks.append(ctx.clock(Step.PROGRESS, s.terms.progress, a.id))
+    if assignment.role is Role.LEAD and state.terms.progress is not None:
+        clocks.append(ctx.clock(Step.PROGRESS, state.terms.progress, assignment.id))
     ctx.emit(
         ev.AssignmentClaimed,
-        assignment_id=a.id,
-        department=a.department,
+        assignment_id=assignment.id,
+        department=assignment.department,
         clocks=tuple(clocks),
-        cleared=(f"{a.id}.{Step.ACCEPT}",),
+        cleared=(f"{assignment.id}.{Step.ACCEPT}",),
     )
 
 
-def _return(ctx: _Ctx, c: cmd.Return) -> None:
-    a = _own(ctx, c.assignment_id, c.department)
-    s = ctx.s
-    if a.status not in (A.DISPATCHED, A.ACCEPTED):
+def _return(ctx: _Ctx, command: cmd.Return) -> None:
+    assignment = _own(ctx, command.assignment_id, command.department)
+    state = ctx.state
+    if assignment.status not in (AssignmentStatus.DISPATCHED, AssignmentStatus.ACCEPTED):
         raise _reject(
-            f"assignment {a.id} is {a.status}: "
+            f"assignment {assignment.id} is {assignment.status}: "
             "only a dispatched or just-claimed assignment can be returned"
         )
-    if a.ruled:
-        raise _reject(f"assignment {a.id} was assigned by a ruling (裁定) and cannot be returned")
-    if ctx.now > a.return_by:
+    if assignment.ruled:
         raise _reject(
-            f"return window of {s.terms.return_window.human()} ended at {when(a.return_by)}"
+            f"assignment {assignment.id} was assigned by a ruling (裁定) and cannot be returned"
         )
-    if not c.reason_code.strip():
+    if ctx.now > assignment.return_by:
+        raise _reject(
+            f"return window of {state.terms.return_window.human()} "
+            f"ended at {when(assignment.return_by)}"
+        )
+    if not command.reason_code.strip():
         raise _reject("a return (退单) needs a reason code")
-    returns = s.lead_returns + (a.role is Role.LEAD)
+    returns = state.lead_returns + (assignment.role is Role.LEAD)
     ctx.emit(
         ev.AssignmentReturned,
-        assignment_id=a.id,
-        department=a.department,
-        role=a.role,
-        reason_code=c.reason_code,
-        note=c.note,
-        suggested_department=c.suggested_department,
-        suggested_region=c.suggested_region,
+        assignment_id=assignment.id,
+        department=assignment.department,
+        role=assignment.role,
+        reason_code=command.reason_code,
+        note=command.note,
+        suggested_department=command.suggested_department,
+        suggested_region=command.suggested_region,
         lead_returns=returns,
-        cleared=_clock_ids(s, a.id),
+        cleared=_clock_ids(state, assignment.id),
     )
-    if a.role is Role.LEAD and returns >= s.esc.ruling_after:
-        region = ruling_region(ctx.s.region_code, ctx.s.disputed)
+    if assignment.role is Role.LEAD and returns >= state.esc.ruling_after:
+        region = ruling_region(ctx.state.region_code, ctx.state.disputed)
         level = level_of(region)
         ctx.emit(ev.RulingRequested, region=region, level=level, returns=returns)
-        if level < ctx.s.level:
+        if level < ctx.state.level:
             _move_level(ctx, level, f"ruling (裁定) on a lead returned {returns} times")
 
 
-def _progress(ctx: _Ctx, c: cmd.Progress) -> None:
-    a = _working_on(ctx, c.assignment_id, c.department)
-    s = ctx.s
+def _progress(ctx: _Ctx, command: cmd.Progress) -> None:
+    assignment = _working_on(ctx, command.assignment_id, command.department)
+    state = ctx.state
     clocks: tuple[Clock, ...] = ()
     cleared: tuple[str, ...] = ()
-    if a.role is Role.LEAD:
-        if s.terms.progress is not None:
-            clocks = (ctx.clock(Step.PROGRESS, s.terms.progress, a.id),)
-        if c.controlled:
-            cleared = (f"{a.id}.{Step.FIRST_CONTROL}",)
+    if assignment.role is Role.LEAD:
+        if state.terms.progress is not None:
+            clocks = (ctx.clock(Step.PROGRESS, state.terms.progress, assignment.id),)
+        if command.controlled:
+            cleared = (f"{assignment.id}.{Step.FIRST_CONTROL}",)
     ctx.emit(
         ev.ProgressReported,
-        assignment_id=a.id,
-        department=a.department,
-        note=c.note,
-        controlled=c.controlled,
+        assignment_id=assignment.id,
+        department=assignment.department,
+        note=command.note,
+        controlled=command.controlled,
         clocks=clocks,
         cleared=cleared,
     )
 
 
-def _on_site(ctx: _Ctx, c: cmd.ReportOnSite) -> None:
-    a = _working_on(ctx, c.assignment_id, c.department)
-    if a.on_site:
-        raise _reject(f"{a.department} already reported on site (到场) for assignment {a.id}")
+def _on_site(ctx: _Ctx, command: cmd.ReportOnSite) -> None:
+    assignment = _working_on(ctx, command.assignment_id, command.department)
+    if assignment.on_site:
+        raise _reject(
+            f"{assignment.department} already reported on site (到场) "
+            f"for assignment {assignment.id}"
+        )
     ctx.emit(
         ev.OnSiteReported,
-        assignment_id=a.id,
-        department=a.department,
-        note=c.note,
-        cleared=(f"{a.id}.{Step.ON_SITE}",),
+        assignment_id=assignment.id,
+        department=assignment.department,
+        note=command.note,
+        cleared=(f"{assignment.id}.{Step.ON_SITE}",),
     )
 
 
-def _request_extension(ctx: _Ctx, c: cmd.RequestExtension) -> None:
-    a = _working_on(ctx, c.assignment_id, c.department)
-    s = ctx.s
-    clock = s.clock(f"{a.id}.{Step.RESOLVE}")
+def _request_extension(ctx: _Ctx, command: cmd.RequestExtension) -> None:
+    assignment = _working_on(ctx, command.assignment_id, command.department)
+    state = ctx.state
+    clock = state.clock(f"{assignment.id}.{Step.RESOLVE}")
     if clock is None:
-        raise _reject(f"assignment {a.id} has no running resolve deadline to extend")
-    if a.extensions >= s.terms.extension_times:
+        raise _reject(f"assignment {assignment.id} has no running resolve deadline to extend")
+    if assignment.extensions >= state.terms.extension_times:
         raise _reject(
-            f"assignment {a.id} already had {a.extensions} extension(s) (延期); "
-            f"at most {s.terms.extension_times}"
+            f"assignment {assignment.id} already had {assignment.extensions} extension(s) (延期); "
+            f"at most {state.terms.extension_times}"
         )
-    if a.requested is not None:
+    if assignment.requested is not None:
         raise _reject(
-            f"an extension of {a.requested.human()} is already pending on assignment {a.id}"
+            f"an extension of {assignment.requested.human()} is already pending "
+            f"on assignment {assignment.id}"
         )
     if clock.paused is None and ctx.now >= clock.due:
         raise _reject(
             f"an extension must be asked before the deadline, which was {when(clock.due)}"
         )
-    if c.days < 1:
+    if command.days < 1:
         raise _reject("an extension is at least 1 day")
-    extra = Budget(c.days * DAY, clock.budget.working)
-    limit = extension_limit(s.terms, clock)
+    extra = Budget(command.days * DAY, clock.budget.working)
+    limit = extension_limit(state.terms, clock)
     if extra.seconds > limit.seconds:
         raise _reject(
             f"an extension of {extra.human()} exceeds the limit of {limit.human()} "
-            f"(at most the original {clock.budget.human()} and {s.terms.extension_max.human()})"
+            f"(at most the original {clock.budget.human()} and {state.terms.extension_max.human()})"
         )
     ctx.emit(
         ev.ExtensionRequested,
-        assignment_id=a.id,
-        department=a.department,
+        assignment_id=assignment.id,
+        department=assignment.department,
         extra=extra,
-        reason=c.reason,
+        reason=command.reason,
     )
 
 
-def _approve_extension(ctx: _Ctx, c: cmd.ApproveExtension) -> None:
-    a = _own(ctx, c.assignment_id, None)
-    s = ctx.s
-    if a.requested is None:
-        raise _reject(f"no extension request is pending on assignment {a.id}")
-    clock = s.clock(f"{a.id}.{Step.RESOLVE}")
-    if not c.approved or clock is None:
-        ctx.emit(ev.ExtensionDenied, assignment_id=a.id, department=a.department, note=c.note)
+def _approve_extension(ctx: _Ctx, command: cmd.ApproveExtension) -> None:
+    assignment = _own(ctx, command.assignment_id, None)
+    state = ctx.state
+    if assignment.requested is None:
+        raise _reject(f"no extension request is pending on assignment {assignment.id}")
+    clock = state.clock(f"{assignment.id}.{Step.RESOLVE}")
+    if not command.approved or clock is None:
+        ctx.emit(
+            ev.ExtensionDenied,
+            assignment_id=assignment.id,
+            department=assignment.department,
+            note=command.note,
+        )
         return
-    new = extend_clock(ctx.cal, clock, a.requested, yellow_at=s.terms.yellow_at, now=ctx.now)
+    new = extend_clock(
+        ctx.calendar, clock, assignment.requested, yellow_at=state.terms.yellow_at, now=ctx.now
+    )
     ctx.emit(
         ev.ExtensionApproved,
-        assignment_id=a.id,
-        department=a.department,
-        extra=a.requested,
+        assignment_id=assignment.id,
+        department=assignment.department,
+        extra=assignment.requested,
         due=new.due,
-        note=c.note,
+        note=command.note,
         clocks=(new,),
     )
 
 
-def _suspend(ctx: _Ctx, c: cmd.Suspend) -> None:
-    s = ctx.s
-    if s.suspended_at is not None:
-        raise _reject(f"case {s.case_id} is already suspended (挂起) since {when(s.suspended_at)}")
-    if not c.reason.strip():
+def _suspend(ctx: _Ctx, command: cmd.Suspend) -> None:
+    state = ctx.state
+    if state.suspended_at is not None:
+        raise _reject(
+            f"case {state.case_id} is already suspended (挂起) since {when(state.suspended_at)}"
+        )
+    if not command.reason.strip():
         raise _reject("suspending (挂起) needs a reason")
     ctx.emit(
-        ev.CaseSuspended, reason=c.reason, clocks=tuple(pause_clock(k, ctx.now) for k in s.clocks)
+        ev.CaseSuspended,
+        reason=command.reason,
+        clocks=tuple(pause_clock(k, ctx.now) for k in state.clocks),
     )
 
 
-def _resume(ctx: _Ctx, c: cmd.Resume) -> None:
-    s = ctx.s
-    if s.suspended_at is None:
-        raise _reject(f"case {s.case_id} is not suspended")
+def _resume(ctx: _Ctx, command: cmd.Resume) -> None:
+    state = ctx.state
+    if state.suspended_at is None:
+        raise _reject(f"case {state.case_id} is not suspended")
     ctx.emit(
         ev.CaseResumed,
-        note=c.note,
-        paused_seconds=clock_elapsed(ctx.cal, s.suspended_at, ctx.now, False).seconds,
-        clocks=tuple(resume_clock(ctx.cal, k, ctx.now) for k in s.clocks),
+        note=command.note,
+        paused_seconds=clock_elapsed(ctx.calendar, state.suspended_at, ctx.now, False).seconds,
+        clocks=tuple(resume_clock(ctx.calendar, k, ctx.now) for k in state.clocks),
     )
 
 
@@ -867,9 +920,9 @@ def _resume(ctx: _Ctx, c: cmd.Resume) -> None:
 
 
 def _finish(ctx: _Ctx, a: Assignment, outcome: str, note: str) -> None:
-    if ctx.s.suspended_at is not None:
+    if ctx.state.suspended_at is not None:
         raise _reject(
-            f"case {ctx.s.case_id} is suspended (挂起) since {when(ctx.s.suspended_at)}: "
+            f"case {ctx.state.case_id} is suspended (挂起) since {when(ctx.state.suspended_at)}: "
             "resume it first"
         )
     ctx.emit(
@@ -879,95 +932,103 @@ def _finish(ctx: _Ctx, a: Assignment, outcome: str, note: str) -> None:
         role=a.role,
         outcome=outcome,
         note=note,
-        cleared=_clock_ids(ctx.s, a.id),
+        cleared=_clock_ids(ctx.state, a.id),
     )
-    s = ctx.s
-    lead = s.lead
-    done = (A.HANDLED, A.RETURNED)
+    state = ctx.state
+    lead = state.lead
+    done = (AssignmentStatus.HANDLED, AssignmentStatus.RETURNED)
     if (
-        s.status in WORKING
+        state.status in WORKING
         and lead is not None
-        and lead.status is A.HANDLED
-        and all(x.status in done for x in s.assignments if x.role is Role.SUPPORT)
+        and lead.status is AssignmentStatus.HANDLED
+        and all(x.status in done for x in state.assignments if x.role is Role.SUPPORT)
     ):
-        clocks = (ctx.clock(Step.FEEDBACK, s.terms.feedback),) if s.terms.feedback else ()
-        cleared = ("case.ladder",) if s.clock("case.ladder") else ()
+        clocks = (ctx.clock(Step.FEEDBACK, state.terms.feedback),) if state.terms.feedback else ()
+        cleared = ("case.ladder",) if state.clock("case.ladder") else ()
         ctx.emit(ev.CaseHandled, clocks=clocks, cleared=cleared)
 
 
-def _handle(ctx: _Ctx, c: cmd.Handle) -> None:
-    a = _own(ctx, c.assignment_id, c.department)
-    if a.role is not Role.LEAD:
+def _handle(ctx: _Ctx, command: cmd.Handle) -> None:
+    assignment = _own(ctx, command.assignment_id, command.department)
+    if assignment.role is not Role.LEAD:
         raise _reject(
-            f"assignment {a.id} is a supporting one (配合): report its part with support_done"
+            f"assignment {assignment.id} is a supporting one (配合): "
+            "report its part with support_done"
         )
-    a = _working_on(ctx, c.assignment_id, c.department)
-    if not c.outcome.strip():
+    assignment = _working_on(ctx, command.assignment_id, command.department)
+    if not command.outcome.strip():
         raise _reject("handling (办结) needs an outcome")
-    _finish(ctx, a, c.outcome, c.note)
+    _finish(ctx, assignment, command.outcome, command.note)
 
 
-def _support_done(ctx: _Ctx, c: cmd.SupportDone) -> None:
-    a = _own(ctx, c.assignment_id, c.department)
-    if a.role is not Role.SUPPORT:
-        raise _reject(f"assignment {a.id} is the lead (牵头): report the outcome with handle")
-    a = _working_on(ctx, c.assignment_id, c.department)
-    _finish(ctx, a, "", c.note)
+def _support_done(ctx: _Ctx, command: cmd.SupportDone) -> None:
+    assignment = _own(ctx, command.assignment_id, command.department)
+    if assignment.role is not Role.SUPPORT:
+        raise _reject(
+            f"assignment {assignment.id} is the lead (牵头): report the outcome with handle"
+        )
+    assignment = _working_on(ctx, command.assignment_id, command.department)
+    _finish(ctx, assignment, "", command.note)
 
 
 # -- step 6: evaluate ------------------------------------------------------------------
 
 
-def _check(ctx: _Ctx, c: cmd.Check) -> None:
-    ctx.emit(ev.CheckStarted, note=c.note)
+def _check(ctx: _Ctx, command: cmd.Check) -> None:
+    ctx.emit(ev.CheckStarted, note=command.note)
 
 
-def _close(ctx: _Ctx, c: cmd.Close) -> None:
-    s = ctx.s
-    ctx.emit(ev.CaseClosed, note=c.note, overdue=s.overdue, cleared=tuple(k.id for k in s.clocks))
+def _close(ctx: _Ctx, command: cmd.Close) -> None:
+    state = ctx.state
+    ctx.emit(
+        ev.CaseClosed,
+        note=command.note,
+        overdue=state.overdue,
+        cleared=tuple(k.id for k in state.clocks),
+    )
 
 
 def _redo_clock(ctx: _Ctx) -> tuple[Clock, ...]:
-    lead = ctx.s.lead
+    lead = ctx.state.lead
     if lead is None:
         return ()
-    return (ctx.clock(Step.RESOLVE, ctx.s.terms.resolve, lead.id),)
+    return (ctx.clock(Step.RESOLVE, ctx.state.terms.resolve, lead.id),)
 
 
-def _rework(ctx: _Ctx, c: cmd.Rework) -> None:
-    if not c.reason.strip():
+def _rework(ctx: _Ctx, command: cmd.Rework) -> None:
+    if not command.reason.strip():
         raise _reject("rework (返工) needs a reason")
-    cleared = ("case.feedback",) if ctx.s.clock("case.feedback") else ()
-    ctx.emit(ev.ReworkOrdered, reason=c.reason, clocks=_redo_clock(ctx), cleared=cleared)
+    cleared = ("case.feedback",) if ctx.state.clock("case.feedback") else ()
+    ctx.emit(ev.ReworkOrdered, reason=command.reason, clocks=_redo_clock(ctx), cleared=cleared)
 
 
-def _evaluate(ctx: _Ctx, c: cmd.Evaluate) -> None:
-    ctx.emit(ev.CaseEvaluated, result=c.result, note=c.note)
-    if c.result is not cmd.Satisfaction.DISSATISFIED:
+def _evaluate(ctx: _Ctx, command: cmd.Evaluate) -> None:
+    ctx.emit(ev.CaseEvaluated, result=command.result, note=command.note)
+    if command.result is not cmd.Satisfaction.DISSATISFIED:
         return
-    s = ctx.s
-    if s.redo < s.esc.redo_times:
+    state = ctx.state
+    if state.redo < state.esc.redo_times:
         _change_priority(
             ctx,
-            raise_priority(s.priority, s.esc.reopen_raise),
+            raise_priority(state.priority, state.esc.reopen_raise),
             "reopened after a dissatisfied callback",
             hot_spot=True,
         )
         ctx.emit(
             ev.CaseReopened,
-            redo=s.redo + 1,
-            reason=c.note or "dissatisfied callback (不满意)",
+            redo=state.redo + 1,
+            reason=command.note or "dissatisfied callback (不满意)",
             clocks=_redo_clock(ctx),
         )
-        if ctx.s.lead is None and ctx.s.routing is not None:
-            _dispatch(ctx, ctx.s.routing)
+        if ctx.state.lead is None and ctx.state.routing is not None:
+            _dispatch(ctx, ctx.state.routing)
         return
-    up = level_up(s.level, s.esc.supervise_up)
+    up = level_up(state.level, state.esc.supervise_up)
     ctx.emit(
         ev.Supervised,
         level=up,
-        region=region_at(s.region, up),
-        reason=f"dissatisfied again after {s.redo} redo(s) (重办)",
+        region=region_at(state.region, up),
+        reason=f"dissatisfied again after {state.redo} redo(s) (重办)",
     )
 
 
@@ -979,105 +1040,114 @@ def _move_level(
 ) -> None:
     """Change the coordinating level; the ladder (四级七天) restarts at a rung level.
     ``also``: clocks to update in the same event (a fired take-over)."""
-    s = ctx.s
+    state = ctx.state
     clocks: tuple[Clock, ...] = ()
     cleared: tuple[str, ...] = ()
-    rung = next((r for r in s.ladder if r.level == target), None)
-    if rung is not None and s.status in WORKING | {S.VERIFYING, S.REGISTERED, S.REPORTED}:
+    rung = next((r for r in state.ladder if r.level == target), None)
+    if rung is not None and state.status in WORKING | {
+        CaseStatus.VERIFYING,
+        CaseStatus.REGISTERED,
+        CaseStatus.REPORTED,
+    }:
         clocks = (ctx.clock(Step.LADDER, rung.stay),)
-    elif s.clock("case.ladder"):
+    elif state.clock("case.ladder"):
         cleared = ("case.ladder",)
     ctx.emit(
         ev.Deescalated if down else ev.Escalated,
-        from_level=s.level,
+        from_level=state.level,
         to_level=target,
-        region=region_at(s.region, target),
+        region=region_at(state.region, target),
         reason=reason,
         clocks=clocks + also,
         cleared=cleared,
     )
 
 
-def _supervise(ctx: _Ctx, c: cmd.Supervise) -> None:
-    s = ctx.s
-    level = c.level or level_up(s.level, s.esc.supervise_up)
-    if level >= s.level and s.level is not Level.CITY:
+def _supervise(ctx: _Ctx, command: cmd.Supervise) -> None:
+    state = ctx.state
+    level = command.level or level_up(state.level, state.esc.supervise_up)
+    if level >= state.level and state.level is not Level.CITY:
         raise _reject(
             f"supervision (督办) comes from above: "
-            f"{level.name.lower()} is not above {s.level.name.lower()}"
+            f"{level.name.lower()} is not above {state.level.name.lower()}"
         )
-    ctx.emit(ev.Supervised, level=level, region=region_at(s.region, level), reason=c.note or "督办")
+    ctx.emit(
+        ev.Supervised,
+        level=level,
+        region=region_at(state.region, level),
+        reason=command.note or "督办",
+    )
 
 
-def _escalate(ctx: _Ctx, c: cmd.Escalate) -> None:
-    s = ctx.s
-    target = c.level or level_up(s.level)
-    if target >= s.level:
+def _escalate(ctx: _Ctx, command: cmd.Escalate) -> None:
+    state = ctx.state
+    target = command.level or level_up(state.level)
+    if target >= state.level:
         raise _reject(
-            f"case {s.case_id} is coordinated at {s.level.name.lower()}: "
+            f"case {state.case_id} is coordinated at {state.level.name.lower()}: "
             f"cannot escalate to {target.name.lower()}"
         )
-    if not c.reason.strip():
+    if not command.reason.strip():
         raise _reject("escalation needs a reason")
-    _move_level(ctx, target, c.reason)
+    _move_level(ctx, target, command.reason)
 
 
-def _deescalate(ctx: _Ctx, c: cmd.Deescalate) -> None:
-    s = ctx.s
-    if c.by_region != s.region_code:
+def _deescalate(ctx: _Ctx, command: cmd.Deescalate) -> None:
+    state = ctx.state
+    if command.by_region != state.region_code:
         raise _reject(
-            f"only the dispatcher of {s.region_code} ({s.level.name.lower()}) "
-            f"may de-escalate case {s.case_id}, "
-            f"not {c.by_region}"
+            f"only the dispatcher of {state.region_code} ({state.level.name.lower()}) "
+            f"may de-escalate case {state.case_id}, "
+            f"not {command.by_region}"
         )
-    if not c.reason.strip():
+    if not command.reason.strip():
         raise _reject("de-escalation needs a reason")
-    if c.level <= s.level:
-        raise _reject(f"{c.level.name.lower()} is not below {s.level.name.lower()}")
-    if c.level > level_of(s.region):
+    if command.level <= state.level:
+        raise _reject(f"{command.level.name.lower()} is not below {state.level.name.lower()}")
+    if command.level > level_of(state.region):
         raise _reject(
-            f"case {s.case_id} is located only to {s.region}: "
-            f"it cannot go down to {c.level.name.lower()}"
+            f"case {state.case_id} is located only to {state.region}: "
+            f"it cannot go down to {command.level.name.lower()}"
         )
-    _move_level(ctx, c.level, c.reason, down=True)
+    _move_level(ctx, command.level, command.reason, down=True)
 
 
 # -- timers ----------------------------------------------------------------------------
 
 
-def _fire(ctx: _Ctx, c: cmd.FireDeadline) -> None:
+def _fire(ctx: _Ctx, command: cmd.FireDeadline) -> None:
     """Yellow card, red card (+ supervision), take-over (吹哨) or the ladder's climb."""
-    s = ctx.state
-    if s is None or s.status in FINAL:
+    state = ctx.current
+    if state is None or state.status in FINAL:
         return
-    clock = s.clock(c.deadline_id)
+    clock = state.clock(command.deadline_id)
     try:
-        stage = Stage[c.kind.upper()]
+        stage = Stage[command.kind.upper()]
     except KeyError:
-        raise _reject(f"unknown deadline kind {c.kind!r} (yellow, red, over)") from None
+        raise _reject(f"unknown deadline kind {command.kind!r} (yellow, red, over)") from None
     if clock is None or clock.paused is not None or clock.fired & stage:
         return
     instant = {Stage.YELLOW: clock.warn, Stage.RED: clock.due, Stage.OVER: clock.over}[stage]
-    if instant is None or instant != c.due or ctx.now < instant:
+    if instant is None or instant != command.due or ctx.now < instant:
         return
     fired = replace(clock, fired=clock.fired | stage)
-    a = s.assignment(clock.assignment)
-    dept = a.department if a else ""
-    what = f"{clock.step} of {clock.assignment} ({dept})" if a else f"case {clock.step}"
+    assignment = state.assignment(clock.assignment)
+    dept = assignment.department if assignment else ""
+    what = f"{clock.step} of {clock.assignment} ({dept})" if assignment else f"case {clock.step}"
     if clock.step is Step.LADDER:
         _climb(ctx, fired)
     elif stage is Stage.OVER:
         reason = f"take-over (吹哨): {what} overdue since {when(clock.due)}"
-        if s.level is Level.CITY:
+        if state.level is Level.CITY:
             ctx.emit(
                 ev.Supervised,
                 level=Level.CITY,
-                region=s.region_code,
+                region=state.region_code,
                 reason=reason,
                 clocks=(fired,),
             )
         else:
-            _move_level(ctx, level_up(s.level), reason, also=(fired,))
+            _move_level(ctx, level_up(state.level), reason, also=(fired,))
     else:
         ctx.emit(
             ev.YellowCard if stage is Stage.YELLOW else ev.RedCard,
@@ -1089,32 +1159,32 @@ def _fire(ctx: _Ctx, c: cmd.FireDeadline) -> None:
             clocks=(fired,),
         )
         if stage is Stage.RED:
-            up = level_up(s.level, s.esc.supervise_up)
+            up = level_up(state.level, state.esc.supervise_up)
             ctx.emit(
                 ev.Supervised,
                 level=up,
-                region=region_at(s.region, up),
+                region=region_at(state.region, up),
                 reason=f"red card (超期): {what} was due {when(clock.due)}",
             )
 
 
 def _climb(ctx: _Ctx, fired: Clock) -> None:
-    s = ctx.s
-    index = next((i for i, r in enumerate(s.ladder) if r.level == s.level), None)
-    if index is not None and index + 1 < len(s.ladder):
-        rung = s.ladder[index]
+    state = ctx.state
+    index = next((i for i, r in enumerate(state.ladder) if r.level == state.level), None)
+    if index is not None and index + 1 < len(state.ladder):
+        rung = state.ladder[index]
         _move_level(
             ctx,
-            s.ladder[index + 1].level,
+            state.ladder[index + 1].level,
             f"四级七天: unresolved after {rung.stay.human()} at {rung.level.name.lower()}",
         )
         return
-    up = level_up(s.level)
+    up = level_up(state.level)
     ctx.emit(
         ev.Supervised,
         level=up,
-        region=region_at(s.region, up),
-        reason=f"四级七天: unresolved after the last rung at {s.level.name.lower()}",
+        region=region_at(state.region, up),
+        reason=f"四级七天: unresolved after the last rung at {state.level.name.lower()}",
         cleared=(fired.id,),
     )
 
