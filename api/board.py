@@ -43,13 +43,12 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
 from pydantic import BaseModel, Field
 
-from api import queries
 from api.auth import CurrentUser, Role, User, session_user
 from api.deps import Db, scope_of
 from api.errors import EngineUnavailable, problem_responses
 from clock import wall_clock
 from settings import Settings
-from store import reads
+from store import queries, reads
 from store.service import Store
 from streams.cases import (
     AssignmentDispatched,

@@ -10,7 +10,6 @@ from fastapi import Depends, Path, Query, Request
 from pydantic import Field
 from sqlalchemy.orm import Session
 
-from api import queries
 from api.auth import (
     CommandCenterUser,
     CurrentUser,
@@ -22,7 +21,7 @@ from api.auth import (
 )
 from api.errors import Forbidden
 from settings import Settings
-from store import reads
+from store import queries, reads
 from store.models import AssignmentRow, Case
 from streams.reference import City, load_city
 from streams.triage_rules import TriageRules, load_triage_rules

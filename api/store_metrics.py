@@ -20,11 +20,11 @@ from datetime import datetime, timedelta
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from api.queries import BOARD_CLOSED
 from api.stats_queries import GroupBy, StatsFilter, statistics
 from clock import wall_clock
 from observability import metrics
 from store.models import Case
+from store.queries import BOARD_CLOSED
 from store.service import Store
 from streams.records import Level, Priority
 

@@ -19,18 +19,18 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
 from sqlalchemy.orm import Session
 
-from api import queries
 from api.auth import User
 from api.console.pages import Visitor, render
 from api.console.svg import Series, line_chart
 from api.console.xlsx import Cell, workbook
 from api.deps import Db, scope_of, triage_reference
 from api.errors import InvalidRequest
-from api.schemas import CaseSummary, Durations, Statistics, StatisticsGroup
+from api.schemas import Durations, Statistics, StatisticsGroup
 from api.statistics import scoped_filter
 from api.stats_queries import GroupBy, StatsFilter, statistics
 from clock import wall_clock
-from store import reads
+from store import queries, reads
+from store.records import CaseSummary
 from streams.cases import CaseStatus
 from streams.zone import TZ
 

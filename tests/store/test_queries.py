@@ -10,10 +10,10 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from api.queries import QUEUE_STATUSES, Scope, case_of_report, department_queue
 from simulation.case_logs import START, case_logs, merged_log
 from store.models import AssignmentRow, Case
 from store.projector import project
+from store.queries import QUEUE_STATUSES, Scope, case_of_report, department_queue
 from streams.cases.events import CaseOpened, EventLinked
 
 CASES = 80

@@ -1,7 +1,9 @@
-"""The read side: what the routers ask of the SQL projection.
+"""The read side: what the API and the console ask of the SQL projection.
 
 Plain functions over a session, keyword-only filters; the scope of the
-caller (a jurisdiction, a department) arrives as one more filter.
+caller (a jurisdiction, a department) arrives as one more filter. Answers are
+model rows or the plain records of :mod:`store.records`; a case or assignment
+the projection does not hold raises :class:`store.errors.NotFound`.
 """
 
 from __future__ import annotations
@@ -16,19 +18,9 @@ from sqlalchemy import Select, and_, exists, func, or_, select
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
-from api.errors import NotFound
-from api.schemas import (
-    AssignmentOut,
-    CaseDetail,
-    CaseSummary,
-    DeadlineOut,
-    EvaluationOut,
-    Page,
-    QueueItem,
-    TimelineEntry,
-)
 from clock import wall_clock
 from store import reads
+from store.errors import NotFound
 from store.models import (
     CANCELLED,
     AssignmentRow,
@@ -41,6 +33,18 @@ from store.models import (
     within_region,
 )
 from store.projector import decode_state
+from store.records import (
+    Assignment,
+    CaseDetail,
+    CaseFacts,
+    CaseSummary,
+    Deadline,
+    Evaluation,
+    Page,
+    QueueItem,
+    TimelineEntry,
+    copy_of,
+)
 from streams.cases import CaseStatus
 from streams.records import Event
 from streams.sla import Step
@@ -84,8 +88,24 @@ def _page(session: Session, query: Select[Any], *, limit: int, offset: int) -> t
     return total or 0, list(session.execute(query.limit(limit).offset(offset)))
 
 
+def _summaries(session: Session, query: Select[Any], *, limit: int, offset: int
+               ) -> Page[CaseSummary]:
+    total, rows = _page(session, query, limit=limit, offset=offset)
+    return Page(items=tuple(case_summary(row[0]) for row in rows), total=total, limit=limit,
+                offset=offset)
+
+
+def case_summary(case: Case) -> CaseSummary:
+    return copy_of(CaseSummary, case)
+
+
+def find_case(session: Session, case_id: str) -> Case | None:
+    """The case ``case_id``; None when the projection does not hold it."""
+    return session.get(Case, case_id)
+
+
 def get_case(session: Session, case_id: str) -> Case:
-    case = session.get(Case, case_id)
+    case = find_case(session, case_id)
     if case is None:
         raise NotFound(f"no case {case_id}")
     return case
@@ -104,27 +124,25 @@ def case_detail(session: Session, case: Case) -> CaseDetail:
         return session.scalars(select(model).where(model.case_id == case.case_id)
                                .order_by(*order)).all()
 
-    timeline = [
+    timeline = tuple(
         TimelineEntry(seq=e.seq, type=e.type, at=e.at, actor=e.actor, command_id=e.command_id,
                       detail={k: v for k, v in e.payload.items() if k not in _EVENT_ENVELOPE})
-        for e in rows(CaseEventRow, CaseEventRow.seq)
-    ]
-    return CaseDetail.model_validate({
-        **CaseSummary.model_validate(case).model_dump(),
-        "summary": case.summary, "classification_rule": case.classification_rule,
-        "classification_confidence": case.classification_confidence,
-        "base_level": case.base_level, "redo": case.redo, "satisfaction": case.satisfaction,
-        "ruling_region": case.ruling_region,
-        "merged_into": case.merged_into, "split_from": case.split_from,
-        "event_ids": list(state.event_ids), "absorbed": list(state.absorbed),
-        "assignments": [AssignmentOut.model_validate(a)
-                        for a in rows(AssignmentRow, AssignmentRow.assignment_id)],
-        "deadlines": [DeadlineOut.model_validate(d)
-                      for d in rows(DeadlineRow, DeadlineRow.started_at, DeadlineRow.deadline_id)],
-        "evaluations": [EvaluationOut.model_validate(e)
-                        for e in rows(EvaluationRow, EvaluationRow.seq)],
-        "timeline": timeline,
-    })
+        for e in rows(CaseEventRow, CaseEventRow.seq))
+    return CaseDetail(
+        **vars(case_summary(case)),
+        summary=case.summary, classification_rule=case.classification_rule,
+        classification_confidence=case.classification_confidence,
+        base_level=case.base_level, redo=case.redo, satisfaction=case.satisfaction,
+        ruling_region=case.ruling_region,
+        merged_into=case.merged_into, split_from=case.split_from,
+        event_ids=tuple(state.event_ids), absorbed=tuple(state.absorbed),
+        assignments=tuple(copy_of(Assignment, row)
+                          for row in rows(AssignmentRow, AssignmentRow.assignment_id)),
+        deadlines=tuple(copy_of(Deadline, row) for row in
+                        rows(DeadlineRow, DeadlineRow.started_at, DeadlineRow.deadline_id)),
+        evaluations=tuple(copy_of(Evaluation, row)
+                          for row in rows(EvaluationRow, EvaluationRow.seq)),
+        timeline=timeline)
 
 
 def search_cases(session: Session, *, scope: Scope, region: str | None = None,
@@ -153,9 +171,7 @@ def search_cases(session: Session, *, scope: Scope, region: str | None = None,
     if department is not None:
         query = query.where(_has_assignment(department))
     query = query.order_by(Case.opened_at.desc(), Case.case_id)
-    total, rows = _page(session, query, limit=limit, offset=offset)
-    return Page[CaseSummary](items=[CaseSummary.model_validate(row[0]) for row in rows],
-                             total=total, limit=limit, offset=offset)
+    return _summaries(session, query, limit=limit, offset=offset)
 
 
 #: a department's to-do list (待办) when no status is asked for
@@ -189,8 +205,8 @@ def department_queue(session: Session, *, department: str, scope: Scope, now: da
     assignments = [row[0] for row in rows]
     cases = {case.case_id: case for case in session.scalars(
         select(Case).where(Case.case_id.in_({x.case_id for x in assignments})))}
-    items = [_queue_item(x, cases[x.case_id], now) for x in assignments]
-    return Page[QueueItem](items=items, total=total, limit=limit, offset=offset)
+    items = tuple(_queue_item(x, cases[x.case_id], now) for x in assignments)
+    return Page(items=items, total=total, limit=limit, offset=offset)
 
 
 def _queue_item(a: AssignmentRow, case: Case, now: datetime) -> QueueItem:
@@ -215,9 +231,7 @@ def verification_queue(session: Session, *, scope: Scope, limit: int,
     query = (select(Case).where(and_(or_(Case.status == CaseStatus.VERIFYING, verifying),
                                      *scope.clauses()))
              .order_by(Case.priority, Case.opened_at, Case.case_id))
-    total, rows = _page(session, query, limit=limit, offset=offset)
-    return Page[CaseSummary](items=[CaseSummary.model_validate(row[0]) for row in rows],
-                             total=total, limit=limit, offset=offset)
+    return _summaries(session, query, limit=limit, offset=offset)
 
 
 # -- merge and split (合并 / 拆分) --------------------------------------------------------------
@@ -292,17 +306,6 @@ def list_cases(session: Session, *, scope: Scope, case_ids: Sequence[str] | None
                                 .limit(limit)))
 
 
-@dataclass(frozen=True)
-class CaseFacts:
-    """What the case row does not hold: its first report and place, its lead's name and
-    resolve deadline."""
-
-    first_report: dict[str, Any]  # the ``event`` of ``case_opened``
-    location: dict[str, Any]  # the ``location`` of ``case_opened``
-    lead_department_name: str | None
-    lead_resolve_due_at: datetime | None
-
-
 def case_facts(session: Session, cases: Sequence[Case]) -> dict[str, CaseFacts]:
     ids = [case.case_id for case in cases]
     opened = {case_id: payload for case_id, payload in session.execute(
@@ -323,7 +326,7 @@ def case_facts(session: Session, cases: Sequence[Case]) -> dict[str, CaseFacts]:
         lead_resolve_due_at=due.get(case.case_id)) for case in cases}
 
 
-# -- the live board (api.board) ------------------------------------------------------------
+# -- the live board ------------------------------------------------------------
 
 BOARD_CLOSED = (CaseStatus.CLOSED, CaseStatus.EVALUATED, CaseStatus.REJECTED,
                 CaseStatus.MERGED)
