@@ -5,7 +5,7 @@ rates (docs/domain.md §7: 办结率, 按期办结率, 超期率, 满意率 …)
 lead department and for every case. They are computed here, once for the whole
 city, rather than in the workers, each of which holds only its own partitions.
 A background task reads them every :data:`REFRESH_SECONDS` with the statistics'
-own queries (:mod:`api.stats_queries`) and publishes one snapshot
+own queries (:mod:`store.statistics`) and publishes one snapshot
 (:func:`observability.metrics.publish_store_snapshot`); a scrape of ``/metrics``
 only reads that snapshot, never the database.
 """
@@ -20,12 +20,12 @@ from datetime import datetime, timedelta
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from api.stats_queries import GroupBy, StatsFilter, statistics
 from clock import wall_clock
 from observability import metrics
 from store.models import Case
 from store.queries import BOARD_CLOSED
 from store.service import Store
+from store.statistics import GroupBy, StatsFilter, statistics
 from streams.records import Level, Priority
 
 log = logging.getLogger(__name__)

@@ -2,7 +2,7 @@
 charts over time, and the daily, weekly and monthly report (日报/周报/月报) as a
 printable page and as XLSX and CSV downloads.
 
-Every figure comes from the statistics' own queries (:mod:`api.stats_queries`, the
+Every figure comes from the statistics' own queries (:mod:`store.statistics`, the
 definitions of ``GET /statistics``), within the visitor's scope
 (:func:`api.statistics.scoped_filter`): a chart is one such count per day or week.
 """
@@ -25,12 +25,11 @@ from api.console.svg import Series, line_chart
 from api.console.xlsx import Cell, workbook
 from api.deps import Db, scope_of, triage_reference
 from api.errors import InvalidRequest
-from api.schemas import Durations, Statistics, StatisticsGroup
 from api.statistics import scoped_filter
-from api.stats_queries import GroupBy, StatsFilter, statistics
 from clock import wall_clock
 from store import queries, reads
-from store.records import CaseSummary
+from store.records import CaseSummary, Durations, Statistics, StatisticsGroup
+from store.statistics import GroupBy, StatsFilter, statistics
 from streams.cases import CaseStatus
 from streams.zone import TZ
 

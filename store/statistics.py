@@ -3,8 +3,9 @@
 Three grouped queries — cases, callbacks, assignment durations — each filtered
 by :class:`StatsFilter` and grouped by one key (the lead department, the
 jurisdiction one level below the one asked for, or nothing). The rates are
-plain quotients of these counts (:func:`statistics`); the definitions live in
-the field descriptions of :class:`api.schemas.StatisticsGroup`.
+plain quotients of these counts (:func:`statistics`), answered as the records
+of :mod:`store.records`; the definitions live in the field descriptions of the
+API's ``StatisticsGroup`` (docs/domain.md §7).
 """
 
 from __future__ import annotations
@@ -20,7 +21,6 @@ from sqlalchemy import and_, case, exists, func, literal_column, or_, select
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
-from api.schemas import Durations, Statistics, StatisticsGroup
 from store.models import (
     AssignmentRow,
     Case,
@@ -31,6 +31,7 @@ from store.models import (
     Region,
     within_region,
 )
+from store.records import Durations, Statistics, StatisticsGroup
 from streams.cases import CaseStatus
 from streams.cases.commands import Satisfaction
 from streams.jurisdiction import level_of
@@ -94,7 +95,7 @@ def _case_key(group_by: GroupBy, region: str | None) -> list[ColumnElement[Any]]
     if group_by is GroupBy.DEPARTMENT:
         return [func.coalesce(Case.lead_department, literal_column("''"))]
     if group_by is GroupBy.REGION:
-        digits = literal_column(str(region_key_digits(region)))
+        digits: ColumnElement[Any] = literal_column(str(region_key_digits(region)))
         return [func.substr(Case.region_code, literal_column("1"), digits)]
     return []
 
@@ -233,7 +234,7 @@ def statistics(session: Session, *, group_by: GroupBy, f: StatsFilter,
         accept, resolve = durations.get(k, ([], []))
         groups.append(_group(group_by, k, names.get(k), n, accept, resolve))
     return Statistics(group_by=group_by, region=f.region, department=f.department,
-                      period_from=f.start, period_to=f.end, groups=groups)
+                      period_from=f.start, period_to=f.end, groups=tuple(groups))
 
 
 def _group(group_by: GroupBy, key: str, name: str | None, n: dict[str, int],
