@@ -28,10 +28,11 @@ from sqlalchemy import Connection, func, select, text
 from benchmarks.projection import postgres_url
 from simulation.case_logs import case_logs, merged_log
 from store.db import create_engine, session_factory
+from store.filters import Scope
 from store.migrate import upgrade
 from store.models import AssignmentRow, Case
 from store.projector import project
-from store.queries import Scope, department_queue
+from store.queries import department_queue
 
 COPIED = {  # table → its case_id column is rewritten, everything else copied
     "cases": "case_id",

@@ -9,18 +9,16 @@ the projection does not hold raises :class:`store.errors.NotFound`.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import msgspec
 from sqlalchemy import Select, and_, exists, func, or_, select
 from sqlalchemy.orm import Session
-from sqlalchemy.sql.elements import ColumnElement
 
 from clock import wall_clock
-from store import reads
 from store.errors import NotFound
+from store.filters import Scope, case_filters, serves, within
 from store.models import (
     CANCELLED,
     AssignmentRow,
@@ -29,8 +27,6 @@ from store.models import (
     DeadlineRow,
     Department,
     EvaluationRow,
-    Region,
-    within_region,
 )
 from store.projector import decode_state
 from store.records import (
@@ -50,37 +46,6 @@ from streams.records import Event
 from streams.sla import Step
 
 _EVENT_ENVELOPE = {"case_id", "seq", "at", "actor", "command_id", "type"}
-
-
-@dataclass(frozen=True)
-class Scope:
-    """What a caller may see: every case, a jurisdiction's, or a department's — all of
-    its cases, or (``unit_region``) those where one of its assignments is served within
-    that jurisdiction (a township's or a county's desk)."""
-
-    region: str | None = None
-    department: str | None = None
-    unit_region: str | None = None
-
-    def clauses(self) -> list[ColumnElement[bool]]:
-        clauses = []
-        if self.region is not None:
-            clauses.append(within_region(Case.region_code, self.region))
-        if self.department is not None:
-            clauses.append(_has_assignment(self.department, self.unit_region))
-        return clauses
-
-    @property
-    def place(self) -> str | None:
-        """The jurisdiction whose map the caller sees (None: the whole city)."""
-        return self.region or self.unit_region
-
-
-def _has_assignment(department: str, unit_region: str | None = None) -> ColumnElement[bool]:
-    clauses = [AssignmentRow.case_id == Case.case_id, AssignmentRow.department == department]
-    if unit_region is not None:
-        clauses.append(within_region(AssignmentRow.region, unit_region))
-    return exists().where(*clauses)
 
 
 def _page(session: Session, query: Select[Any], *, limit: int, offset: int) -> tuple[int, list]:
@@ -151,26 +116,14 @@ def search_cases(session: Session, *, scope: Scope, region: str | None = None,
                  opened_to: datetime | None = None, department: str | None = None,
                  text: str | None = None, overdue: bool | None = None,
                  now: datetime | None = None, limit: int, offset: int) -> Page[CaseSummary]:
-    query = select(Case).where(*scope.clauses())
-    if text or overdue is not None:
-        query = reads.filter_cases(query, text=text, overdue=overdue,
-                                   now=now or wall_clock())
-    if region is not None:
-        query = query.where(within_region(Case.region_code, region))
-    if category is not None:
-        query = query.where(or_(Case.category == category,
-                                Case.category.startswith(category + ".")))
-    if priorities:
-        query = query.where(Case.priority.in_(priorities))
-    if statuses:
-        query = query.where(Case.status.in_(statuses))
-    if opened_from is not None:
-        query = query.where(Case.opened_at >= opened_from)
-    if opened_to is not None:
-        query = query.where(Case.opened_at < opened_to)
-    if department is not None:
-        query = query.where(_has_assignment(department))
-    query = query.order_by(Case.opened_at.desc(), Case.case_id)
+    """Cases in ``scope`` matching the filters (:func:`store.filters.case_filters`; overdue
+    at ``now``, by default the wall clock), newest first."""
+    query = (select(Case)
+             .where(*scope.clauses(), *case_filters(
+                 region=region, category=category, priorities=priorities, statuses=statuses,
+                 opened_from=opened_from, opened_to=opened_to, department=department,
+                 text=text, overdue=overdue, now=now or wall_clock()))
+             .order_by(Case.opened_at.desc(), Case.case_id))
     return _summaries(session, query, limit=limit, offset=offset)
 
 
@@ -186,14 +139,10 @@ def department_queue(session: Session, *, department: str, scope: Scope, now: da
     due_at) index; the cases are joined only to check a jurisdiction and to fill the page.
     A scope's ``unit_region`` keeps the assignments served within it."""
     a = AssignmentRow
-    query = select(a).where(a.department == department,
+    query = select(a).where(*serves(department, scope.unit_region),
                             a.status.in_(statuses or QUEUE_STATUSES))
-    if scope.unit_region is not None:
-        query = query.where(within_region(a.region, scope.unit_region))
-    scope = Scope(region=scope.region)  # the department is this queue's already
-    scoped = scope.clauses()
-    if scoped:
-        query = query.join(Case, Case.case_id == a.case_id).where(*scoped)
+    if scope.region is not None:  # the department is this queue's already
+        query = query.join(Case, Case.case_id == a.case_id).where(within(scope.region))
     if priorities:
         query = query.where(a.priority.in_(priorities))
     if overdue is not None:
@@ -291,17 +240,9 @@ def list_cases(session: Session, *, scope: Scope, case_ids: Sequence[str] | None
                opened_from: datetime | None = None, opened_to: datetime | None = None,
                limit: int) -> list[Case]:
     """Cases in ``scope``, newest first, by exact case ids and categories if given."""
-    query = select(Case).where(*scope.clauses())
-    if case_ids is not None:
-        query = query.where(Case.case_id.in_(case_ids))
-    if categories:
-        query = query.where(Case.category.in_(categories))
-    if statuses:
-        query = query.where(Case.status.in_(statuses))
-    if opened_from is not None:
-        query = query.where(Case.opened_at >= opened_from)
-    if opened_to is not None:
-        query = query.where(Case.opened_at < opened_to)
+    query = select(Case).where(*scope.clauses(), *case_filters(
+        case_ids=case_ids, categories=categories, statuses=statuses, opened_from=opened_from,
+        opened_to=opened_to))
     return list(session.scalars(query.order_by(Case.opened_at.desc(), Case.case_id)
                                 .limit(limit)))
 
@@ -332,14 +273,6 @@ BOARD_CLOSED = (CaseStatus.CLOSED, CaseStatus.EVALUATED, CaseStatus.REJECTED,
                 CaseStatus.MERGED)
 
 
-def board_regions(session: Session, *, scope: Scope, levels: Sequence[int]) -> list[Region]:
-    """Regions of ``levels`` in the caller's jurisdiction (grids carry their centroid)."""
-    query = select(Region).where(Region.level.in_(levels))
-    if scope.place is not None:
-        query = query.where(within_region(Region.code, scope.place))
-    return list(session.scalars(query.order_by(Region.code)))
-
-
 def board_open_cases(session: Session, *, scope: Scope, limit: int) -> list[Case]:
     """Cases not yet closed, rejected or evaluated, most urgent and oldest first."""
     query = (select(Case).where(Case.status.not_in(BOARD_CLOSED), *scope.clauses())
@@ -353,15 +286,12 @@ def board_department_load(session: Session, *, scope: Scope, now: datetime
     caller's jurisdiction; open = dispatched, accepted or in progress."""
     a = AssignmentRow
     late = or_(a.accept_due_at < now, a.resolve_due_at < now)
-    own: list[ColumnElement[bool]] = []  # a department sees its own load only
-    if scope.department is not None:
-        own.append(a.department == scope.department)
-        if scope.unit_region is not None:
-            own.append(within_region(a.region, scope.unit_region))
+    # a department sees its own load only
+    own = serves(scope.department, scope.unit_region) if scope.department is not None else []
     counts = (select(a.department, func.count().label("open"),
                      func.count().filter(late).label("overdue"))
               .join(Case, Case.case_id == a.case_id)
-              .where(a.status.in_(("dispatched", "accepted", "in_progress")),
+              .where(a.status.in_(QUEUE_STATUSES),
                      *Scope(region=scope.region).clauses(), *own)
               .group_by(a.department).subquery())
     departments = select(Department, counts.c.open, counts.c.overdue).outerjoin(

@@ -21,6 +21,7 @@ from sqlalchemy import and_, case, exists, func, literal_column, or_, select
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
+from store.filters import led_by, period, serves, within
 from store.models import (
     AssignmentRow,
     Case,
@@ -29,7 +30,6 @@ from store.models import (
     Department,
     EvaluationRow,
     Region,
-    within_region,
 )
 from store.records import Durations, Statistics, StatisticsGroup
 from streams.cases import CaseStatus
@@ -63,23 +63,20 @@ class StatsFilter:
     end: datetime | None = None
 
     def during(self, column: Any) -> ColumnElement[bool]:
-        clauses = [column.is_not(None)]
-        if self.start is not None:
-            clauses.append(column >= self.start)
-        if self.end is not None:
-            clauses.append(column < self.end)
-        return and_(*clauses)
+        """``column`` is set and lies in the period."""
+        return and_(column.is_not(None), *period(column, self.start, self.end))
 
     def before_end(self, column: Any) -> ColumnElement[bool]:
-        return column.is_not(None) if self.end is None else and_(column.is_not(None),
-                                                                  column < self.end)
+        """``column`` is set and lies before the period's end."""
+        return and_(column.is_not(None), *period(column, None, self.end))
 
     def cases(self) -> list[ColumnElement[bool]]:
+        """The cases counted: within the region, led by the department."""
         clauses: list[ColumnElement[bool]] = []
         if self.region is not None:
-            clauses.append(within_region(Case.region_code, self.region))
+            clauses.append(within(self.region))
         if self.department is not None:
-            clauses.append(Case.lead_department == self.department)
+            clauses.append(led_by(self.department))
         return clauses
 
 
@@ -170,9 +167,9 @@ def _durations(session: Session, f: StatsFilter, group_by: GroupBy
     clauses = [f.during(a.dispatched_at), or_(a.claimed_at.is_not(None),
                                               a.handled_at.is_not(None))]
     if f.region is not None:
-        clauses.append(within_region(Case.region_code, f.region))
+        clauses.append(within(f.region))
     if f.department is not None:
-        clauses.append(a.department == f.department)
+        clauses += serves(f.department)
     query = (select(*key, a.dispatched_at, a.claimed_at, a.handled_at).select_from(a)
              .join(Case, Case.case_id == a.case_id).where(*clauses))
     found: dict[str, tuple[list[float], list[float]]] = {}
@@ -255,9 +252,24 @@ def _group(group_by: GroupBy, key: str, name: str | None, n: dict[str, int],
         time_to_accept=_durations_of(accept), time_to_resolve=_durations_of(resolve))
 
 
+def opened_breakdown(session: Session, f: StatsFilter) -> dict[str, dict[str, int]]:
+    """The cases ``f`` counts that opened in its period, counted by ``source``,
+    ``priority`` and category ``family`` (the period report's 新增)."""
+    clauses = [*f.cases(), f.during(Case.opened_at)]
+    family = func.substr(Case.category, 1, 2)
+    out: dict[str, dict[str, int]] = {}
+    for name, column in (("source", func.coalesce(Case.source, "")), ("priority", Case.priority),
+                         ("family", family)):
+        rows = session.execute(select(column, func.count()).where(*clauses).group_by(column)
+                               .order_by(column))
+        out[name] = {str(key): int(n) for key, n in rows}
+    return out
+
+
 _COUNT_FIELDS = ("due", "due_closed", "due_overdue", "closed", "closed_on_time",
                  "closed_self_resolved", "disputes_finished", "disputes_mediated",
                  "callbacks_reached", "callbacks_satisfied", "dispatched", "returned",
                  "second_returned", "supervised", "checked", "reworked")
 
-__all__ = ["GroupBy", "StatsFilter", "percentile", "region_key_digits", "statistics"]
+__all__ = ["GroupBy", "StatsFilter", "opened_breakdown", "percentile", "region_key_digits",
+           "statistics"]

@@ -29,7 +29,7 @@ from api.statistics import scoped_filter
 from clock import wall_clock
 from store import queries, reads
 from store.records import CaseSummary, Durations, Statistics, StatisticsGroup
-from store.statistics import GroupBy, StatsFilter, statistics
+from store.statistics import GroupBy, StatsFilter, opened_breakdown, statistics
 from streams.cases import CaseStatus
 from streams.zone import TZ
 
@@ -165,8 +165,7 @@ def period_report(request: Request, db: Session, user: User, *, kind: str, day: 
         summary=statistics(db, group_by=GroupBy.NONE, f=f).groups[0],
         by_department=statistics(db, group_by=GroupBy.DEPARTMENT, f=f),
         by_region=statistics(db, group_by=GroupBy.REGION, f=f),
-        opened=reads.opened_breakdown(db, region=f.region, department=f.department,
-                                      start=start, end=end),
+        opened=opened_breakdown(db, f),
         overdue_open=list(late.items), families=dict(rules.families))
 
 
