@@ -8,7 +8,6 @@ from typing import Annotated
 
 from fastapi import Depends, Path, Query, Request
 from pydantic import Field
-from sqlalchemy.orm import Session
 
 from api.auth import (
     CommandCenterUser,
@@ -22,6 +21,7 @@ from api.auth import (
 from api.errors import Forbidden
 from settings import Settings
 from store import queries, reads
+from store.db import Session
 from store.filters import Scope
 from store.models import AssignmentRow, Case
 from streams.reference import City, load_city

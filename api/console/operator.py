@@ -18,7 +18,6 @@ from urllib.parse import quote
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import RedirectResponse, Response
 from pydantic import BaseModel
-from sqlalchemy.orm import Session
 
 from api import command_center as center
 from api import departments as desks
@@ -40,6 +39,7 @@ from api.deps import Db, command_center_case, require_readable, scope_of, triage
 from api.errors import Forbidden, status_of
 from clock import wall_clock
 from store import queries, reads
+from store.db import Session
 from store.models import Case
 from store.projector import decode_state
 from streams import cases as engine

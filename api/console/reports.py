@@ -17,7 +17,6 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
-from sqlalchemy.orm import Session
 
 from api.auth import User
 from api.console.pages import Visitor, render
@@ -28,6 +27,7 @@ from api.errors import InvalidRequest
 from api.statistics import scoped_filter
 from clock import wall_clock
 from store import queries, reads
+from store.db import Session
 from store.records import CaseSummary, Durations, Statistics, StatisticsGroup
 from store.statistics import GroupBy, StatsFilter, opened_breakdown, statistics
 from streams.cases import CaseStatus
