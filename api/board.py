@@ -40,13 +40,12 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response, StreamingResponse
 from pydantic import BaseModel, Field
 
-from api import queries
 from api.auth import CurrentUser, Role, User, session_user
 from api.deps import Db, scope_of
 from api.errors import EngineUnavailable, problem_responses
 from clock import wall_clock
 from settings import Settings
-from store import reads
+from store import queries, reads
 from store.service import Store
 from streams.cases import CaseEvent, CaseState, apply
 from streams.cases.events import AssignmentDispatched, CaseOpened, PriorityChanged
@@ -317,13 +316,13 @@ def board_snapshot(user: BoardUser, db: Db) -> BoardSnapshot:
     title, region, department, step, due), each one JSON object."""
     scope = scope_of(user)
     grids = {g.code: GridCases(code=g.code, name=g.name, lon=g.lon, lat=g.lat)
-             for g in queries.board_regions(db, scope=scope, levels=[Level.GRID])}
+             for g in reads.regions(db, levels=[Level.GRID], within=scope.place)}
     others: list[dict[str, Any]] = []
     for case in queries.board_open_cases(db, scope=scope, limit=SNAPSHOT_CASES):
         cell = grids.get(case.grid_code or "")
         (cell.open_cases if cell is not None else others).append(_case_item(case))
     counties = [{"code": r.code, "name": r.name}
-                for r in queries.board_regions(db, scope=queries.Scope(), levels=[Level.COUNTY])
+                for r in reads.regions(db, levels=[Level.COUNTY])
                 if any(code.startswith(r.code) for code in grids)]
     departments = [DepartmentLoad(code=d.code, name_zh=d.name_zh, name_en=d.name_en,
                                   open=n_open, overdue=n_overdue)

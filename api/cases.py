@@ -7,12 +7,12 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from api import queries
 from api.auth import CurrentUser, Role
 from api.deps import Db, Limit, Offset, Priorities, ReadableCase, scope_of
 from api.errors import Forbidden, InvalidRequest, problem_responses
 from api.schemas import CaseDetail, CaseSummary, Page
 from clock import wall_clock
+from store import queries
 from streams.cases import CaseStatus
 from streams.jurisdiction import level_of
 
@@ -24,7 +24,7 @@ router = APIRouter(tags=["cases"])
 def get_case(case: ReadableCase, db: Db) -> CaseDetail:
     """The case, its assignments (交办单), deadlines (时限), callbacks and its full
     timeline (办理过程) with who did each step."""
-    return queries.case_detail(db, case)
+    return CaseDetail.model_validate(queries.case_detail(db, case), from_attributes=True)
 
 
 @router.get("/cases", response_model=Page[CaseSummary], responses=problem_responses(401, 403, 422))
@@ -55,8 +55,9 @@ def search_cases(
             raise InvalidRequest(str(error), field="region") from None
     if user.role is Role.DEPARTMENT and department not in (None, user.department):
         raise Forbidden(f"{user.actor} can only search the cases of {user.department}")
-    return queries.search_cases(
+    found = queries.search_cases(
         db, scope=scope_of(user), region=region, category=category, priorities=priority or (),
         statuses=[str(s) for s in status or ()], opened_from=opened_from, opened_to=opened_to,
         department=department, text=text, overdue=overdue, now=wall_clock(), limit=limit,
         offset=offset)
+    return Page[CaseSummary].model_validate(found, from_attributes=True)

@@ -11,14 +11,13 @@ from typing import Annotated
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, Field
 
-from api import queries
 from api.auth import CommandCenterUser, Role, User, require_region
 from api.commands import CommandResult, result_of
 from api.deps import CommandCenterCase, Db, Limit, Offset, scope_of, triage_reference
 from api.errors import InvalidRequest, problem_responses
 from api.idempotency import IdempotentGateway
 from api.schemas import CASE_ID_EXAMPLE, CaseSummary, Page
-from store.models import Case
+from store import queries
 from store.projector import decode_state
 from streams.cases import (
     AbsorbCase,
@@ -175,7 +174,8 @@ def verification_queue(user: CommandCenterUser, db: Db,
                        limit: Limit = 50,
                        offset: Offset = 0) -> Page[CaseSummary]:
     """Cases awaiting verification (待核实) in the operator's jurisdiction."""
-    return queries.verification_queue(db, scope=scope_of(user), limit=limit, offset=offset)
+    found = queries.verification_queue(db, scope=scope_of(user), limit=limit, offset=offset)
+    return Page[CaseSummary].model_validate(found, from_attributes=True)
 
 
 def _classification(request: Request, user: User, code: str, field: str) -> Classification:
@@ -325,7 +325,7 @@ async def merge(case: CommandCenterCase, user: CommandCenterUser,
     Either way no event is lost and nothing is left half merged: 409 says why."""
     if body.into == case.case_id:
         raise InvalidRequest(f"case {case.case_id} cannot be merged into itself", field="into")
-    target = db.get(Case, body.into)
+    target = queries.find_case(db, body.into)
     if target is None:
         raise InvalidRequest(f"no case {body.into} to merge into", field="into")
     require_region(user, target.region_code, f"case {body.into}")

@@ -12,7 +12,6 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Path, Query
 from pydantic import BaseModel, Field
 
-from api import queries
 from api.auth import CurrentUser, DepartmentUser, Role, require_department
 from api.commands import CommandResult
 from api.deps import Db, DepartmentAssignment, Limit, Offset, Priorities, scope_of
@@ -20,6 +19,7 @@ from api.errors import problem_responses
 from api.idempotency import IdempotentGateway
 from api.schemas import Page, QueueItem
 from clock import wall_clock
+from store import queries
 from streams.cases import (
     Claim,
     Handle,
@@ -79,10 +79,11 @@ def queue(
     county's) those served within it."""
     if user.role is Role.DEPARTMENT:
         require_department(user, code, f"the queue of {code}")
-    return queries.department_queue(
+    found = queries.department_queue(
         db, department=code, scope=scope_of(user), now=wall_clock(),
         statuses=status or (), priorities=priority or (), overdue=overdue, limit=limit,
         offset=offset)
+    return Page[QueueItem].model_validate(found, from_attributes=True)
 
 
 def _target(a: DepartmentAssignment) -> dict[str, str]:

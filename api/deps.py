@@ -8,9 +8,7 @@ from typing import Annotated
 
 from fastapi import Depends, Path, Query, Request
 from pydantic import Field
-from sqlalchemy.orm import Session
 
-from api import queries
 from api.auth import (
     CommandCenterUser,
     CurrentUser,
@@ -22,7 +20,9 @@ from api.auth import (
 )
 from api.errors import Forbidden
 from settings import Settings
-from store import reads
+from store import queries, reads
+from store.db import Session
+from store.filters import Scope
 from store.models import AssignmentRow, Case
 from streams.reference import City, load_city
 from streams.triage_rules import TriageRules, load_triage_rules
@@ -55,12 +55,12 @@ def triage_reference(request: Request) -> tuple[TriageRules, City]:
     return loaded
 
 
-def scope_of(user: User) -> queries.Scope:
+def scope_of(user: User) -> Scope:
     if user.role in (Role.OPERATOR, Role.DISPLAY):
-        return queries.Scope(region=user.region)
+        return Scope(region=user.region)
     if user.role is Role.DEPARTMENT:
-        return queries.Scope(department=user.department, unit_region=user.region)
-    return queries.Scope()
+        return Scope(department=user.department, unit_region=user.region)
+    return Scope()
 
 
 def require_readable(user: User, case: Case, db: Session) -> None:

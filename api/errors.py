@@ -1,14 +1,16 @@
 """Every error the API answers, as RFC 9457 problem details (``application/problem+json``).
 
-The API raises errors of the project's one tree (:mod:`streams.errors`) and the
-HTTP-only branches declared here; :func:`install` maps each to a status:
+The API raises errors of the project's one tree (:mod:`streams.errors`, and the
+store's branch :mod:`store.errors`) and the HTTP-only branches declared here;
+:func:`install` maps each to a status:
 
 =============================  ======  ==========================================
 error                          status  when
 =============================  ======  ==========================================
 ``NotAuthenticated``           401     no API key, an unknown key, or no users file
 ``Forbidden``                  403     the user may not see or act on this
-``NotFound``                   404     an unknown case or assignment
+``NotFound`` (store)           404     an unknown case or assignment
+``NotFound``                   404     an unknown Open311 service or request
 ``TransitionRejected``         409     the case engine refused the command (its reason)
 ``InvalidEvent``               422     an intake body the parser refuses (code, field)
 ``UnroutableEvent``            422     a valid message that cannot be placed or routed
@@ -37,6 +39,7 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from store import errors as store_errors
 from streams.errors import GridLinkError, InvalidEvent, TransitionRejected, UnroutableEvent
 
 PROBLEM_JSON = "application/problem+json"
@@ -74,11 +77,12 @@ class EngineTimeout(ApiError):
     code, status, title = "engine_timeout", 504, "Case engine did not answer"
 
 
-#: statuses and titles of the core's errors
-_CORE: dict[type[GridLinkError], tuple[int, str]] = {
+#: statuses and titles of the errors raised below the HTTP edge (the core's, the store's)
+_BELOW: dict[type[GridLinkError], tuple[int, str]] = {
     TransitionRejected: (409, "Command rejected by the case engine"),
     InvalidEvent: (422, "Invalid event"),
     UnroutableEvent: (422, "Unroutable event"),
+    store_errors.NotFound: (404, NotFound.title),
 }
 
 
@@ -101,7 +105,7 @@ def status_of(error: GridLinkError) -> tuple[int, str]:
     """The HTTP status and title an error is answered with."""
     if isinstance(error, ApiError):
         return error.status, error.title
-    for kind, answer in _CORE.items():
+    for kind, answer in _BELOW.items():
         if isinstance(error, kind):
             return answer
     return 500, "Internal error"

@@ -22,10 +22,10 @@ from collections.abc import Awaitable, Callable
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
-from sqlalchemy.exc import SQLAlchemyError
 
 from api.commands import CommandGateway
 from api.errors import PROBLEM_JSON, EngineUnavailable, Problem, problem
+from store.db import StoreError
 from store.service import Store
 
 router = APIRouter(tags=["operations"])
@@ -66,7 +66,7 @@ async def _bounded(name: str, probe: Callable[[], Awaitable[None]]) -> tuple[str
         return name, Check(ok=False, detail=f"no answer within {CHECK_TIMEOUT_SECONDS:.0f} s")
     except EngineUnavailable as error:
         return name, Check(ok=False, detail=error.reason)
-    except (SQLAlchemyError, OSError) as error:
+    except (StoreError, OSError) as error:
         return name, Check(ok=False, detail=f"{type(error).__name__}: {error}".splitlines()[0])
     return name, Check(ok=True, detail=f"answered in {loop.time() - started:.3f} s")
 

@@ -26,7 +26,6 @@ from urllib.parse import parse_qsl
 from fastapi import APIRouter, Header, Path, Query, Request
 from pydantic import BaseModel, Field, ValidationError, field_validator
 
-from api import queries
 from api.auth import CommandCenterUser, CurrentUser, Role, User, require_region
 from api.commands import Gateway
 from api.deps import Db, require_readable, scope_of, triage_reference
@@ -41,7 +40,9 @@ from api.schemas import (
 )
 from clock import wall_clock
 from settings import Settings
+from store import queries
 from store.models import Case
+from store.records import CaseFacts
 from streams.cases import CaseStatus
 from streams.locate import nearest_grid
 from streams.parse import PARSERS
@@ -265,7 +266,7 @@ def _aware(moment: datetime | None) -> datetime | None:
     return moment.replace(tzinfo=TZ)
 
 
-def _as_request(case: Case, facts: queries.CaseFacts, request_id: str | None) -> Open311Request:
+def _as_request(case: Case, facts: CaseFacts, request_id: str | None) -> Open311Request:
     report, place = facts.first_report, facts.location
     status = CaseStatus(case.status)
     return Open311Request(
@@ -282,7 +283,7 @@ def _as_request(case: Case, facts: queries.CaseFacts, request_id: str | None) ->
 
 
 def _case_of(db: Db, request_id: str) -> Case | None:
-    return queries.case_of_report(db, request_id) or db.get(Case, request_id)
+    return queries.case_of_report(db, request_id) or queries.find_case(db, request_id)
 
 
 @router.get("/requests/{service_request_id}.json", response_model=list[Open311Request],

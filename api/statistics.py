@@ -14,12 +14,11 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from api import stats_queries
 from api.auth import CurrentUser, Role, User, require_department, require_region
 from api.deps import Db
 from api.errors import InvalidRequest, problem_responses
 from api.schemas import Statistics
-from api.stats_queries import GroupBy, StatsFilter
+from store.statistics import GroupBy, StatsFilter, statistics
 from streams.jurisdiction import level_of
 from streams.zone import TZ
 
@@ -93,7 +92,8 @@ def get_statistics(
     times to accept and to resolve (p50/p90), computed from the case store."""
     f = scoped_filter(user, region=region, department=department, start=period_from,
                       end=period_to)
-    return stats_queries.statistics(db, group_by=group_by, f=f)
+    return Statistics.model_validate(statistics(db, group_by=group_by, f=f),
+                                     from_attributes=True)
 
 
 def scoped_filter(user: User, *, region: str | None, department: str | None,

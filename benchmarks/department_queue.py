@@ -26,13 +26,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a scri
 
 from sqlalchemy import Connection, func, select, text
 
-from api.queries import Scope, department_queue
 from benchmarks.projection import postgres_url
 from simulation.case_logs import case_logs, merged_log
 from store.db import create_engine, session_factory
+from store.filters import Scope
 from store.migrate import upgrade
 from store.models import AssignmentRow, Case
 from store.projector import project
+from store.queries import department_queue
 
 COPIED = {  # table → its case_id column is rewritten, everything else copied
     "cases": "case_id",

@@ -5,6 +5,10 @@ created, WAL journal mode (readers never block the projector), foreign keys on
 and a busy timeout. PostgreSQL goes through psycopg 3: ``postgresql://`` and
 ``postgres://`` URLs are mapped to ``postgresql+psycopg://``. JSON columns are
 encoded with msgspec, so an event struct can be stored as it is.
+
+The session type (:class:`Session`) and the error a database raises
+(:data:`StoreError`) are named here too, so that the entry points hold a
+session and catch an outage without importing SQLAlchemy themselves.
 """
 
 from __future__ import annotations
@@ -16,8 +20,11 @@ import msgspec
 from sqlalchemy import Engine, event
 from sqlalchemy import create_engine as sa_create_engine
 from sqlalchemy.engine import URL, make_url
-from sqlalchemy.exc import DataError, DBAPIError, IntegrityError
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
+
+#: the base of every error the store's driver raises (a lost connection, a refusal …)
+StoreError = SQLAlchemyError
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
 _PG_DRIVERS = {"postgresql", "postgres", "postgresql+psycopg"}
@@ -101,5 +108,5 @@ def refused_for_good(error: DBAPIError) -> bool:
     return isinstance(error, DataError | IntegrityError)
 
 
-__all__ = ["create_engine", "normalise_url", "refused_for_good", "session_factory",
-           "sqlite_file"]
+__all__ = ["Session", "StoreError", "create_engine", "normalise_url", "refused_for_good",
+           "session_factory", "sqlite_file"]

@@ -17,9 +17,7 @@ from urllib.parse import quote
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import RedirectResponse, Response
-from sqlalchemy.orm import Session
 
-from api import queries
 from api.auth import Role, User, department_or_admin
 from api.console import labels
 from api.console.operator import DESK_ACTIONS, call
@@ -37,7 +35,8 @@ from api.console.pages import (
 from api.deps import Db, department_assignment, scope_of
 from api.errors import Forbidden, InvalidRequest, status_of
 from clock import wall_clock
-from store import reads
+from store import queries, reads
+from store.db import Session
 from streams.errors import GridLinkError
 
 router = APIRouter(include_in_schema=False)

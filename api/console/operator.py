@@ -18,11 +18,9 @@ from urllib.parse import quote
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import RedirectResponse, Response
 from pydantic import BaseModel
-from sqlalchemy.orm import Session
 
 from api import command_center as center
 from api import departments as desks
-from api import queries
 from api.auth import Role, User, operator_or_admin
 from api.console import labels
 from api.console.pages import (
@@ -40,7 +38,8 @@ from api.console.svg import Cell, case_map
 from api.deps import Db, command_center_case, require_readable, scope_of, triage_reference
 from api.errors import Forbidden, status_of
 from clock import wall_clock
-from store import reads
+from store import queries, reads
+from store.db import Session
 from store.models import Case
 from store.projector import decode_state
 from streams import cases as engine
@@ -144,7 +143,7 @@ def verify_page(request: Request, visit: Visitor, db: Db, done: str | None = Non
     user = _command_center(visit)
     page = queries.verification_queue(db, scope=scope_of(user), limit=50, offset=0)
     states = {item.case_id: decode_state(c.state) for item in page.items
-              if (c := db.get(Case, item.case_id)) is not None}
+              if (c := queries.find_case(db, item.case_id)) is not None}
     return render(request, "verify.html", visit, page=page, states=states, done=done,
                   **choices(request, db))
 

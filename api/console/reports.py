@@ -2,7 +2,7 @@
 charts over time, and the daily, weekly and monthly report (日报/周报/月报) as a
 printable page and as XLSX and CSV downloads.
 
-Every figure comes from the statistics' own queries (:mod:`api.stats_queries`, the
+Every figure comes from the statistics' own queries (:mod:`store.statistics`, the
 definitions of ``GET /statistics``), within the visitor's scope
 (:func:`api.statistics.scoped_filter`): a chart is one such count per day or week.
 """
@@ -17,20 +17,19 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import Response
-from sqlalchemy.orm import Session
 
-from api import queries
 from api.auth import User
 from api.console.pages import Visitor, render
 from api.console.svg import Series, line_chart
 from api.console.xlsx import Cell, workbook
 from api.deps import Db, scope_of, triage_reference
 from api.errors import InvalidRequest
-from api.schemas import CaseSummary, Durations, Statistics, StatisticsGroup
 from api.statistics import scoped_filter
-from api.stats_queries import GroupBy, StatsFilter, statistics
 from clock import wall_clock
-from store import reads
+from store import queries, reads
+from store.db import Session
+from store.records import CaseSummary, Durations, Statistics, StatisticsGroup
+from store.statistics import GroupBy, StatsFilter, opened_breakdown, statistics
 from streams.cases import CaseStatus
 from streams.zone import TZ
 
@@ -166,8 +165,7 @@ def period_report(request: Request, db: Session, user: User, *, kind: str, day: 
         summary=statistics(db, group_by=GroupBy.NONE, f=f).groups[0],
         by_department=statistics(db, group_by=GroupBy.DEPARTMENT, f=f),
         by_region=statistics(db, group_by=GroupBy.REGION, f=f),
-        opened=reads.opened_breakdown(db, region=f.region, department=f.department,
-                                      start=start, end=end),
+        opened=opened_breakdown(db, f),
         overdue_open=list(late.items), families=dict(rules.families))
 
 

@@ -7,8 +7,8 @@ from datetime import timedelta
 
 import pytest
 
-from api.stats_queries import percentile
 from clock import wall_clock
+from store.statistics import percentile
 from tests.api.conftest import Api, eventually
 from tests.api.test_api import LEAD, OPERATOR, OTHER_OPERATOR, _assignment, _open_case, _problem
 

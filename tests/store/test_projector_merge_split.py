@@ -11,9 +11,9 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from api.queries import case_detail, case_of_report, event_records
 from store.models import CANCELLED, AssignmentRow, Case, CaseEventRow, DeadlineRow
 from store.projector import decode_state, project
+from store.queries import case_detail, case_of_report, event_records
 from streams.cases import CaseEvent
 from streams.cases import commands as C
 from tests.unit.test_case_merge_split import Engine, ids
@@ -74,7 +74,7 @@ def test_merge_and_split_in_the_tables(sessions: sessionmaker[Session], cases: E
         assert new.category_name == "垃圾满溢"
 
         detail = case_detail(session, a)
-        assert detail.event_ids == list(ids(1, 2)) and detail.absorbed == ["B"]
+        assert detail.event_ids == tuple(ids(1, 2)) and detail.absorbed == ("B",)
         assert case_detail(session, b).merged_into == "A"
         assert case_detail(session, new).split_from == "A"
 

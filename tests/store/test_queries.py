@@ -10,10 +10,17 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from api.queries import QUEUE_STATUSES, Scope, case_of_report, department_queue
 from simulation.case_logs import START, case_logs, merged_log
+from store.filters import Scope
 from store.models import AssignmentRow, Case
 from store.projector import project
+from store.queries import (
+    QUEUE_STATUSES,
+    case_of_report,
+    department_queue,
+    list_cases,
+    search_cases,
+)
 from streams.cases.events import CaseOpened, EventLinked
 
 CASES = 80
@@ -102,3 +109,67 @@ def test_a_report_finds_the_case_that_opened_or_joined_it(projected,
             found = case_of_report(session, source_id)
             assert found is not None and found.case_id == case_id, source_id
         assert case_of_report(session, "GR-no-such-report") is None
+
+
+def _text_in(text: str, case: Case) -> bool:
+    return any(text.lower() in (value or "").lower()
+               for value in (case.case_id, case.title, case.summary))
+
+
+def test_the_search_takes_exactly_the_cases_each_filter_names(projected,
+                                                              sessions: sessionmaker[Session]):
+    """Each rule of store.filters, applied by the SQL, against the same rule on the rows."""
+    with sessions() as session:
+        cases = list(session.scalars(select(Case)))
+        department = _busiest(session)
+        served = set(session.scalars(select(AssignmentRow.case_id).where(
+            AssignmentRow.department == department)))
+    some = sorted(cases, key=lambda c: c.case_id)[len(cases) // 2]
+    township, family = some.region_code[:9], some.category[:2]
+    word = some.title[1:4]
+    opened = sorted(c.opened_at for c in cases)
+    since, until = opened[len(opened) // 4], opened[3 * len(opened) // 4]
+    now = START + timedelta(days=2)
+
+    def late(case: Case) -> bool:
+        return case.overdue or (case.next_due_at is not None and case.next_due_at < now)
+
+    checks = {
+        "region": ({"region": township}, lambda c: c.region_code.startswith(township)),
+        "category": ({"category": family},
+                     lambda c: c.category == family or c.category.startswith(family + ".")),
+        "priorities": ({"priorities": [1, 2]}, lambda c: c.priority in (1, 2)),
+        "statuses": ({"statuses": ["closed", "evaluated"]},
+                     lambda c: c.status in ("closed", "evaluated")),
+        "opened": ({"opened_from": since, "opened_to": until},
+                   lambda c: since <= c.opened_at < until),
+        "department": ({"department": department}, lambda c: c.case_id in served),
+        "text": ({"text": word}, lambda c: _text_in(word, c)),
+        "overdue": ({"overdue": True, "now": now}, late),
+    }
+    with sessions() as session:
+        for name, (filters, keep) in checks.items():
+            expected = {c.case_id for c in cases if keep(c)}
+            assert 0 < len(expected) < len(cases), f"{name}: the sample should split the cases"
+            page = search_cases(session, scope=Scope(), limit=1000, offset=0, **filters)
+            assert {c.case_id for c in page.items} == expected, name
+            assert page.total == len(expected), name
+
+
+def test_the_listing_takes_exact_ids_and_categories_within_the_scope(
+        projected, sessions: sessionmaker[Session]):
+    with sessions() as session:
+        cases = list(session.scalars(select(Case)))
+        some = sorted(cases, key=lambda c: c.case_id)[: len(cases) // 2]
+        township = some[0].region_code[:9]
+        scope = Scope(region=township)
+        by_id = list_cases(session, scope=scope, case_ids=[c.case_id for c in some], limit=1000)
+        category = some[0].category
+        by_category = list_cases(session, scope=Scope(), categories=[category], limit=1000)
+
+    assert {c.case_id for c in by_id} == {c.case_id for c in some
+                                          if c.region_code.startswith(township)}
+    assert {c.case_id for c in by_category} == {c.case_id for c in cases
+                                                if c.category == category}
+    assert [c.opened_at for c in by_category] == sorted((c.opened_at for c in by_category),
+                                                        reverse=True)

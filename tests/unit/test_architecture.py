@@ -59,6 +59,15 @@ def test_layers_import_only_downwards(package: str):
         assert not bad, f"{path.relative_to(PROJECT_DIR)} imports {sorted(bad)} (upwards)"
 
 
+def test_the_api_imports_no_sql():
+    """An entry point holds no adapter: the SQL read models are the store's
+    (store.queries, store.statistics, store.gauges), and the API takes its session type
+    from store.db; a router only translates records into responses."""
+    offenders = [str(path.relative_to(PROJECT_DIR)) for path in _modules("api")
+                 if "sqlalchemy" in _imports(path)]
+    assert not offenders, f"{offenders} import sqlalchemy"
+
+
 def test_core_never_reads_the_clock():
     for path in _modules("streams"):
         text = path.read_text(encoding="utf-8")

@@ -1,34 +1,24 @@
-"""The read side: what the routers ask of the SQL projection.
+"""The read side: what the API and the console ask of the SQL projection.
 
 Plain functions over a session, keyword-only filters; the scope of the
-caller (a jurisdiction, a department) arrives as one more filter.
+caller (a jurisdiction, a department) arrives as one more filter. Answers are
+model rows or the plain records of :mod:`store.records`; a case or assignment
+the projection does not hold raises :class:`store.errors.NotFound`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import msgspec
 from sqlalchemy import Select, and_, exists, func, or_, select
 from sqlalchemy.orm import Session
-from sqlalchemy.sql.elements import ColumnElement
 
-from api.errors import NotFound
-from api.schemas import (
-    AssignmentOut,
-    CaseDetail,
-    CaseSummary,
-    DeadlineOut,
-    EvaluationOut,
-    Page,
-    QueueItem,
-    TimelineEntry,
-)
 from clock import wall_clock
-from store import reads
+from store.errors import NotFound
+from store.filters import Scope, case_filters, serves, within
 from store.models import (
     CANCELLED,
     AssignmentRow,
@@ -37,10 +27,20 @@ from store.models import (
     DeadlineRow,
     Department,
     EvaluationRow,
-    Region,
-    within_region,
 )
 from store.projector import decode_state
+from store.records import (
+    Assignment,
+    CaseDetail,
+    CaseFacts,
+    CaseSummary,
+    Deadline,
+    Evaluation,
+    Page,
+    QueueItem,
+    TimelineEntry,
+    copy_of,
+)
 from streams.cases import CaseStatus
 from streams.records import Event
 from streams.sla import Step
@@ -48,44 +48,29 @@ from streams.sla import Step
 _EVENT_ENVELOPE = {"case_id", "seq", "at", "actor", "command_id", "type"}
 
 
-@dataclass(frozen=True)
-class Scope:
-    """What a caller may see: every case, a jurisdiction's, or a department's — all of
-    its cases, or (``unit_region``) those where one of its assignments is served within
-    that jurisdiction (a township's or a county's desk)."""
-
-    region: str | None = None
-    department: str | None = None
-    unit_region: str | None = None
-
-    def clauses(self) -> list[ColumnElement[bool]]:
-        clauses = []
-        if self.region is not None:
-            clauses.append(within_region(Case.region_code, self.region))
-        if self.department is not None:
-            clauses.append(_has_assignment(self.department, self.unit_region))
-        return clauses
-
-    @property
-    def place(self) -> str | None:
-        """The jurisdiction whose map the caller sees (None: the whole city)."""
-        return self.region or self.unit_region
-
-
-def _has_assignment(department: str, unit_region: str | None = None) -> ColumnElement[bool]:
-    clauses = [AssignmentRow.case_id == Case.case_id, AssignmentRow.department == department]
-    if unit_region is not None:
-        clauses.append(within_region(AssignmentRow.region, unit_region))
-    return exists().where(*clauses)
-
-
 def _page(session: Session, query: Select[Any], *, limit: int, offset: int) -> tuple[int, list]:
     total = session.scalar(select(func.count()).select_from(query.order_by(None).subquery()))
     return total or 0, list(session.execute(query.limit(limit).offset(offset)))
 
 
+def _summaries(session: Session, query: Select[Any], *, limit: int, offset: int
+               ) -> Page[CaseSummary]:
+    total, rows = _page(session, query, limit=limit, offset=offset)
+    return Page(items=tuple(case_summary(row[0]) for row in rows), total=total, limit=limit,
+                offset=offset)
+
+
+def case_summary(case: Case) -> CaseSummary:
+    return copy_of(CaseSummary, case)
+
+
+def find_case(session: Session, case_id: str) -> Case | None:
+    """The case ``case_id``; None when the projection does not hold it."""
+    return session.get(Case, case_id)
+
+
 def get_case(session: Session, case_id: str) -> Case:
-    case = session.get(Case, case_id)
+    case = find_case(session, case_id)
     if case is None:
         raise NotFound(f"no case {case_id}")
     return case
@@ -104,27 +89,25 @@ def case_detail(session: Session, case: Case) -> CaseDetail:
         return session.scalars(select(model).where(model.case_id == case.case_id)
                                .order_by(*order)).all()
 
-    timeline = [
+    timeline = tuple(
         TimelineEntry(seq=e.seq, type=e.type, at=e.at, actor=e.actor, command_id=e.command_id,
                       detail={k: v for k, v in e.payload.items() if k not in _EVENT_ENVELOPE})
-        for e in rows(CaseEventRow, CaseEventRow.seq)
-    ]
-    return CaseDetail.model_validate({
-        **CaseSummary.model_validate(case).model_dump(),
-        "summary": case.summary, "classification_rule": case.classification_rule,
-        "classification_confidence": case.classification_confidence,
-        "base_level": case.base_level, "redo": case.redo, "satisfaction": case.satisfaction,
-        "ruling_region": case.ruling_region,
-        "merged_into": case.merged_into, "split_from": case.split_from,
-        "event_ids": list(state.event_ids), "absorbed": list(state.absorbed),
-        "assignments": [AssignmentOut.model_validate(a)
-                        for a in rows(AssignmentRow, AssignmentRow.assignment_id)],
-        "deadlines": [DeadlineOut.model_validate(d)
-                      for d in rows(DeadlineRow, DeadlineRow.started_at, DeadlineRow.deadline_id)],
-        "evaluations": [EvaluationOut.model_validate(e)
-                        for e in rows(EvaluationRow, EvaluationRow.seq)],
-        "timeline": timeline,
-    })
+        for e in rows(CaseEventRow, CaseEventRow.seq))
+    return CaseDetail(
+        **vars(case_summary(case)),
+        summary=case.summary, classification_rule=case.classification_rule,
+        classification_confidence=case.classification_confidence,
+        base_level=case.base_level, redo=case.redo, satisfaction=case.satisfaction,
+        ruling_region=case.ruling_region,
+        merged_into=case.merged_into, split_from=case.split_from,
+        event_ids=tuple(state.event_ids), absorbed=tuple(state.absorbed),
+        assignments=tuple(copy_of(Assignment, row)
+                          for row in rows(AssignmentRow, AssignmentRow.assignment_id)),
+        deadlines=tuple(copy_of(Deadline, row) for row in
+                        rows(DeadlineRow, DeadlineRow.started_at, DeadlineRow.deadline_id)),
+        evaluations=tuple(copy_of(Evaluation, row)
+                          for row in rows(EvaluationRow, EvaluationRow.seq)),
+        timeline=timeline)
 
 
 def search_cases(session: Session, *, scope: Scope, region: str | None = None,
@@ -133,29 +116,15 @@ def search_cases(session: Session, *, scope: Scope, region: str | None = None,
                  opened_to: datetime | None = None, department: str | None = None,
                  text: str | None = None, overdue: bool | None = None,
                  now: datetime | None = None, limit: int, offset: int) -> Page[CaseSummary]:
-    query = select(Case).where(*scope.clauses())
-    if text or overdue is not None:
-        query = reads.filter_cases(query, text=text, overdue=overdue,
-                                   now=now or wall_clock())
-    if region is not None:
-        query = query.where(within_region(Case.region_code, region))
-    if category is not None:
-        query = query.where(or_(Case.category == category,
-                                Case.category.startswith(category + ".")))
-    if priorities:
-        query = query.where(Case.priority.in_(priorities))
-    if statuses:
-        query = query.where(Case.status.in_(statuses))
-    if opened_from is not None:
-        query = query.where(Case.opened_at >= opened_from)
-    if opened_to is not None:
-        query = query.where(Case.opened_at < opened_to)
-    if department is not None:
-        query = query.where(_has_assignment(department))
-    query = query.order_by(Case.opened_at.desc(), Case.case_id)
-    total, rows = _page(session, query, limit=limit, offset=offset)
-    return Page[CaseSummary](items=[CaseSummary.model_validate(row[0]) for row in rows],
-                             total=total, limit=limit, offset=offset)
+    """Cases in ``scope`` matching the filters (:func:`store.filters.case_filters`; overdue
+    at ``now``, by default the wall clock), newest first."""
+    query = (select(Case)
+             .where(*scope.clauses(), *case_filters(
+                 region=region, category=category, priorities=priorities, statuses=statuses,
+                 opened_from=opened_from, opened_to=opened_to, department=department,
+                 text=text, overdue=overdue, now=now or wall_clock()))
+             .order_by(Case.opened_at.desc(), Case.case_id))
+    return _summaries(session, query, limit=limit, offset=offset)
 
 
 #: a department's to-do list (待办) when no status is asked for
@@ -170,14 +139,10 @@ def department_queue(session: Session, *, department: str, scope: Scope, now: da
     due_at) index; the cases are joined only to check a jurisdiction and to fill the page.
     A scope's ``unit_region`` keeps the assignments served within it."""
     a = AssignmentRow
-    query = select(a).where(a.department == department,
+    query = select(a).where(*serves(department, scope.unit_region),
                             a.status.in_(statuses or QUEUE_STATUSES))
-    if scope.unit_region is not None:
-        query = query.where(within_region(a.region, scope.unit_region))
-    scope = Scope(region=scope.region)  # the department is this queue's already
-    scoped = scope.clauses()
-    if scoped:
-        query = query.join(Case, Case.case_id == a.case_id).where(*scoped)
+    if scope.region is not None:  # the department is this queue's already
+        query = query.join(Case, Case.case_id == a.case_id).where(within(scope.region))
     if priorities:
         query = query.where(a.priority.in_(priorities))
     if overdue is not None:
@@ -189,8 +154,8 @@ def department_queue(session: Session, *, department: str, scope: Scope, now: da
     assignments = [row[0] for row in rows]
     cases = {case.case_id: case for case in session.scalars(
         select(Case).where(Case.case_id.in_({x.case_id for x in assignments})))}
-    items = [_queue_item(x, cases[x.case_id], now) for x in assignments]
-    return Page[QueueItem](items=items, total=total, limit=limit, offset=offset)
+    items = tuple(_queue_item(x, cases[x.case_id], now) for x in assignments)
+    return Page(items=items, total=total, limit=limit, offset=offset)
 
 
 def _queue_item(a: AssignmentRow, case: Case, now: datetime) -> QueueItem:
@@ -215,9 +180,7 @@ def verification_queue(session: Session, *, scope: Scope, limit: int,
     query = (select(Case).where(and_(or_(Case.status == CaseStatus.VERIFYING, verifying),
                                      *scope.clauses()))
              .order_by(Case.priority, Case.opened_at, Case.case_id))
-    total, rows = _page(session, query, limit=limit, offset=offset)
-    return Page[CaseSummary](items=[CaseSummary.model_validate(row[0]) for row in rows],
-                             total=total, limit=limit, offset=offset)
+    return _summaries(session, query, limit=limit, offset=offset)
 
 
 # -- merge and split (合并 / 拆分) --------------------------------------------------------------
@@ -277,30 +240,11 @@ def list_cases(session: Session, *, scope: Scope, case_ids: Sequence[str] | None
                opened_from: datetime | None = None, opened_to: datetime | None = None,
                limit: int) -> list[Case]:
     """Cases in ``scope``, newest first, by exact case ids and categories if given."""
-    query = select(Case).where(*scope.clauses())
-    if case_ids is not None:
-        query = query.where(Case.case_id.in_(case_ids))
-    if categories:
-        query = query.where(Case.category.in_(categories))
-    if statuses:
-        query = query.where(Case.status.in_(statuses))
-    if opened_from is not None:
-        query = query.where(Case.opened_at >= opened_from)
-    if opened_to is not None:
-        query = query.where(Case.opened_at < opened_to)
+    query = select(Case).where(*scope.clauses(), *case_filters(
+        case_ids=case_ids, categories=categories, statuses=statuses, opened_from=opened_from,
+        opened_to=opened_to))
     return list(session.scalars(query.order_by(Case.opened_at.desc(), Case.case_id)
                                 .limit(limit)))
-
-
-@dataclass(frozen=True)
-class CaseFacts:
-    """What the case row does not hold: its first report and place, its lead's name and
-    resolve deadline."""
-
-    first_report: dict[str, Any]  # the ``event`` of ``case_opened``
-    location: dict[str, Any]  # the ``location`` of ``case_opened``
-    lead_department_name: str | None
-    lead_resolve_due_at: datetime | None
 
 
 def case_facts(session: Session, cases: Sequence[Case]) -> dict[str, CaseFacts]:
@@ -323,18 +267,10 @@ def case_facts(session: Session, cases: Sequence[Case]) -> dict[str, CaseFacts]:
         lead_resolve_due_at=due.get(case.case_id)) for case in cases}
 
 
-# -- the live board (api.board) ------------------------------------------------------------
+# -- the live board ------------------------------------------------------------
 
 BOARD_CLOSED = (CaseStatus.CLOSED, CaseStatus.EVALUATED, CaseStatus.REJECTED,
                 CaseStatus.MERGED)
-
-
-def board_regions(session: Session, *, scope: Scope, levels: Sequence[int]) -> list[Region]:
-    """Regions of ``levels`` in the caller's jurisdiction (grids carry their centroid)."""
-    query = select(Region).where(Region.level.in_(levels))
-    if scope.place is not None:
-        query = query.where(within_region(Region.code, scope.place))
-    return list(session.scalars(query.order_by(Region.code)))
 
 
 def board_open_cases(session: Session, *, scope: Scope, limit: int) -> list[Case]:
@@ -350,15 +286,12 @@ def board_department_load(session: Session, *, scope: Scope, now: datetime
     caller's jurisdiction; open = dispatched, accepted or in progress."""
     a = AssignmentRow
     late = or_(a.accept_due_at < now, a.resolve_due_at < now)
-    own: list[ColumnElement[bool]] = []  # a department sees its own load only
-    if scope.department is not None:
-        own.append(a.department == scope.department)
-        if scope.unit_region is not None:
-            own.append(within_region(a.region, scope.unit_region))
+    # a department sees its own load only
+    own = serves(scope.department, scope.unit_region) if scope.department is not None else []
     counts = (select(a.department, func.count().label("open"),
                      func.count().filter(late).label("overdue"))
               .join(Case, Case.case_id == a.case_id)
-              .where(a.status.in_(("dispatched", "accepted", "in_progress")),
+              .where(a.status.in_(QUEUE_STATUSES),
                      *Scope(region=scope.region).clauses(), *own)
               .group_by(a.department).subquery())
     departments = select(Department, counts.c.open, counts.c.overdue).outerjoin(

@@ -3,8 +3,9 @@
 Three grouped queries — cases, callbacks, assignment durations — each filtered
 by :class:`StatsFilter` and grouped by one key (the lead department, the
 jurisdiction one level below the one asked for, or nothing). The rates are
-plain quotients of these counts (:func:`statistics`); the definitions live in
-the field descriptions of :class:`api.schemas.StatisticsGroup`.
+plain quotients of these counts (:func:`statistics`), answered as the records
+of :mod:`store.records`; the definitions live in the field descriptions of the
+API's ``StatisticsGroup`` (docs/domain.md §7).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from sqlalchemy import and_, case, exists, func, literal_column, or_, select
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
-from api.schemas import Durations, Statistics, StatisticsGroup
+from store.filters import led_by, period, serves, within
 from store.models import (
     AssignmentRow,
     Case,
@@ -29,8 +30,8 @@ from store.models import (
     Department,
     EvaluationRow,
     Region,
-    within_region,
 )
+from store.records import Durations, Statistics, StatisticsGroup
 from streams.cases import CaseStatus
 from streams.cases.commands import Satisfaction
 from streams.jurisdiction import level_of
@@ -62,23 +63,20 @@ class StatsFilter:
     end: datetime | None = None
 
     def during(self, column: Any) -> ColumnElement[bool]:
-        clauses = [column.is_not(None)]
-        if self.start is not None:
-            clauses.append(column >= self.start)
-        if self.end is not None:
-            clauses.append(column < self.end)
-        return and_(*clauses)
+        """``column`` is set and lies in the period."""
+        return and_(column.is_not(None), *period(column, self.start, self.end))
 
     def before_end(self, column: Any) -> ColumnElement[bool]:
-        return column.is_not(None) if self.end is None else and_(column.is_not(None),
-                                                                  column < self.end)
+        """``column`` is set and lies before the period's end."""
+        return and_(column.is_not(None), *period(column, None, self.end))
 
     def cases(self) -> list[ColumnElement[bool]]:
+        """The cases counted: within the region, led by the department."""
         clauses: list[ColumnElement[bool]] = []
         if self.region is not None:
-            clauses.append(within_region(Case.region_code, self.region))
+            clauses.append(within(self.region))
         if self.department is not None:
-            clauses.append(Case.lead_department == self.department)
+            clauses.append(led_by(self.department))
         return clauses
 
 
@@ -94,7 +92,7 @@ def _case_key(group_by: GroupBy, region: str | None) -> list[ColumnElement[Any]]
     if group_by is GroupBy.DEPARTMENT:
         return [func.coalesce(Case.lead_department, literal_column("''"))]
     if group_by is GroupBy.REGION:
-        digits = literal_column(str(region_key_digits(region)))
+        digits: ColumnElement[Any] = literal_column(str(region_key_digits(region)))
         return [func.substr(Case.region_code, literal_column("1"), digits)]
     return []
 
@@ -169,9 +167,9 @@ def _durations(session: Session, f: StatsFilter, group_by: GroupBy
     clauses = [f.during(a.dispatched_at), or_(a.claimed_at.is_not(None),
                                               a.handled_at.is_not(None))]
     if f.region is not None:
-        clauses.append(within_region(Case.region_code, f.region))
+        clauses.append(within(f.region))
     if f.department is not None:
-        clauses.append(a.department == f.department)
+        clauses += serves(f.department)
     query = (select(*key, a.dispatched_at, a.claimed_at, a.handled_at).select_from(a)
              .join(Case, Case.case_id == a.case_id).where(*clauses))
     found: dict[str, tuple[list[float], list[float]]] = {}
@@ -233,7 +231,7 @@ def statistics(session: Session, *, group_by: GroupBy, f: StatsFilter,
         accept, resolve = durations.get(k, ([], []))
         groups.append(_group(group_by, k, names.get(k), n, accept, resolve))
     return Statistics(group_by=group_by, region=f.region, department=f.department,
-                      period_from=f.start, period_to=f.end, groups=groups)
+                      period_from=f.start, period_to=f.end, groups=tuple(groups))
 
 
 def _group(group_by: GroupBy, key: str, name: str | None, n: dict[str, int],
@@ -254,9 +252,24 @@ def _group(group_by: GroupBy, key: str, name: str | None, n: dict[str, int],
         time_to_accept=_durations_of(accept), time_to_resolve=_durations_of(resolve))
 
 
+def opened_breakdown(session: Session, f: StatsFilter) -> dict[str, dict[str, int]]:
+    """The cases ``f`` counts that opened in its period, counted by ``source``,
+    ``priority`` and category ``family`` (the period report's 新增)."""
+    clauses = [*f.cases(), f.during(Case.opened_at)]
+    family = func.substr(Case.category, 1, 2)
+    out: dict[str, dict[str, int]] = {}
+    for name, column in (("source", func.coalesce(Case.source, "")), ("priority", Case.priority),
+                         ("family", family)):
+        rows = session.execute(select(column, func.count()).where(*clauses).group_by(column)
+                               .order_by(column))
+        out[name] = {str(key): int(n) for key, n in rows}
+    return out
+
+
 _COUNT_FIELDS = ("due", "due_closed", "due_overdue", "closed", "closed_on_time",
                  "closed_self_resolved", "disputes_finished", "disputes_mediated",
                  "callbacks_reached", "callbacks_satisfied", "dispatched", "returned",
                  "second_returned", "supervised", "checked", "reworked")
 
-__all__ = ["GroupBy", "StatsFilter", "percentile", "region_key_digits", "statistics"]
+__all__ = ["GroupBy", "StatsFilter", "opened_breakdown", "percentile", "region_key_digits",
+           "statistics"]
