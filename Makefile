@@ -34,7 +34,7 @@ unit: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/mypy --strict streams/
-	$(BIN)/mypy agents topics store observability simulation benchmarks cli settings.py clock.py
+	$(BIN)/mypy agents topics store observability api simulation benchmarks cli settings.py clock.py
 
 # docs/configuration.md is written from the settings object; a unit test fails until it is.
 docs: $(STAMP)
