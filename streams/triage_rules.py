@@ -103,9 +103,13 @@ class CodeRule(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class KeywordRule(msgspec.Struct, frozen=True, kw_only=True):
+    """``"分居+!部分居民" = 0.8``: every word of ``words`` occurs, none of ``unless``
+    (a context in which the words mean something else)."""
+
     category: str
     words: tuple[str, ...]  # all must occur
     weight: float
+    unless: tuple[str, ...] = ()  # none may occur
 
     @property
     def label(self) -> str:
@@ -718,11 +722,16 @@ def _load_keywords(
         if category not in categories:
             f.fail(where, "unknown category (not in taxonomy.toml)")
         for key, weight in f.table(table, where).items():
-            words = tuple(w.strip() for w in key.split("+"))
-            if not all(words):
+            parts = tuple(w.strip() for w in key.split("+"))
+            if not all(part.lstrip("!") for part in parts):
                 f.fail(f"{where}.{key}", "empty word in a '+' rule")
+            words = tuple(part for part in parts if not part.startswith("!"))
+            unless = tuple(part[1:] for part in parts if part.startswith("!"))
+            if not words:
+                f.fail(f"{where}.{key}", "a rule needs a word that must occur, not only '!' words")
             value = f.number(weight, f"{where}.{key}", low=0.01, high=1.0)
-            rules.append(KeywordRule(category=category, words=words, weight=value))
+            rules.append(KeywordRule(category=category, words=words, weight=value,
+                                     unless=unless))
     if not rules:
         f.fail("keywords", "no keyword rules")
     return tuple(rules), bonus, cap
