@@ -10,7 +10,6 @@ check on the pipeline, not a copy of it.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 
 import msgspec
@@ -96,36 +95,15 @@ def routing_of(
 
 
 class SignalScanner:
-    """The triage.toml signals as compiled patterns (a text is scanned once per signal)."""
+    """The triage.toml signals, looked for as the core looks for them."""
 
     def __init__(self, rules: TriageRules) -> None:
-        self._signals = [
-            (
-                name,
-                re.compile("|".join(map(re.escape, signal.words))) if signal.words else None,
-                frozenset(signal.flags),
-                signal.unless,
-            )
-            for name, signal in rules.signals.items()
-        ]
+        self._signals = tuple(rules.signals.items())
 
     def __call__(self, text: str, flags: Iterable[str] = ()) -> set[str]:
         """Names of the signals a text and risk flags show."""
         flags = tuple(flags)
-        found = set()
-        for name, words, flag_names, unless in self._signals:
-            if any(f in flag_names or f.partition(":")[0] in flag_names for f in flags):
-                found.add(name)
-                continue
-            if words is None:
-                continue
-            scrubbed = text
-            for phrase in unless:
-                if phrase in scrubbed:
-                    scrubbed = scrubbed.replace(phrase, "\x00")
-            if words.search(scrubbed):
-                found.add(name)
-        return found
+        return {name for name, signal in self._signals if signal.find(text, flags) is not None}
 
 
 _scanners: dict[int, tuple[TriageRules, SignalScanner]] = {}

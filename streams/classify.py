@@ -121,8 +121,10 @@ def read(event: Event, rules: TriageRules) -> Reading:
 def keyword_scores(text: str, rules: TriageRules) -> dict[str, tuple[float, int, KeywordRule]]:
     """Category → (score, matching rules, strongest rule) of the keyword rules matching ``text``.
 
-    A category scores its strongest matching rule's weight plus a small bonus
-    per further matching rule, capped. Categories in file order.
+    A rule matches when all its words occur and none of its ``unless`` words (the
+    context in which they mean something else: 分居 inside 部分居民). A category
+    scores its strongest matching rule's weight plus a small bonus per further
+    matching rule, capped. Categories in file order.
     """
     by_char = rules.keyword_index
     present = {
@@ -138,7 +140,8 @@ def keyword_scores(text: str, rules: TriageRules) -> dict[str, tuple[float, int,
     candidates = sorted({i for word in present for i in by_word.get(word, ())})
     for index in candidates:  # file order
         rule = rules.keywords[index]
-        if all(word in present for word in rule.words):
+        if all(word in present for word in rule.words) and not any(
+                word in text for word in rule.unless):
             seen = best.get(rule.category)
             if seen is None:
                 best[rule.category] = (rule.weight, 1, rule)

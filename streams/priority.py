@@ -26,7 +26,14 @@ event included) then raises the result one step (P3 → P2) — a hot spot (热�
 
 A follow-up case after the police attended a police-only 110 call (家暴 200600
 → 司法所 mediation) takes the configured follow-up priority: the urgent part
-was the police's.
+was the police's — unless the text says the danger is going on (在打, 救命,
+砸门: ``[priority.follow_up_now]``), which is P1 like any violence happening now.
+
+A P1 from a signal or a head count counts as P2 when a phrase of
+``[priority.lowered]`` shows it is no danger to life now (a crowd found calm or
+an ordinary event, a knife only sold or seen, smoke from burning straw, a road
+hole nobody fell into); the phrase is recorded and the learned check does not
+raise it again.
 """
 
 from __future__ import annotations
@@ -65,9 +72,9 @@ _RANGE = re.compile(r"([一二两三四五六七八九])[一二两三四五六�
 @lru_cache(maxsize=8)
 def _persons_pattern(nouns: tuple[str, ...]) -> re.Pattern[str]:
     words = "|".join(map(re.escape, sorted(set(nouns) | {"人"}, key=len, reverse=True)))
-    # 名/位 count people by themselves; 个 only before a person noun; a bare number only
-    # before 人 (so 602住户 is a room, not 602 people)
-    return re.compile(_NUMERAL + rf"(?:(?:名|位)(?:{words})?|个(?:{words})|人)")
+    # 名/位 count people by themselves; 个 and 号 only before a person noun (几十号人); 口
+    # only before 人 (十几口人), a bare number too (so 602住户 is a room, not 602 people)
+    return re.compile(_NUMERAL + rf"(?:(?:名|位)(?:{words})?|(?:个|号)(?:{words})|口人|人)")
 
 
 def chinese_number(numeral: str) -> int:
@@ -90,9 +97,10 @@ def chinese_number(numeral: str) -> int:
 @lru_cache(maxsize=4096)
 def persons_in_text(text: str, nouns: tuple[str, ...] = PERSON_NOUNS) -> int | None:
     """The largest head count the text states: 约40人 → 40, 三十多人 → 30, 十余人 → 10,
-    数十人 → 20, 二十多个工人 → 20, 二三十人 → 20 (lower bounds: 余/多 mean "more
-    than", a range counts its lower end). Counted things are people: a number
-    with 名 or 位, or with 个 and one of ``nouns`` (人, 村民, 工人 …), or with 人;
+    数十人 → 20, 二十多个工人 → 20, 二三十人 → 20, 三十多号人 → 30 (lower bounds: 余/多
+    mean "more than", a range counts its lower end). Counted things are people: a
+    number with 名 or 位, or with 个 or 号 and one of ``nouns`` (人, 村民, 工人 …), or
+    with 口人 or 人;
     households (三十多户村民) are not a crowd, 602住户 is a room. None if it
     states none."""
     counts = []
@@ -144,11 +152,17 @@ def prioritise(
     """
     p = rules.priority
     code = police_code(event, rules)
+    reading = read(event, rules)
     if code is not None and code.police_only and code.follow_up:
+        now = _going_on(reading, rules)
+        if now is not None:  # the police attend, and the danger is happening now
+            urgent = p.follow_up_now_priority
+            return PriorityDecision(
+                priority=urgent, reasons=(f"follow_up:{code.rule}:now:{now}={urgent.label}",)
+            )
         return PriorityDecision(
             priority=p.follow_up, reasons=(f"follow_up:{code.rule}={p.follow_up.label}",)
         )
-    reading = read(event, rules)
     found = signals_found(event, rules) if signals is None else signals
     persons = persons_involved(event, rules)
     # what the text, the category and the head count say (a settled report caps these) …
@@ -177,6 +191,8 @@ def prioritise(
             if priority < cap:
                 priority = cap
                 reasons.append(f"{name}:{marker}={cap.label}")
+    # a P1 the rule table lowered (a crowd found calm, a knife only sold) is its decision
+    capped = capped or any(":lowered:" in why for _, why in said)
     learned = rules.learned_priority
     if learned is not None and learned.model is not None and not capped:
         # only a P1 that nothing but the category's default gives may be lowered
@@ -265,7 +281,8 @@ def _from_text(
     if persons is not None:
         for at_least, level in p.persons:
             if persons >= at_least:
-                candidates.append((level, f"persons:{persons}>={at_least}"))
+                candidates.append(_lowered(level, f"persons:{persons}>={at_least}", "persons",
+                                           reading, rules))
                 break
     past = next((word for word in p.past_harm if word in reading.masked), None)
     for name, level in p.signals:
@@ -274,7 +291,15 @@ def _from_text(
         if past is not None and name in p.past_signals:  # a past harm, now a claim
             candidates.append((max(level, Priority.P2), f"signal:{name}:{found[name]}:{past}"))
             continue
-        candidates.append((level, f"signal:{name}:{found[name]}"))
+        candidates.append(_lowered(level, f"signal:{name}:{found[name]}", name, reading, rules))
+    if default is Priority.P1 and candidates[0][0] is Priority.P1 and not any(
+            level is Priority.P1 for level, _ in candidates[1:]):
+        # a P1 category whose danger the text shows is not to life now (a knife only
+        # sold, a gas smell found to be a drain): the category's P1 goes as its signals'
+        phrase = next(filter(None, (_lowering(name, reading, rules)
+                                    for name in p.danger_signals if name in found)), None)
+        if phrase is not None:
+            candidates[0] = (max(default, p.lowered_to), f"category:{category}:lowered:{phrase}")
     vulnerable = rules.vulnerable
     current = min(level for level, _ in candidates)
     if vulnerable is not None and current == vulnerable.raise_from and vulnerable.applies(category):
@@ -282,6 +307,38 @@ def _from_text(
         if word is not None:
             candidates.append((vulnerable.raise_to, f"vulnerable:{word}"))
     return candidates
+
+
+def _lowered(level: Priority, why: str, name: str, reading: Reading,
+             rules: TriageRules) -> tuple[Priority, str]:
+    """A P1 that a phrase of ``[priority.lowered]`` shows is no danger to life now (a
+    crowd found calm, a knife only sold, smoke from burning straw) counts as
+    ``lowered.to``, with the phrase recorded; any other level as it is."""
+    if level is not Priority.P1:
+        return level, why
+    phrase = _lowering(name, reading, rules)
+    if phrase is None:
+        return level, why
+    return max(level, rules.priority.lowered_to), f"{why}:lowered:{phrase}"
+
+
+def _lowering(name: str, reading: Reading, rules: TriageRules) -> str | None:
+    """The phrase of ``[priority.lowered]`` for ``name`` in the text, unless the text also
+    says the danger is going on (``lowered.unless``: 失控, 叫不醒 …)."""
+    p = rules.priority
+    phrase = next((w for w in p.lowered.get(name, ()) if w in reading.text), None)
+    if phrase is None or any(w in reading.text for w in p.lowered_unless):
+        return None
+    return phrase
+
+
+def _going_on(reading: Reading, rules: TriageRules) -> str | None:
+    """The word of ``[priority.follow_up_now]`` showing that what the police attend is
+    happening now (在打, 救命, 砸门), unless the text says it is over (已出警, 出去了)."""
+    p = rules.priority
+    if any(word in reading.text for word in p.follow_up_over):
+        return None
+    return next((word for word in p.follow_up_now if word in reading.masked), None)
 
 
 def _potential(reading: Reading, rules: TriageRules) -> str | None:

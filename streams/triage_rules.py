@@ -103,9 +103,13 @@ class CodeRule(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class KeywordRule(msgspec.Struct, frozen=True, kw_only=True):
+    """``"分居+!部分居民" = 0.8``: every word of ``words`` occurs, none of ``unless``
+    (a context in which the words mean something else)."""
+
     category: str
     words: tuple[str, ...]  # all must occur
     weight: float
+    unless: tuple[str, ...] = ()  # none may occur
 
     @property
     def label(self) -> str:
@@ -113,15 +117,20 @@ class KeywordRule(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class Signal(msgspec.Struct, frozen=True, kw_only=True):
-    """A named set of words and risk flags (聚集/横幅 → gathering)."""
+    """A named set of words and risk flags (聚集/横幅 → gathering).
+
+    With ``together``, a word shows the signal only when one of those words
+    occurs too (冒烟 with 老人 or 屋里有人: smoke where people are)."""
 
     name: str
     words: tuple[str, ...] = ()
     flags: tuple[str, ...] = ()
     unless: tuple[str, ...] = ()
+    together: tuple[str, ...] = ()
 
     def find(self, text: str, flags: Iterable[str] = ()) -> str | None:
-        """The first risk flag or word showing this signal, or None.
+        """The first risk flag or word showing this signal, or None; ``word+other``
+        for a signal whose words count only ``together`` with another.
 
         A flag ``name:count`` (110 hazards ``injured:2``) matches the listed ``name``.
         """
@@ -137,7 +146,11 @@ class Signal(msgspec.Struct, frozen=True, kw_only=True):
         found: list[str] = words.findall(text)
         if not found:
             return None
-        return min(found, key=self.words.index)  # the first listed of the words found
+        word = min(found, key=self.words.index)  # the first listed of the words found
+        if not self.together:
+            return word
+        other = next((w for w in self.together if w in text), None)
+        return None if other is None else f"{word}+{other}"
 
 
 @lru_cache(maxsize=256)
@@ -172,6 +185,14 @@ class PriorityRules(msgspec.Struct, frozen=True, kw_only=True):
     potential: tuple[str, ...] = ()  # words naming a danger as possible (隐患, 担心 …)
     past_harm: tuple[str, ...] = ()  # a harm reported as past and claimed for (赔偿 …)
     past_signals: tuple[str, ...] = ()  # the signals such a report does not count
+    # signal name (or "persons") → phrases showing its danger is not to life now
+    lowered: dict[str, tuple[str, ...]] = {}
+    lowered_to: Priority = Priority.P2
+    lowered_unless: tuple[str, ...] = ()  # phrases of a danger going on: nothing is lowered
+    # a follow-up case whose text says the danger is going on (在打, 救命 …) is this urgent
+    follow_up_now: tuple[str, ...] = ()
+    follow_up_over: tuple[str, ...] = ()  # … unless it says it is over (已出警, 出去了 …)
+    follow_up_now_priority: Priority = Priority.P1
 
     def for_category(self, code: str) -> tuple[Priority, str]:
         """The category's default priority and the key that gave it."""
@@ -718,11 +739,16 @@ def _load_keywords(
         if category not in categories:
             f.fail(where, "unknown category (not in taxonomy.toml)")
         for key, weight in f.table(table, where).items():
-            words = tuple(w.strip() for w in key.split("+"))
-            if not all(words):
+            parts = tuple(w.strip() for w in key.split("+"))
+            if not all(part.lstrip("!") for part in parts):
                 f.fail(f"{where}.{key}", "empty word in a '+' rule")
+            words = tuple(part for part in parts if not part.startswith("!"))
+            unless = tuple(part[1:] for part in parts if part.startswith("!"))
+            if not words:
+                f.fail(f"{where}.{key}", "a rule needs a word that must occur, not only '!' words")
             value = f.number(weight, f"{where}.{key}", low=0.01, high=1.0)
-            rules.append(KeywordRule(category=category, words=words, weight=value))
+            rules.append(KeywordRule(category=category, words=words, weight=value,
+                                     unless=unless))
     if not rules:
         f.fail("keywords", "no keyword rules")
     return tuple(rules), bonus, cap
@@ -733,15 +759,18 @@ def _load_signals(f: _File) -> dict[str, Signal]:
     for name, entry in f.section("signals").items():
         where = f"signals.{name}"
         entry = f.table(entry, where)
-        f.only_keys(entry, {"words", "flags", "unless"}, where)
+        f.only_keys(entry, {"words", "flags", "unless", "together"}, where)
         signal = Signal(
             name=name,
             words=f.strings(entry.get("words", []), f"{where}.words"),
             flags=f.strings(entry.get("flags", []), f"{where}.flags"),
             unless=f.strings(entry.get("unless", []), f"{where}.unless"),
+            together=f.strings(entry.get("together", []), f"{where}.together"),
         )
         if not signal.words and not signal.flags:
             f.fail(where, "needs words or flags")
+        if signal.together and not signal.words:
+            f.fail(f"{where}.together", "needs words to go together with")
         signals[name] = signal
     return signals
 
@@ -934,7 +963,24 @@ def _load_priority(
         for name in named[key]:
             if name not in signals:
                 f.fail(f"priority.{key}", f"unknown signal {name!r} (not in [signals])")
+    lowered: dict[str, tuple[str, ...]] = {}
+    lowered_table = dict(f.section("priority", "lowered", required=False))
+    lowered_to = f.priority(lowered_table.pop("to", "P2"), "priority.lowered.to")
+    lowered_unless = f.strings(lowered_table.pop("unless", []), "priority.lowered.unless")
+    for name, phrases in lowered_table.items():
+        if name != "persons" and name not in signals:
+            f.fail(f"priority.lowered.{name}", "unknown signal (not in [signals]) nor 'persons'")
+        lowered[name] = f.strings(phrases, f"priority.lowered.{name}")
+    now = f.table(table.get("follow_up_now", {}), "priority.follow_up_now")
+    f.only_keys(now, {"words", "unless", "priority"}, "priority.follow_up_now")
     return PriorityRules(
+        lowered=lowered,
+        lowered_to=lowered_to,
+        lowered_unless=lowered_unless,
+        follow_up_now=f.strings(now.get("words", []), "priority.follow_up_now.words"),
+        follow_up_over=f.strings(now.get("unless", []), "priority.follow_up_now.unless"),
+        follow_up_now_priority=f.priority(now.get("priority", "P1"),
+                                          "priority.follow_up_now.priority"),
         danger_signals=named["danger_signals"],
         past_signals=named["past_signals"],
         past_harm=f.strings(table.get("past_harm", []), "priority.past_harm"),

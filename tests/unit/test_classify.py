@@ -233,6 +233,21 @@ def test_family_restricted_keywords() -> None:
     assert best_keyword("烧烤", RULES, family="06") is None
 
 
+def test_a_keyword_rule_does_not_match_in_its_unless_context() -> None:
+    # "分居+!部分居民": 分居 inside 部分居民 is not a marriage falling apart
+    separated = best_keyword("夫妻分居两年", RULES, family="01")
+    assert separated is not None and separated[0] == "01.01"
+    assert separated[2].label == "分居" and separated[2].unless == ("部分居民",)
+    residents = best_keyword("部分居民拒交卫生费", RULES, family="01")
+    assert residents is None or residents[2].label != "分居"
+
+
+def test_a_keyword_rule_of_only_unless_words_is_refused(tmp_path: Path) -> None:
+    target = rules_with(tmp_path, "keywords.toml", '"分居+!部分居民"', '"!分居"')
+    with pytest.raises(RulesError, match="only '!' words"):
+        load_triage_rules(target)
+
+
 CHINESE = st.text(
     alphabet="垃圾满溢烧烤起火浓烟纠纷邻里停水聚集横幅天气不错的了人十三约40", max_size=30
 )
