@@ -807,10 +807,10 @@ async def _shape_runs(shape: Shape, modes: list[str], runs: int, options: Option
 
 
 def _start_shape(brokers: int, workdir: Path):
-    from topics.local_kafka import LocalCluster, LocalKafka
+    from topics.local_kafka import LocalCluster, LocalKafka, free_ports
 
     cache = Path(os.environ.get("GRIDLINK_KAFKA_CACHE_DIR", Path.home() / ".cache" / "gridlink"))
-    ports = _free_ports(2 * brokers)
+    ports = free_ports(2 * brokers)
     if brokers == 1:
         local = LocalKafka(data_dir=workdir / "kafka-1", cache_dir=cache, port=ports[0],
                            controller_port=ports[1], heap="1g")
@@ -822,19 +822,6 @@ def _start_shape(brokers: int, workdir: Path):
     local.up(timeout_seconds=240, echo=say)
     return local, Shape(f"{brokers} brokers", local.bootstrap, brokers,
                         [node.pid() for node in local.nodes])
-
-
-def _free_ports(count: int) -> list[int]:
-    import socket
-
-    sockets = [socket.socket() for _ in range(count)]
-    try:
-        for s in sockets:
-            s.bind(("127.0.0.1", 0))
-        return [s.getsockname()[1] for s in sockets]
-    finally:
-        for s in sockets:
-            s.close()
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
