@@ -188,7 +188,8 @@ def _lookup(figures: dict[str, Any], path: Sequence[str]) -> float | None:
 
 def render(runs: Sequence[Results], figures: Sequence[Figure] | None = None, *,
            page: str = "docs/benchmarks.md") -> str:
-    """The block ``page`` holds between its markers (markers excluded)."""
+    """The block ``page`` holds between its markers (markers excluded): the runs, the
+    stages none of them ran, and a row for each figure."""
     figures = load_figures() if figures is None else figures
     if not runs:
         raise ReportError("no results to report")
@@ -197,6 +198,19 @@ def render(runs: Sequence[Results], figures: Sequence[Figure] | None = None, *,
         for stage in run.stages:
             source[stage] = index
     several = len(runs) > 1
+    head = ["指标 figure", "最新 latest", "目标 target", "达标 met"]
+    head += ["运行 run"] if several else []
+    lines = [*_runs(runs, source, page=page),
+             "| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
+    for figure in figures:
+        cells = _row(figure, runs, source)
+        lines.append("| " + " | ".join(cells if several else cells[:-1]) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def _runs(runs: Sequence[Results], source: dict[str, int], *, page: str) -> list[str]:
+    """How the block was made, each run (date, machine, command, the stages it shows),
+    and the stages none ran."""
     again = shlex.join(["gridlink", "bench", "report",
                         *(word for run in runs for word in ("--results", run.name))])
     lines = [f"由 `{again} --write {page}` 从以下运行的结果生成，请勿手改。"
@@ -210,24 +224,18 @@ def render(runs: Sequence[Results], figures: Sequence[Figure] | None = None, *,
         if run.data.get("note"):
             lines.append(f"   ({run.data['note']})")
     missing = [stage for stage in STAGES if stage not in source]
-    lines += ["", f"{NOT_RUN}: {', '.join(missing) or '—'}", ""]
-    head = ["指标 figure", "最新 latest", "目标 target", "达标 met"]
-    head += ["运行 run"] if several else []
-    lines += ["| " + " | ".join(head) + " |", "|" + " --- |" * len(head)]
-    for figure in figures:
-        runs_of = {source.get(stage) for stage in figure.stages}
-        if None in runs_of:
-            cells = [figure.label, "—", figure.target(), NOT_RUN]
-            run_cell = "—"
-        else:
-            index = source[figure.stages[0]]
-            raw = _lookup(runs[index].figures, figure.path)
-            value = None if raw is None else raw * figure.scale
-            cells = [figure.label, figure.value_text(value), figure.target(),
-                     figure.verdict(value)]
-            run_cell = str(index + 1)
-        lines.append("| " + " | ".join(cells + ([run_cell] if several else [])) + " |")
-    return "\n".join(lines) + "\n"
+    return [*lines, "", f"{NOT_RUN}: {', '.join(missing) or '—'}", ""]
+
+
+def _row(figure: Figure, runs: Sequence[Results], source: dict[str, int]) -> list[str]:
+    """The figure's cells: label, value, target, verdict, and the run it comes from."""
+    if any(stage not in source for stage in figure.stages):
+        return [figure.label, "—", figure.target(), NOT_RUN, "—"]
+    index = source[figure.stages[0]]
+    raw = _lookup(runs[index].figures, figure.path)
+    value = None if raw is None else raw * figure.scale
+    return [figure.label, figure.value_text(value), figure.target(), figure.verdict(value),
+            str(index + 1)]
 
 
 def replace_block(page: str, block: str, *, name: str = "the page") -> str:
