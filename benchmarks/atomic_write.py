@@ -49,6 +49,7 @@ import time
 import uuid
 import zlib
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -191,6 +192,21 @@ class Stages:
                                      for stage, spent in seconds.items()}}
 
 
+def _decide_into(job: WriterJob, tp: TopicPartition, records: list, events: Any,
+                 fan_out: Callable[[str, bytes, bytes, Any], None]) -> None:
+    """Decide each of one partition's inputs, as either candidate does: its events go
+    into the record batch ``events``, each fan-out record to ``fan_out`` with its topic
+    (the candidates differ only in when they send those)."""
+    for record in records:
+        p1 = _header(record.headers, "p1") == b"1"
+        outputs = decide(record.key, tp.partition, p1)
+        for event in outputs.events:
+            _append(events, record.key, event, record.headers)
+        for dept, value in outputs.fan_out:
+            topic = job.topics.alerts if dept is None else job.topics.department(dept)
+            fan_out(topic, record.key, value, record.headers)
+
+
 async def _write_log(job: WriterJob, producer: AIOKafkaProducer, consumer: AIOKafkaConsumer,
                      window: dict[TopicPartition, list], stages: Stages) -> None:
     """One window, "the log is the state": events, then fan-out, then offsets."""
@@ -199,14 +215,8 @@ async def _write_log(job: WriterJob, producer: AIOKafkaProducer, consumer: AIOKa
     fan_out: dict[str, list] = defaultdict(list)
     for tp, records in window.items():
         batch = producer.create_batch()
-        for record in records:
-            p1 = _header(record.headers, "p1") == b"1"
-            outputs = decide(record.key, tp.partition, p1)
-            for event in outputs.events:
-                _append(batch, record.key, event, record.headers)
-            for dept, value in outputs.fan_out:
-                topic = job.topics.alerts if dept is None else job.topics.department(dept)
-                fan_out[topic].append((record.key, value, record.headers))
+        _decide_into(job, tp, records, batch,
+                     lambda topic, *record: fan_out[topic].append(record))
         sends.append(await producer.send_batch(batch, job.topics.events, partition=tp.partition))
     await asyncio.gather(*sends)  # the events are in the log: the input is decided
     stages.lap("events")
@@ -231,16 +241,13 @@ async def _write_txn(job: WriterJob, producer: AIOKafkaProducer, tp: TopicPartit
         sends = []
         events = producer.create_batch()
         fan_out: dict[str, Any] = {}
-        for record in records:
-            p1 = _header(record.headers, "p1") == b"1"
-            outputs = decide(record.key, tp.partition, p1)
-            for event in outputs.events:
-                _append(events, record.key, event, record.headers)
-            for dept, value in outputs.fan_out:
-                topic = job.topics.alerts if dept is None else job.topics.department(dept)
-                if topic not in fan_out:
-                    fan_out[topic] = producer.create_batch()
-                _append(fan_out[topic], record.key, value, record.headers)
+
+        def batched(topic: str, key: bytes, value: bytes, headers: Any) -> None:
+            if topic not in fan_out:
+                fan_out[topic] = producer.create_batch()
+            _append(fan_out[topic], key, value, headers)
+
+        _decide_into(job, tp, records, events, batched)
         sends.append(await producer.send_batch(events, job.topics.events, partition=tp.partition))
         for topic, batch in fan_out.items():
             sends.append(await producer.send_batch(batch, topic, partition=0))
@@ -812,10 +819,10 @@ async def _shape_runs(shape: Shape, modes: list[str], runs: int, options: Option
 
 
 def _start_shape(brokers: int, workdir: Path):
-    from topics.local_kafka import LocalCluster, LocalKafka
+    from topics.local_kafka import LocalCluster, LocalKafka, free_ports
 
     cache = Path(os.environ.get("GRIDLINK_KAFKA_CACHE_DIR", Path.home() / ".cache" / "gridlink"))
-    ports = _free_ports(2 * brokers)
+    ports = free_ports(2 * brokers)
     if brokers == 1:
         local = LocalKafka(data_dir=workdir / "kafka-1", cache_dir=cache, port=ports[0],
                            controller_port=ports[1], heap="1g")
@@ -832,19 +839,6 @@ def _start_shape(brokers: int, workdir: Path):
 def _running(pids: list[int | None]) -> list[int]:
     """The pids of the brokers that run (a stopped one has none to read the CPU time of)."""
     return [pid for pid in pids if pid is not None]
-
-
-def _free_ports(count: int) -> list[int]:
-    import socket
-
-    sockets = [socket.socket() for _ in range(count)]
-    try:
-        for s in sockets:
-            s.bind(("127.0.0.1", 0))
-        return [s.getsockname()[1] for s in sockets]
-    finally:
-        for s in sockets:
-            s.close()
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:

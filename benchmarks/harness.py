@@ -13,7 +13,6 @@ import asyncio
 import math
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -36,6 +35,7 @@ from streams.reference import load_city
 from streams.triage_rules import load_triage_rules
 from topics import clients, registry
 from topics.admin import create_topics
+from topics.local_kafka import free_port
 
 
 def percentiles(values: Sequence[float], points: Iterable[float] = (50, 99, 99.9)
@@ -50,12 +50,6 @@ def percentiles(values: Sequence[float], points: Iterable[float] = (50, 99, 99.9
         out[f"p{p:g}"] = ordered[rank]
     out["max"] = ordered[-1]
     return out
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def rss_bytes(pid: int) -> int:

@@ -30,9 +30,9 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks import pipeline, scale
-from benchmarks.harness import Run, corpus, free_port
+from benchmarks.harness import Run, corpus
 from settings import Settings
-from topics.local_kafka import LocalKafka
+from topics.local_kafka import LocalKafka, free_ports
 
 STAGES = ("lpipe", "fbase", "pipeline", "latency", "pipeline2", "sqlapart", "scale")
 
@@ -171,8 +171,9 @@ def main(*, stages: list[str], events: int, latency_seconds: float, open_cases: 
         broker = None
         if bootstrap is None:
             defaults = Settings()
+            port, controller_port = free_ports(2)
             broker = LocalKafka(data_dir=Path(tmp) / "kafka", cache_dir=defaults.kafka_cache_dir,
-                                port=free_port(), controller_port=free_port(),
+                                port=port, controller_port=controller_port,
                                 heap=defaults.local_kafka_heap())
             started = time.monotonic()
             broker.up(timeout_seconds=180, echo=say)

@@ -347,7 +347,7 @@ def replay(force: bool) -> None:
     run_replay(_settings(), force=force)
 
 
-@main.command()
+@main.group(invoke_without_command=True)
 @click.option("--stages", default="lpipe,fbase,pipeline,latency,pipeline2,sqlapart,scale",
               show_default=True,
               help="Which stages to run, comma-separated.")
@@ -370,11 +370,15 @@ def replay(force: bool) -> None:
 @click.option("--seed", default=7, show_default=True, help="Seed of the generated traffic.")
 @click.option("--table-store", type=click.Choice(["memory", "rocksdb"]), default=None,
               help="The workers' table store (default: GRIDLINK_TABLE_STORE's).")
-def bench(stages: str, events: int, latency_seconds: float, latency_rate: float | None,
-          open_cases: int,
+@click.pass_context
+def bench(ctx: click.Context, stages: str, events: int, latency_seconds: float,
+          latency_rate: float | None, open_cases: int,
           window_seconds: float, out: Path, bootstrap: str | None, seed: int,
           table_store: str | None) -> None:
-    """Measure the pipeline against raw Kafka and bare Faust on this machine."""
+    """Measure the pipeline against raw Kafka and bare Faust on this machine
+    (`gridlink bench report`: the figures against their targets)."""
+    if ctx.invoked_subcommand is not None:
+        return
     from benchmarks.run import STAGES
     from benchmarks.run import main as run_bench
 
@@ -387,6 +391,30 @@ def bench(stages: str, events: int, latency_seconds: float, latency_rate: float 
               latency_rate=latency_rate,
               open_cases=open_cases, window_seconds=window_seconds, out=out,
               bootstrap=bootstrap, seed=seed, table_store=table_store)
+
+
+@bench.command("report")
+@click.option("--results", "results", type=click.Path(dir_okay=False, path_type=Path),
+              multiple=True, default=[Path("bench-results.json")], show_default=True,
+              help="A results file of `gridlink bench --out`; again for another run (for "
+                   "each stage, the last file in which it ran gives its figures).")
+@click.option("--write", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Put the table into this page, between its <!-- bench:begin --> and "
+                   "<!-- bench:end --> lines; without it, print the table.")
+def bench_report(results: tuple[Path, ...], write: Path | None) -> None:
+    """基准报告: the figures of `gridlink bench` runs against their targets, as a Markdown
+    table."""
+    from benchmarks.report import ReportError
+    from benchmarks.report import main as report
+
+    try:
+        block = report(results=list(results), write=write)
+    except ReportError as error:
+        raise click.ClickException(str(error)) from None
+    if write is None:
+        click.echo(block, nl=False)
+    else:
+        click.echo(f"已写入 written to {write}", err=True)
 
 
 @main.command()

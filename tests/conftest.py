@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import sys
 import time
 from collections.abc import Iterator
@@ -13,7 +12,7 @@ import pytest
 
 from settings import Settings
 from tests.store.postgres import PostgresCluster, PostgresUnavailable
-from topics.local_kafka import LocalCluster, LocalKafka
+from topics.local_kafka import LocalCluster, LocalKafka, free_ports
 
 TESTS_DIR = Path(__file__).resolve().parent
 CONTRACT_DIR = TESTS_DIR / "data" / "contract"
@@ -36,37 +35,20 @@ def contract_reference_dir() -> Path:
 # jars, KRaft, loopback), on free ports in a temporary directory.
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="session")
 def kafka_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalKafka]:
     defaults = Settings()
+    port, controller_port = free_ports(2)
     broker = LocalKafka(
         data_dir=tmp_path_factory.mktemp("kafka"),
         cache_dir=defaults.kafka_cache_dir,
-        port=_free_port(),
-        controller_port=_free_port(),
+        port=port,
+        controller_port=controller_port,
         heap="768m",
     )
     broker.up(timeout_seconds=120, echo=lambda msg: print(msg, file=sys.stderr))
     yield broker
     broker.down(echo=lambda *_: None)
-
-
-def _free_ports(count: int) -> list[int]:
-    """``count`` distinct free ports (all held open until each is chosen)."""
-    sockets = [socket.socket() for _ in range(count)]
-    try:
-        for s in sockets:
-            s.bind(("127.0.0.1", 0))
-        return [s.getsockname()[1] for s in sockets]
-    finally:
-        for s in sockets:
-            s.close()
 
 
 # Three real Apache Kafka nodes (each a broker and a controller-quorum voter), as
@@ -78,7 +60,7 @@ def _free_ports(count: int) -> list[int]:
 
 @pytest.fixture(scope="session")
 def kafka_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
-    ports = _free_ports(6)
+    ports = free_ports(6)
     cluster = LocalCluster.on_ports(
         data_dir=tmp_path_factory.mktemp("kafka-cluster"),
         cache_dir=Settings().kafka_cache_dir,

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import re
-import socket
 import threading
 import time
 import uuid
@@ -21,6 +20,7 @@ import uvicorn
 from api.app import create_app
 from settings import Settings
 from tests.api.conftest import eventually, sign_in
+from topics.local_kafka import free_port
 
 pytestmark = pytest.mark.integration
 
@@ -29,15 +29,9 @@ CHIPING_GRID = "371503001001002"  # op-chiping's jurisdiction (371503)
 CASE_WITHIN_SECONDS = 15.0
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def base_url(api_worker, api_settings: Settings, keys: dict[str, str]) -> Iterator[str]:
-    port = _free_port()
+    port = free_port()
     server = uvicorn.Server(uvicorn.Config(create_app(api_settings), host="127.0.0.1", port=port,
                                            log_level="warning", lifespan="on"))
     thread = threading.Thread(target=server.run, name="board api", daemon=True)

@@ -18,11 +18,11 @@ from api.app import create_app
 from api.health import CHECK_TIMEOUT_SECONDS
 from settings import Settings
 from tests.api.conftest import eventually
-from tests.conftest import _free_port, postgres_cluster_for
+from tests.conftest import postgres_cluster_for
 from tests.integration.conftest import GridlinkProcess
 from tests.integration.kafka_client import KafkaTestClient
 from tests.store.postgres import PostgresCluster
-from topics.local_kafka import LocalKafka
+from topics.local_kafka import LocalKafka, free_ports
 
 CHECKS = {"broker", "database", "replies"}
 
@@ -96,8 +96,9 @@ def test_not_ready_naming_the_broker_while_it_is_down(api_settings: Settings,
                                                       tmp_path: Path) -> None:
     """A broker of this test's own (the shared one serves the other tests), stopped and
     started again under a running API."""
+    port, controller_port = free_ports(2)
     broker = LocalKafka(data_dir=tmp_path / "kafka", cache_dir=api_settings.kafka_cache_dir,
-                        port=_free_port(), controller_port=_free_port(), heap="512m")
+                        port=port, controller_port=controller_port, heap="512m")
     broker.up(timeout_seconds=120, echo=lambda msg: print(msg, file=sys.stderr))
     try:
         settings = api_settings.model_copy(update={"kafka_bootstrap": broker.bootstrap})

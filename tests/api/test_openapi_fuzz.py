@@ -18,8 +18,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
 
-from tests.conftest import _free_port
 from tests.integration.conftest import GridlinkProcess
+from topics.local_kafka import free_port
 
 pytestmark = pytest.mark.integration
 
@@ -32,7 +32,7 @@ CALLERS = ("admin", "op-dongchangfu", None)
 def api_process(api_worker, api_env: dict[str, str], keys: dict[str, str],
                 tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """``gridlink api`` on a free port, once it answers; yields its base URL."""
-    port = _free_port()
+    port = free_port()
     env = {**api_env, "GRIDLINK_API_PORT": str(port), "GRIDLINK_API_HOST": "127.0.0.1",
            "GRIDLINK_API_RATE_PER_MINUTE": "1000000", "GRIDLINK_API_RATE_BURST": "100000"}
     process = GridlinkProcess(["api"], env, tmp_path_factory.mktemp("fuzz") / "api.log")

@@ -5,7 +5,6 @@ Playwright (never a browser download)."""
 from __future__ import annotations
 
 import shutil
-import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,14 +23,9 @@ from tests.integration.conftest import (  # noqa: F401  (fixtures)
     start_gridlink,
     worker,
 )
+from topics.local_kafka import free_port
 
 ARTIFACTS = PROJECT_DIR / "artifacts"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture
@@ -48,7 +42,7 @@ def users(tmp_path: Path) -> tuple[Path, dict[str, str]]:
 @pytest.fixture
 def api_url(worker, start_gridlink, users) -> Iterator[str]:  # noqa: F811
     """``gridlink api`` on a free port, with the walk's users, once it answers."""
-    port = _free_port()
+    port = free_port()
     process: GridlinkProcess = start_gridlink("api", env={
         "GRIDLINK_USERS_FILE": str(users[0]), "GRIDLINK_API_PORT": str(port),
         "GRIDLINK_API_HOST": "127.0.0.1"})

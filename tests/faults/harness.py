@@ -24,7 +24,6 @@ from typing import Any
 import msgspec
 from kafka import TopicPartition
 from kafka.errors import KafkaError
-from sqlalchemy import create_engine, text
 
 from agents.store import CASE_PREFIX, RocksStore
 from settings import Settings
@@ -43,6 +42,7 @@ from streams.cases import events as ev
 from streams.reference import load_city
 from streams.triage_rules import load_triage_rules
 from tests.conftest import PROJECT_DIR
+from tests.store.rows import TABLES, projection_rows
 from topics import clients, codecs, registry
 from topics.placement import case_partition
 
@@ -91,12 +91,6 @@ resolve = "4m"
 progress_every = "2m"
 return_window = "1m"
 """
-TABLES = {
-    "cases": "case_id",
-    "case_events": "case_id, seq",
-    "assignments": "case_id, assignment_id",
-    "deadlines": "case_id, deadline_id",
-}
 CARDS = (ev.YellowCard, ev.RedCard)
 
 
@@ -481,7 +475,7 @@ def check_stores(report: Report, settings: Settings, states: dict[str, CaseState
 def check_projection(report: Report, settings: Settings, env: dict[str, str],
                      workdir: Path) -> None:
     """The SQL projection equals a replay of the log into an empty database."""
-    live = _rows(settings.database_url)
+    live = projection_rows(settings.database_url)
     replay_url = f"sqlite:///{workdir / 'replayed.db'}"
     result = subprocess.run([sys.executable, "-m", "cli.main", "replay"],
                             env={**env, "GRIDLINK_DATABASE_URL": replay_url,
@@ -490,22 +484,84 @@ def check_projection(report: Report, settings: Settings, env: dict[str, str],
     if result.returncode != 0:
         report.fail(f"replay failed: {result.stderr[-500:]}")
         return
-    replayed = _rows(replay_url)
+    replayed = projection_rows(replay_url)
     for table in TABLES:
         if live[table] != replayed[table]:
             report.fail(f"the projection's {table} differ from a replay of the log "
                         f"({len(live[table])} rows live, {len(replayed[table])} replayed)")
 
 
-def _rows(url: str) -> dict[str, list[tuple[Any, ...]]]:
-    engine = create_engine(url)
-    try:
-        with engine.connect() as connection:
-            return {table: [tuple(row) for row in connection.execute(
-                text(f"SELECT * FROM {table} ORDER BY {order}"))]
-                for table, order in TABLES.items()}
-    finally:
-        engine.dispose()
+def alive(process: Any) -> Callable[[], None]:
+    """A check that raises once the worker ``process`` has exited."""
+    def check() -> None:
+        if process.proc.poll() is not None:
+            raise AssertionError(f"the worker exited ({process.proc.returncode}):\n"
+                                 + process.log()[-3000:])
+    return check
+
+
+def until_appending(settings: Settings, since: dict[int, int], *, timeout: float,
+                    check: Callable[[], None]) -> float:
+    """Seconds until ``cases.events`` grows past ``since`` (the replacement is at work)."""
+    started = time.monotonic()
+    while time.monotonic() - started < timeout:
+        check()
+        now = read_offsets(settings, registry.CASE_EVENTS)
+        if sum(now.values()) > sum(since.values()):
+            return time.monotonic() - started
+        time.sleep(0.2)
+    raise AssertionError(f"the replacement appended nothing within {timeout:.0f} s")
+
+
+@dataclass
+class Load:
+    """A fault test's traffic, the department desks and the worker, all running."""
+
+    messages: list[Message]
+    desks: Desks
+    worker: Any  # the running ``gridlink worker`` process; a test replaces it after a kill
+    traffic: Traffic
+
+
+def under_load(settings: Settings, start_gridlink: Callable[..., Any], *, count: int,
+               rate: float, seed: int, ready_timeout: float) -> Load:
+    """Every fault test's start: ``count`` simulated messages from now at ``rate`` a
+    second, the desks, a worker once it is ready, then the traffic."""
+    messages = simulated(count, seed=seed, rate=rate, start=_now())
+    desks = Desks(settings, seed=seed)
+    desks.start()
+    worker = start_gridlink("worker")
+    worker.wait_for_log("Worker]: Ready", timeout=ready_timeout)
+    traffic = Traffic(settings, messages)
+    traffic.start()
+    return Load(messages, desks, worker, traffic)
+
+
+def finish_and_check(load: Load, report: Report, settings: Settings, env: dict[str, str], *,
+                     start_gridlink: Callable[..., Any], workdir: Path,
+                     fault_table: list[Report]) -> None:
+    """Every fault test's end, once its traffic is sent: drained, the desks and the
+    worker stopped, the projection caught up in a process of its own; then every
+    invariant checked, the row added to the fault table, and nothing lost, no hole,
+    nothing different under one seq, nothing recorded twice."""
+    worker, desks = load.worker, load.desks
+    wait_drained(settings, timeout=300, check=alive(worker))
+    desks.stop.set()
+    desks.join(timeout=60)
+    assert desks.error is None
+    time.sleep(3)
+    assert worker.stop() == 0
+    stopped_at = _now()
+    projection = start_gridlink("worker", "--agents", "projection")
+    wait_drained(settings, timeout=180, stages=("projection",))
+    projection.stop()
+    states = check_log(report, settings, valid_ids(load.messages), stopped_at=stopped_at)
+    check_stores(report, settings, states)
+    check_projection(report, settings, env, workdir)
+    fault_table.append(report)
+    print(report.row())
+    assert report.failures == [], "\n".join(report.failures)
+    assert (report.lost, report.holes, report.different, report.twice) == (0, 0, 0, 0)
 
 
 TABLE_HEAD = ("| fault | events | cases | lost | holes | different under one seq | "

@@ -18,21 +18,16 @@ from collections.abc import Iterator
 import pytest
 from kafka import KafkaAdminClient, TopicPartition
 
-from clock import wall_clock
+from settings import Settings
 from tests.faults.harness import (
-    Desks,
     Report,
-    Traffic,
-    check_log,
-    check_projection,
-    check_stores,
+    alive,
+    finish_and_check,
     read_offsets,
     settings_of,
-    simulated,
-    valid_ids,
-    wait_drained,
+    under_load,
+    until_appending,
 )
-from tests.faults.test_worker_kills import alive, until_appending
 from tests.integration.kafka_client import KafkaTestClient
 from topics import registry
 from topics.local_kafka import LocalCluster
@@ -50,6 +45,16 @@ def cluster_env(fault_env: dict[str, str], kafka_cluster: LocalCluster) -> Itera
             node.start()
         else:
             node.kill(signal.SIGCONT)
+
+
+@pytest.fixture
+def cluster_settings(cluster_env: dict[str, str]) -> Iterator[Settings]:
+    """The settings of a test on the cluster, its contract topics created."""
+    settings = settings_of(cluster_env)
+    kafka = KafkaTestClient(settings)
+    kafka.create_topics()
+    yield settings
+    kafka.close()
 
 
 def leaders(bootstrap: str, topic: str) -> dict[int, int]:
@@ -88,33 +93,10 @@ def replication(bootstrap: str, topic: str) -> set[int]:
         admin.close()
 
 
-def _finish(report: Report, settings, env, start_gridlink, worker, desks, messages,  # type: ignore[no-untyped-def]
-            tmp_path, fault_table) -> None:
-    wait_drained(settings, timeout=300, check=alive(worker))
-    desks.stop.set()
-    desks.join(timeout=60)
-    assert desks.error is None
-    time.sleep(3)
-    assert worker.stop() == 0
-    stopped_at = wall_clock()
-    projection = start_gridlink("worker", "--agents", "projection")
-    wait_drained(settings, timeout=180, stages=("projection",))
-    projection.stop()
-    states = check_log(report, settings, valid_ids(messages), stopped_at=stopped_at)
-    check_stores(report, settings, states)
-    check_projection(report, settings, env, tmp_path)
-    fault_table.append(report)
-    print(report.row())
-    assert report.failures == [], "\n".join(report.failures)
-    assert (report.lost, report.holes, report.different, report.twice) == (0, 0, 0, 0)
-
-
 @pytest.mark.timeout(900)
 def test_a_frozen_events_leader_and_a_killed_worker_leave_no_hole(
-        cluster_env, kafka_cluster, start_gridlink, tmp_path, fault_table):
-    settings = settings_of(cluster_env)
-    kafka = KafkaTestClient(settings)
-    kafka.create_topics()
+        cluster_settings, cluster_env, kafka_cluster, start_gridlink, tmp_path, fault_table):
+    settings = cluster_settings
     events, commands = settings.topic(registry.CASE_EVENTS), settings.topic(registry.CASE_COMMANDS)
     assert replication(settings.kafka_bootstrap, events) == {3}
     # partition 0's events and inputs led by different brokers
@@ -123,44 +105,31 @@ def test_a_frozen_events_leader_and_a_killed_worker_leave_no_hole(
     assert leaders(settings.kafka_bootstrap, commands)[0] != on_events[0]
     frozen = kafka_cluster.node(on_events[0])
 
-    messages = simulated(900, seed=2112, rate=30.0, start=wall_clock())
-    desks = Desks(settings, seed=2112)
-    desks.start()
-    worker = start_gridlink("worker")
-    worker.wait_for_log("Worker]: Ready", timeout=120)
-    traffic = Traffic(settings, messages)
-    traffic.start()
+    load = under_load(settings, start_gridlink, count=900, rate=30.0, seed=2112,
+                      ready_timeout=120)
     report = Report("split write: the `cases.events` leader frozen, the worker killed, 3 brokers")
     time.sleep(10)
     frozen.kill(signal.SIGSTOP)  # its partitions' batches wait at a leader that does not answer
     time.sleep(4)
-    worker.stop(9)
+    load.worker.stop(9)
     frozen.kill(signal.SIGCONT)
     before = read_offsets(settings, registry.CASE_EVENTS)
-    worker = start_gridlink("worker")
+    load.worker = start_gridlink("worker")
     report.recovery_seconds.append(until_appending(settings, before, timeout=120,
-                                                   check=alive(worker)))
-    traffic.join(timeout=300)
-    assert traffic.error is None
-    _finish(report, settings, cluster_env, start_gridlink, worker, desks, messages, tmp_path,
-            fault_table)
-    kafka.close()
+                                                   check=alive(load.worker)))
+    load.traffic.join(timeout=300)
+    assert load.traffic.error is None
+    finish_and_check(load, report, settings, cluster_env, start_gridlink=start_gridlink,
+                     workdir=tmp_path, fault_table=fault_table)
 
 
 @pytest.mark.timeout(900)
 def test_a_broker_killed_under_load_and_restarted_loses_nothing(
-        cluster_env, kafka_cluster, start_gridlink, tmp_path, fault_table):
-    settings = settings_of(cluster_env)
-    kafka = KafkaTestClient(settings)
-    kafka.create_topics()
+        cluster_settings, cluster_env, kafka_cluster, start_gridlink, tmp_path, fault_table):
+    settings = cluster_settings
     events = settings.topic(registry.CASE_EVENTS)
-    messages = simulated(900, seed=3113, rate=30.0, start=wall_clock())
-    desks = Desks(settings, seed=3113)
-    desks.start()
-    worker = start_gridlink("worker")
-    worker.wait_for_log("Worker]: Ready", timeout=120)
-    traffic = Traffic(settings, messages)
-    traffic.start()
+    load = under_load(settings, start_gridlink, count=900, rate=30.0, seed=3113,
+                      ready_timeout=120)
     report = Report("`kill -9` of one broker of three under load, and its restart")
     time.sleep(10)
     busiest = max(set(leaders(settings.kafka_bootstrap, events).values()),
@@ -169,11 +138,10 @@ def test_a_broker_killed_under_load_and_restarted_loses_nothing(
     before = read_offsets(settings, registry.CASE_EVENTS)
     victim.kill(signal.SIGKILL)
     report.recovery_seconds.append(until_appending(settings, before, timeout=120,
-                                                   check=alive(worker)))
+                                                   check=alive(load.worker)))
     time.sleep(8)
     victim.start()
-    traffic.join(timeout=300)
-    assert traffic.error is None
-    _finish(report, settings, cluster_env, start_gridlink, worker, desks, messages, tmp_path,
-            fault_table)
-    kafka.close()
+    load.traffic.join(timeout=300)
+    assert load.traffic.error is None
+    finish_and_check(load, report, settings, cluster_env, start_gridlink=start_gridlink,
+                     workdir=tmp_path, fault_table=fault_table)

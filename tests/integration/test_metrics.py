@@ -22,12 +22,12 @@ from kafka import KafkaConsumer, TopicPartition
 
 from settings import Settings
 from streams.reference import load_city
-from tests.conftest import _free_port
 from tests.integration.samples import invalid_samples, valid_messages
 from tests.unit.test_deployment import DASHBOARDS
 from tests.unit.test_deployment import _exprs as dashboard_exprs
 from tests.unit.test_metrics import check_exposition
 from topics import registry
+from topics.local_kafka import free_port
 
 SCRAPE_CONFIG = """\
 global:
@@ -67,7 +67,7 @@ class Prometheus:
                         "tools/system-packages installs it): the metrics test needs a real one")
         config = directory / "prometheus.yml"
         config.write_text(SCRAPE_CONFIG.format(worker=worker_port, api=api_port))
-        self.port = _free_port()
+        self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = directory / "prometheus.log"
         self._log = self.log_path.open("wb")
@@ -151,7 +151,7 @@ def _read_topics(settings: Settings, names: list[str]) -> dict[str, list]:
 @pytest.fixture
 def running(start_gridlink, kafka, tmp_path) -> Iterator[tuple[Any, Any, Prometheus]]:
     """A worker serving its metrics, the API, and Prometheus scraping both."""
-    worker_port, api_port = _free_port(), _free_port()
+    worker_port, api_port = free_port(), free_port()
     kafka.create_topics()
     worker = start_gridlink("worker", env={"GRIDLINK_WORKER_METRICS_PORT": str(worker_port)})
     worker.wait_for_log("Worker]: Ready", timeout=90)  # it has migrated the database

@@ -6,28 +6,9 @@ import subprocess
 import sys
 import time
 
-from sqlalchemy import create_engine, text
-
 from tests.integration.samples import produce_valid_samples
+from tests.store.rows import projection_rows
 from topics import registry
-
-TABLES = {
-    "cases": "case_id",
-    "case_events": "case_id, seq",
-    "assignments": "case_id, assignment_id",
-    "deadlines": "case_id, deadline_id",
-}
-
-
-def _rows(url: str) -> dict[str, list]:
-    engine = create_engine(url)
-    try:
-        with engine.connect() as connection:
-            return {table: [tuple(row) for row in connection.execute(
-                text(f"SELECT * FROM {table} ORDER BY {order}"))]
-                for table, order in TABLES.items()}
-    finally:
-        engine.dispose()
 
 
 def test_replay_rebuilds_exactly_the_live_projection(worker, kafka, gridlink_env, tmp_path):
@@ -39,13 +20,13 @@ def test_replay_rebuilds_exactly_the_live_projection(worker, kafka, gridlink_env
     log_size = 0
     while time.monotonic() < deadline:
         log_size = len(kafka.read(registry.CASE_EVENTS))
-        projected = len(_rows(live_url)["case_events"]) if log_size else 0
+        projected = len(projection_rows(live_url)["case_events"]) if log_size else 0
         if log_size >= 40 and projected == log_size:
             time.sleep(2)  # and nothing more is coming
             if len(kafka.read(registry.CASE_EVENTS)) == log_size:
                 break
         time.sleep(0.5)
-    live = _rows(live_url)
+    live = projection_rows(live_url)
     assert len(live["case_events"]) == log_size > 0, worker.log()[-3000:]
     assert len(live["cases"]) == 10  # twelve samples, two of which join other cases
 
@@ -58,7 +39,7 @@ def test_replay_rebuilds_exactly_the_live_projection(worker, kafka, gridlink_env
     assert result.returncode == 0, result.stdout + result.stderr
     assert f"{log_size} events projected" in result.stdout
 
-    assert _rows(replay_url) == live
+    assert projection_rows(replay_url) == live
 
     again = subprocess.run(
         [sys.executable, "-m", "cli.main", "replay"],

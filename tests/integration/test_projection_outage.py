@@ -13,10 +13,11 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import create_engine, text
 
-from tests.conftest import _free_port, postgres_cluster_for
+from tests.conftest import postgres_cluster_for
 from tests.integration.samples import valid_messages
 from tests.store.postgres import PostgresCluster
 from topics import registry
+from topics.local_kafka import free_port
 
 pytestmark = pytest.mark.integration
 
@@ -82,7 +83,7 @@ def test_events_sent_while_the_database_is_down_are_stored_once_it_is_back(
     cluster, url = postgres
     messages = valid_messages()
     first, second = messages[: len(messages) // 2], messages[len(messages) // 2 :]
-    port = _free_port()
+    port = free_port()
     kafka.create_topics()
     worker = start_gridlink("worker", env={"GRIDLINK_DATABASE_URL": url,
                                            "GRIDLINK_WORKER_METRICS_PORT": str(port)})
@@ -116,7 +117,7 @@ def test_events_sent_while_the_database_is_down_are_stored_once_it_is_back(
     assert time.monotonic() - stopping < 20, "the worker did not stop promptly"
     cluster.server_up()
     again = start_gridlink("worker", env={"GRIDLINK_DATABASE_URL": url,
-                                          "GRIDLINK_WORKER_METRICS_PORT": str(_free_port())})
+                                          "GRIDLINK_WORKER_METRICS_PORT": str(free_port())})
     again.wait_for_log("Worker]: Ready", timeout=90)
     _until(lambda: _stored(url) >= logged, f"all {len(logged)} events stored", 60,
            lambda: again.log() + f"\nmissing: {sorted(logged - _stored(url))}")

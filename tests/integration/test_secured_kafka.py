@@ -32,10 +32,11 @@ from kafka.errors import TopicAuthorizationFailedError
 from api.auth import write_demo_users
 from settings import Settings
 from streams.reference import load_city
-from tests.conftest import PROJECT_DIR, SAMPLES_DIR, _free_ports
+from tests.conftest import PROJECT_DIR, SAMPLES_DIR
 from tests.integration.conftest import GridlinkProcess
 from topics import acls, clients, signing
 from topics.admin import bindings
+from topics.local_kafka import free_ports
 from topics.placement import case_partition
 from topics.registry import jurisdictions
 
@@ -148,7 +149,7 @@ def secured(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Secured]:
     if kcat is None:
         pytest.fail("these tests need kcat (the `kcat` package) on PATH to try the ACLs "
                     "from outside GridLink's own clients", pytrace=False)
-    port, controller = _free_ports(2)
+    port, controller = free_ports(2)
     kafka_dir = tmp_path_factory.mktemp("secured") / "kafka"
     base = {"GRIDLINK_KAFKA_DIR": str(kafka_dir),
             "GRIDLINK_KAFKA_BOOTSTRAP": f"127.0.0.1:{port}",
@@ -393,7 +394,7 @@ def test_only_signed_commands_are_applied(secured: Secured, worker: GridlinkProc
 def api(secured: Secured, worker: GridlinkProcess,
         workdir: Path) -> Iterator[tuple[str, dict[str, str]]]:
     """``gridlink api`` as gridlink-api: its base URL and its users' API keys."""
-    (port,) = _free_ports(1)
+    (port,) = free_ports(1)
     users = workdir / "users.toml"
     settings = secured.settings("api")
     keys = write_demo_users(users, departments=load_city(settings.reference_dir).departments,

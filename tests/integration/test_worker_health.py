@@ -14,9 +14,9 @@ from typing import Any
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.conftest import _free_port
 from tests.integration.conftest import GridlinkProcess
 from tests.integration.kafka_client import KafkaTestClient
+from topics.local_kafka import free_port
 
 CHECKS = {"producer", "writer", "timers", "intake", "projection", "lag", "event_loop"}
 
@@ -49,7 +49,7 @@ def _first_answer(port: int, process: GridlinkProcess, timeout: float = 60.0
 def test_readyz_turns_ready_once_the_worker_is_and_metrics_still_serve(
         start_gridlink, kafka: KafkaTestClient) -> None:
     kafka.create_topics()
-    port = _free_port()
+    port = free_port()
     worker = start_gridlink("worker", env={"GRIDLINK_WORKER_METRICS_PORT": str(port)})
 
     status, first = _first_answer(port, worker)

@@ -13,11 +13,12 @@ from collections.abc import Iterator
 import pytest
 from sqlalchemy.exc import SQLAlchemyError
 
-from tests.conftest import _free_port, postgres_cluster_for
+from tests.conftest import postgres_cluster_for
 from tests.integration.samples import valid_messages
 from tests.integration.test_projection_outage import _logged, _settled, _stored, _until
 from tests.store.postgres import PostgresCluster
 from topics import registry
+from topics.local_kafka import free_port
 
 pytestmark = pytest.mark.integration
 
@@ -50,7 +51,7 @@ def test_a_worker_starts_and_works_while_the_database_is_down(postgres, start_gr
     cluster, url = postgres
     cluster.server_down()
     kafka.create_topics()
-    port = _free_port()
+    port = free_port()
     worker = start_gridlink("worker", env={"GRIDLINK_DATABASE_URL": url,
                                            "GRIDLINK_WORKER_METRICS_PORT": str(port)})
     worker.wait_for_log("Worker]: Ready", timeout=90)

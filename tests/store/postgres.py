@@ -14,10 +14,11 @@ import glob
 import os
 import pwd
 import shutil
-import socket
 import subprocess
 import tempfile
 from pathlib import Path
+
+from topics.local_kafka import free_port
 
 BIN_GLOB = "/usr/lib/postgresql/*/bin"
 SERVER_USER = "postgres"
@@ -39,19 +40,13 @@ def server_bin() -> Path:
     return max(found, key=lambda p: int(p.parent.name) if p.parent.name.isdigit() else 0)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 class PostgresCluster:
     """``start()``, ``create_database(name) -> url``, ``stop()``; ``server_down()`` and
     ``server_up()`` for an outage."""
 
     def __init__(self) -> None:
         self.bin = server_bin()
-        self.port = _free_port()
+        self.port = free_port()
         self.dir = Path(tempfile.mkdtemp(prefix="gridlink-pg-"))
         self.data = self.dir / "data"
         self.log = self.dir / "server.log"

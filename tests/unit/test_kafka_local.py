@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import socket
 from pathlib import Path
 
 import pytest
 
 from topics.admin import TopicDifference
-from topics.local_kafka import LocalCluster, LocalKafka, formatted_nodes, quorum_voters
+from topics.local_kafka import (
+    LocalCluster,
+    LocalKafka,
+    formatted_nodes,
+    free_ports,
+    quorum_voters,
+)
 from topics.registry import Replication, replication_for
 
 # What `gridlink kafka up` writes for its single broker: what it wrote before clusters
@@ -137,3 +144,18 @@ def test_a_differing_topic_reads_as_one_line():
     difference = TopicDifference("cases.events", (("partitions", "2", "4"),
                                                   ("min.insync.replicas", "1", "2")))
     assert str(difference) == "cases.events: partitions 2 (spec 4), min.insync.replicas 1 (spec 2)"
+
+
+def test_free_ports_are_distinct_and_free_to_listen_on() -> None:
+    """A broker and its controller (or six nodes' ports) are chosen at once: none twice."""
+    ports = free_ports(6)
+
+    assert len(set(ports)) == 6
+    listening = [socket.socket() for _ in ports]
+    try:
+        for held, port in zip(listening, ports, strict=True):
+            held.bind(("127.0.0.1", port))
+            held.listen()
+    finally:
+        for held in listening:
+            held.close()

@@ -12,7 +12,7 @@ import pytest
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from observability.health import STALE_SECONDS, Check, ProbeServer, Readiness, serve
-from tests.conftest import _free_port
+from topics.local_kafka import free_port
 
 
 class Clock:
@@ -38,7 +38,7 @@ def port(readiness: Readiness) -> Iterator[int]:
     registry = CollectorRegistry()
     Counter("gridlink_things_total", "Things", registry=registry).inc(3)
     Gauge("gridlink_other", "Other", registry=registry).set(7)
-    port = _free_port()
+    port = free_port()
     server = serve(port, readiness, addr="127.0.0.1", registry=registry)
     assert isinstance(server, ProbeServer)
     yield port
