@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import exists, or_
+from sqlalchemy import and_, exists, or_
 from sqlalchemy.sql.elements import ColumnElement
 
 from store.models import AssignmentRow, Case, within_region
@@ -58,8 +58,10 @@ def text_matches(text: str) -> ColumnElement[bool]:
 
 
 def overdue_now(now: datetime) -> ColumnElement[bool]:
-    """A red card fired on the case, or one of its running deadlines is past."""
-    return or_(Case.overdue.is_(True), Case.next_due_at < now)
+    """A red card fired on the case, or one of its running deadlines is past. Never NULL:
+    a case with no running deadline is not overdue, so its negation keeps that case."""
+    return or_(Case.overdue.is_(True),
+               and_(Case.next_due_at.is_not(None), Case.next_due_at < now))
 
 
 def period(column: Any, start: datetime | None, end: datetime | None

@@ -146,6 +146,8 @@ def test_the_search_takes_exactly_the_cases_each_filter_names(projected,
         "department": ({"department": department}, lambda c: c.case_id in served),
         "text": ({"text": word}, lambda c: _text_in(word, c)),
         "overdue": ({"overdue": True, "now": now}, late),
+        # "not overdue" keeps the cases with no running deadline too (closed, or waiting)
+        "not overdue": ({"overdue": False, "now": now}, lambda c: not late(c)),
     }
     with sessions() as session:
         for name, (filters, keep) in checks.items():
