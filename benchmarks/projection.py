@@ -1,4 +1,5 @@
-"""Projection write rate: events/s the projector writes on SQLite and PostgreSQL.
+"""Projection write rate: events/s the projector writes on SQLite and PostgreSQL, and
+the CPU time of this process per event.
 
 The events are realistic case logs made by driving the pure engine (the same
 generator the store tests use): cases opened, dispatched, claimed, returned,
@@ -8,6 +9,10 @@ figures per engine, each on an empty database:
 - ``live``   — the merged log in small batches, one transaction each (the agent);
 - ``replay`` — the same log in large batches (``gridlink replay``);
 - ``redelivered`` — the whole log again onto the full tables (all skipped).
+
+Each figure comes as events/s (wall time) and µs of this process's CPU per event
+(``time.process_time()``): on a shared machine the CPU time is the one that
+compares between runs. The database server's own CPU (PostgreSQL) is not in it.
 
 Usage, from the repository root::
 
@@ -29,6 +34,7 @@ import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import NamedTuple
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script from anywhere
 
@@ -43,10 +49,15 @@ from store.projector import project
 from streams.cases import CaseEvent
 
 
+class Rate(NamedTuple):
+    events_per_second: float
+    cpu_us_per_event: float  # this process only
+
+
 def measure(
     url: str, log: Sequence[CaseEvent], *, live_batch: int, replay_batch: int
-) -> dict[str, float]:
-    """events/s for each mode, on the (empty) database at ``url``."""
+) -> dict[str, Rate]:
+    """The rate of each mode, on the (empty) database at ``url``."""
     upgrade(url)
     engine = create_engine(url)
     sessions = session_factory(engine)
@@ -65,17 +76,17 @@ def measure(
 
 
 def _rate(sessions: sessionmaker[Session], log: Sequence[CaseEvent], size: int, *,
-          expect: int | None = None) -> float:
+          expect: int | None = None) -> Rate:
     applied = 0
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     for part in batches(log, size):
         with sessions.begin() as session:
             applied += project(session, part)
-    elapsed = time.perf_counter() - started
+    elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu_started
     wanted = len(log) if expect is None else expect
     if applied != wanted:
         raise SystemExit(f"projected {applied} events, expected {wanted}")
-    return len(log) / elapsed
+    return Rate(len(log) / elapsed, cpu / len(log) * 1e6)
 
 
 def _empty(engine: Engine) -> None:
@@ -131,16 +142,17 @@ def main(argv: Sequence[str] | None = None) -> None:
         f"{time.perf_counter() - started:.1f} s"
     )
     live, replay = f"live ({args.live_batch})", f"replay ({args.replay_batch})"
-    print(f"{'engine':<12}{live:>16}{replay:>18}{'redelivered':>14}   events/s")
+    print(f"{'engine':<12}{live:>22}{replay:>22}{'redelivered':>22}")
+    print(f"{'':<12}" + f"{'events/s, µs CPU':>22}" * 3)
     with tempfile.TemporaryDirectory() as scratch, postgres_url(args.postgres) as pg:
         targets = [("sqlite", f"sqlite:///{args.sqlite or Path(scratch) / 'bench.db'}")]
         if pg:
             targets.append(("postgresql", pg))
         for name, url in targets:
             rates = measure(url, log, live_batch=args.live_batch, replay_batch=args.replay_batch)
-            print(
-                f"{name:<12}{rates['live']:>16,.0f}{rates['replay']:>18,.0f}{rates['redelivered']:>14,.0f}"
-            )
+            cells = (f"{r.events_per_second:,.0f}, {r.cpu_us_per_event:,.0f}"
+                     for r in (rates["live"], rates["replay"], rates["redelivered"]))
+            print(f"{name:<12}" + "".join(f"{cell:>22}" for cell in cells))
 
 
 if __name__ == "__main__":

@@ -18,16 +18,15 @@ the transaction (commit after :func:`project`, then the consumer offsets).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
-from functools import cache
 from typing import Any, cast
 
 import msgspec
-from sqlalchemy import Table, func, select
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import Table, select
 from sqlalchemy.orm import Session
 
+from store.bulk import insert_new, upsert
 from store.models import (
     CANCELLED,
     AssignmentRow,
@@ -138,8 +137,8 @@ def load_reference(session: Session, city: City) -> int:
     ]
     regions = [_region_row(region.code, city) for region in city.regions.values()]
     regions += [_region_row(code, city) for code in city.grids if code not in city.regions]
-    _upsert(session, cast(Table, Department.__table__), departments)
-    _upsert(session, cast(Table, Region.__table__), regions)
+    upsert(session, cast(Table, Department.__table__), departments)
+    upsert(session, cast(Table, Region.__table__), regions)
     return len(departments) + len(regions)
 
 
@@ -228,11 +227,11 @@ class _Batch:
             {**_case_row(state, event), **self.case_facts[case_id]}
             for case_id, (state, event) in self.states.items()
         ]
-        _upsert(session, _CASES, cases, sticky=_CASE_STICKY, newer_only=True)
-        _upsert(session, _ASSIGNMENTS, list(self.assignments.values()), sticky=_ASSIGNMENT_STICKY)
-        _upsert(session, _DEADLINES, list(self.deadlines.values()))
-        _insert_new(session, _TIMELINE, self.timeline)
-        _insert_new(session, _EVALUATIONS, self.evaluations)
+        upsert(session, _CASES, cases, sticky=_CASE_STICKY, newer_only=True)
+        upsert(session, _ASSIGNMENTS, list(self.assignments.values()), sticky=_ASSIGNMENT_STICKY)
+        upsert(session, _DEADLINES, list(self.deadlines.values()))
+        insert_new(session, _TIMELINE, self.timeline)
+        insert_new(session, _EVALUATIONS, self.evaluations)
 
 
 def _merge(rows: dict[Any, Row], key: Any, row: Row, sticky: frozenset[str]) -> None:
@@ -422,7 +421,7 @@ def _timeline_row(event: CaseEvent) -> Row:
         "at": event.at,
         "actor": event.actor,
         "command_id": event.command_id or None,
-        "payload": msgspec.to_builtins(event),
+        "payload": event,  # stored as the topic carries it (store.bulk encodes it)
         "source_id": report.source_id if (report := getattr(event, "event", None)) else None,
     }
 
@@ -457,60 +456,6 @@ def _region_row(code: str, city: City) -> Row:
         "lon": grid.lon if grid is not None else None,
         "lat": grid.lat if grid is not None else None,
     }
-
-
-# -- bulk writes on either engine ----------------------------------------------------------
-
-
-def _dialect(session: Session) -> str:
-    name = session.get_bind().dialect.name
-    if name not in ("sqlite", "postgresql"):
-        raise ValueError(f"the projection supports SQLite and PostgreSQL, not {name}")
-    return name
-
-
-@cache
-def _upsert_statement(dialect: str, table: Table, sticky: frozenset[str], newer_only: bool) -> Any:
-    """INSERT … ON CONFLICT (primary key) DO UPDATE (built once: building it costs more
-    than running it on a small batch)."""
-    stmt = (sqlite.insert if dialect == "sqlite" else postgresql.insert)(table)
-    keys = [c.name for c in table.primary_key.columns]
-    changes = {
-        c.name: func.coalesce(stmt.excluded[c.name], c)
-        if c.name in sticky
-        else stmt.excluded[c.name]
-        for c in table.columns
-        if c.name not in keys
-    }
-    where = table.c.last_seq < stmt.excluded.last_seq if newer_only else None
-    return stmt.on_conflict_do_update(index_elements=keys, set_=changes, where=where)
-
-
-@cache
-def _insert_new_statement(dialect: str, table: Table) -> Any:
-    stmt = (sqlite.insert if dialect == "sqlite" else postgresql.insert)(table)
-    return stmt.on_conflict_do_nothing(index_elements=[c.name for c in table.primary_key.columns])
-
-
-def _upsert(
-    session: Session,
-    table: Table,
-    rows: Sequence[Mapping[str, Any]],
-    *,
-    sticky: frozenset[str] = frozenset(),
-    newer_only: bool = False,
-) -> None:
-    """Insert or update ``rows`` by primary key, in one statement. Sticky columns
-    keep their stored value when the new one is NULL; ``newer_only`` updates a
-    case only if the row brings a later ``last_seq``."""
-    if rows:
-        session.execute(_upsert_statement(_dialect(session), table, sticky, newer_only), rows)
-
-
-def _insert_new(session: Session, table: Table, rows: Sequence[Mapping[str, Any]]) -> None:
-    """Insert ``rows``; those already there (same primary key) stay as they are."""
-    if rows:
-        session.execute(_insert_new_statement(_dialect(session), table), rows)
 
 
 __all__ = ["ProjectionError", "decode_state", "load_reference", "project"]

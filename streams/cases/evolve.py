@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Iterable
+from functools import lru_cache
 from typing import Any
 
 from msgspec.structs import replace
@@ -23,10 +24,14 @@ from streams.cases.state import (
 from streams.records import Role
 
 A = AssignmentStatus
+COMMANDS_KEPT = 4096  # digests of the command ids hashed most recently
 
 
+@lru_cache(maxsize=COMMANDS_KEPT)
 def command_hash(command_id: str) -> int:
-    """48-bit digest of a command id (what the state remembers for idempotency)."""
+    """48-bit digest of a command id (what the state remembers for idempotency).
+    Kept for the ids hashed recently: a command is checked once and each of its
+    events is applied with its id, here and again in the projection."""
     return int.from_bytes(hashlib.blake2b(command_id.encode(), digest_size=6).digest(), "big")
 
 
