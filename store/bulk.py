@@ -96,6 +96,7 @@ def _statement(dialect: Dialect, table: Table, kind: str, sticky: frozenset[str]
 
 def _compile(dialect: Dialect, table: Table, kind: str, sticky: frozenset[str],
              newer_only: bool) -> _Compiled:
+    stmt: sqlite.Insert | postgresql.Insert  # the same on-conflict clauses, one per dialect
     if dialect.name == "sqlite":
         stmt = sqlite.insert(table)
     elif dialect.name == "postgresql":
