@@ -57,6 +57,12 @@ def text_matches(text: str) -> ColumnElement[bool]:
                Case.summary.ilike(pattern, escape="\\"))
 
 
+def assignment_overdue(now: datetime) -> ColumnElement[bool]:
+    """One of the assignment's running deadlines (accept, resolve) is past: the earliest
+    of them, ``due_at``, is. Never NULL: with none running it is not overdue."""
+    return and_(AssignmentRow.due_at.is_not(None), AssignmentRow.due_at < now)
+
+
 def overdue_now(now: datetime) -> ColumnElement[bool]:
     """A red card fired on the case, or one of its running deadlines is past. Never NULL:
     a case with no running deadline is not overdue, so its negation keeps that case."""
@@ -135,5 +141,5 @@ class Scope:
         return self.region or self.unit_region
 
 
-__all__ = ["Scope", "case_filters", "has_assignment", "in_category", "led_by", "overdue_now",
-           "period", "serves", "text_matches", "within"]
+__all__ = ["Scope", "assignment_overdue", "case_filters", "has_assignment", "in_category",
+           "led_by", "overdue_now", "period", "serves", "text_matches", "within"]

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVarTuple
 
 import msgspec
 from sqlalchemy import Select, and_, exists, func, or_, select
@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from clock import wall_clock
 from store.errors import NotFound
-from store.filters import Scope, case_filters, serves, within
+from store.filters import Scope, assignment_overdue, case_filters, serves, within
 from store.models import (
     CANCELLED,
     AssignmentRow,
@@ -48,7 +48,11 @@ from streams.sla import Step
 _EVENT_ENVELOPE = {"case_id", "seq", "at", "actor", "command_id", "type"}
 
 
-def _page(session: Session, query: Select[Any], *, limit: int, offset: int) -> tuple[int, list]:
+Columns = TypeVarTuple("Columns")
+
+
+def _page(session: Session, query: Select[*Columns], *, limit: int, offset: int
+          ) -> tuple[int, list]:
     total = session.scalar(select(func.count()).select_from(query.order_by(None).subquery()))
     return total or 0, list(session.execute(query.limit(limit).offset(offset)))
 
@@ -139,33 +143,32 @@ def department_queue(session: Session, *, department: str, scope: Scope, now: da
     due_at) index; the cases are joined only to check a jurisdiction and to fill the page.
     A scope's ``unit_region`` keeps the assignments served within it."""
     a = AssignmentRow
-    query = select(a).where(*serves(department, scope.unit_region),
-                            a.status.in_(statuses or QUEUE_STATUSES))
+    late = assignment_overdue(now)
+    query = select(a, late).where(*serves(department, scope.unit_region),
+                                  a.status.in_(statuses or QUEUE_STATUSES))
     if scope.region is not None:  # the department is this queue's already
         query = query.join(Case, Case.case_id == a.case_id).where(within(scope.region))
     if priorities:
         query = query.where(a.priority.in_(priorities))
     if overdue is not None:
-        query = query.where(a.due_at < now if overdue else or_(a.due_at.is_(None),
-                                                                a.due_at >= now))
+        query = query.where(late if overdue else ~late)
     query = query.order_by(a.priority, a.due_at.is_(None), a.due_at, a.dispatched_at, a.case_id,
                            a.assignment_id)
     total, rows = _page(session, query, limit=limit, offset=offset)
-    assignments = [row[0] for row in rows]
     cases = {case.case_id: case for case in session.scalars(
-        select(Case).where(Case.case_id.in_({x.case_id for x in assignments})))}
-    items = tuple(_queue_item(x, cases[x.case_id], now) for x in assignments)
+        select(Case).where(Case.case_id.in_({row[0].case_id for row in rows})))}
+    items = tuple(_queue_item(x, cases[x.case_id], bool(overdue_))
+                  for x, overdue_ in rows)
     return Page(items=items, total=total, limit=limit, offset=offset)
 
 
-def _queue_item(a: AssignmentRow, case: Case, now: datetime) -> QueueItem:
-    dues = [d for d in (a.accept_due_at, a.resolve_due_at) if d is not None]
+def _queue_item(a: AssignmentRow, case: Case, overdue: bool) -> QueueItem:
     return QueueItem(
         case_id=a.case_id, assignment_id=a.assignment_id, role=a.role, status=a.status,
         case_status=case.status, priority=case.priority, category=case.category,
         category_name=case.category_name, title=case.title, region_code=case.region_code,
         dispatched_at=a.dispatched_at, return_by=a.return_by, accept_due_at=a.accept_due_at,
-        resolve_due_at=a.resolve_due_at, overdue=any(d < now for d in dues),
+        resolve_due_at=a.resolve_due_at, overdue=overdue,
         on_site=a.on_site, extension_pending=a.extension_pending)
 
 
@@ -285,7 +288,7 @@ def board_department_load(session: Session, *, scope: Scope, now: datetime
     """(department, open assignments, overdue ones) for every department, in the
     caller's jurisdiction; open = dispatched, accepted or in progress."""
     a = AssignmentRow
-    late = or_(a.accept_due_at < now, a.resolve_due_at < now)
+    late = assignment_overdue(now)
     # a department sees its own load only
     own = serves(scope.department, scope.unit_region) if scope.department is not None else []
     counts = (select(a.department, func.count().label("open"),

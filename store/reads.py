@@ -11,10 +11,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import msgspec
-from sqlalchemy import Select, func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from store.models import AssignmentRow, Case, CaseEventRow, Department, Region, within_region
@@ -102,9 +101,5 @@ def grids_near(session: Session, grid_or_region: str) -> list[Region]:
     return [r for r in rows if r.lon is not None and r.lat is not None]
 
 
-def count(session: Session, query: Select[Any]) -> int:
-    return session.scalar(select(func.count()).select_from(query.order_by(None).subquery())) or 0
-
-
-__all__ = ["CommandOutcome", "case_units", "command_outcome", "count", "departments",
+__all__ = ["CommandOutcome", "case_units", "command_outcome", "departments",
            "grids_near", "last_seq", "region_names", "regions"]

@@ -12,10 +12,11 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from simulation.case_logs import START, case_logs, merged_log
 from store.filters import Scope
-from store.models import AssignmentRow, Case
+from store.models import AssignmentRow, Case, Department
 from store.projector import project
 from store.queries import (
     QUEUE_STATUSES,
+    board_department_load,
     case_of_report,
     department_queue,
     list_cases,
@@ -87,6 +88,22 @@ def test_overdue_means_a_running_deadline_has_passed(projected, sessions: sessio
                      if any(d < now for d in (i.accept_due_at, i.resolve_due_at) if d)}
     assert {i.assignment_id + i.case_id for i in late} == expected_late
     assert len(late) + len(on_time) == len(items)
+
+
+def test_the_board_counts_the_queue_and_its_overdue_by_the_same_rule(
+        projected, sessions: sessionmaker[Session]):
+    with sessions() as session:
+        department = _busiest(session)
+        items = _queue(session, department, START)
+        dues = sorted(d for i in items for d in (i.accept_due_at, i.resolve_due_at) if d)
+        now = dues[len(dues) // 2]
+        late = _queue(session, department, now, overdue=True)
+        session.add(Department(code=department, name_zh=department, name_en=department))
+        load = {d.code: (n_open, n_late)
+                for d, n_open, n_late in board_department_load(session, scope=Scope(), now=now)}
+
+    assert 0 < len(late) < len(items)
+    assert load[department] == (len(items), len(late))
 
 
 def test_finished_assignments_are_listed_when_asked_for(projected,
