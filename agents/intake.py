@@ -68,7 +68,7 @@ class Intake:
     def admit(self, record: ConsumerRecord, batches: Batches) -> None:
         raw: bytes = record.value if record.value is not None else b""
         source = self.sources[record.topic]
-        metrics.EVENTS_IN.labels(source).inc()
+        metrics.child(metrics.EVENTS_IN, source).inc()
         ingested_at = datetime.fromtimestamp(record.timestamp / 1000, tz=TZ)
         with tracing.span_for(f"{record.topic} process", record.headers, root=True):
             headers = tracing.outgoing_headers() or []

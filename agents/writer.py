@@ -511,16 +511,15 @@ class Writer:
             if decision is not None:
                 log.debug("triage %s → %s %s", decision.event_id, decision.action,
                           decision.case_id, extra={"case_id": decision.case_id})
-                metrics.TRIAGE_DECISIONS.labels(decision.action).inc()
+                metrics.child(metrics.TRIAGE_DECISIONS, decision.action).inc()
                 if decision.action == "open" and decision.classification is not None:
-                    metrics.CLASSIFICATIONS.labels(decision.classification.category,
-                                                   decision.classification.rule.split(":")[0]
-                                                   ).inc()
+                    metrics.child(metrics.CLASSIFICATIONS, decision.classification.category,
+                                  decision.classification.rule.split(":")[0]).inc()
             if outcome.departments:
                 out.delivered.append((decoded.ingested_at.timestamp(), outcome.departments))
         else:
-            metrics.CASE_COMMANDS.labels(decoded.__struct_config__.tag,
-                                         "rejected" if outcome.rejected else "applied").inc()
+            metrics.child(metrics.CASE_COMMANDS, decoded.__struct_config__.tag,
+                          "rejected" if outcome.rejected else "applied").inc()
 
     def _send_consequences(self, outcome: Outcome, out: Outputs, headers: list[Header],
                            item: Input) -> None:

@@ -164,6 +164,20 @@ _REASONS = (("四级七天", "ladder"), ("take-over", "takeover"), ("ruling (裁
 MERGE_EVENTS = frozenset({"case_merged", "case_absorbed"})
 
 
+_children: dict[tuple[Any, tuple[str, ...]], Any] = {}
+
+
+def child(metric: Any, *values: str) -> Any:
+    """``metric.labels(*values)``, found once: prometheus_client checks the values and takes
+    a lock on every ``labels`` call, which adds up over the labels of every case event.
+    Not for a metric whose children are removed (:data:`CONSUMER_LAG`)."""
+    key = (metric, values)
+    found = _children.get(key)
+    if found is None:
+        found = _children[key] = metric.labels(*values)
+    return found
+
+
 def _tag(event: Any) -> str:
     return str(event.__struct_config__.tag)
 
@@ -182,17 +196,17 @@ def observe_case_event(before: Any, event: Any, after: Any) -> None:
     case's state around it (``before`` is None for the opening event). Matches on the
     event's type name, so event types added later count as case events at least."""
     tag = _tag(event)
-    CASE_EVENTS.labels(tag).inc()
+    child(CASE_EVENTS, tag).inc()
     old = before.status if before is not None else "none"
     if after is not None and after.status != old:
-        TRANSITIONS.labels(str(old), str(after.status)).inc()
+        child(TRANSITIONS, str(old), str(after.status)).inc()
     if tag == "case_opened":
-        CASES_OPENED.labels(event.priority.label, _level(event.level),
-                            str(event.event.source)).inc()
+        child(CASES_OPENED, event.priority.label, _level(event.level),
+              str(event.event.source)).inc()
     elif tag in MERGE_EVENTS:
-        CASES_MERGED.labels(tag).inc()
+        child(CASES_MERGED, tag).inc()
     elif tag == "assignment_dispatched":
-        ASSIGNMENTS.labels(event.assignment.department, str(event.assignment.role)).inc()
+        child(ASSIGNMENTS, event.assignment.department, str(event.assignment.role)).inc()
     elif tag in ("assignment_claimed", "assignment_handled") and after is not None:
         assignment = after.assignment(event.assignment_id)
         if assignment is not None:

@@ -214,11 +214,14 @@ def _validate_json(raw: bytes, model: type[_M]) -> _M:
         parsed = model.model_validate_json(text.removeprefix("\ufeff"))
     except ValidationError as exc:
         raise _json_failure(exc, model) from None
-    _refuse_control_characters(parsed)
+    if _CONTROL.search(text) or _CONTROL_ESCAPE.search(text):  # else no value can hold one
+        _refuse_control_characters(parsed)
     return parsed
 
 
 _CONTROL = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+#: a JSON escape that may stand for one of those (``\\u0007``, ``\\u009F`` …)
+_CONTROL_ESCAPE = re.compile(r"\\u00(?:[01][0-9a-fA-F]|7[fF]|[89][0-9a-fA-F])")
 
 
 def _refuse_control_characters(value: object, path: str = "") -> None:

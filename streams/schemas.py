@@ -17,7 +17,8 @@ Messages of our own checks name the value and what was expected, e.g.
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone, tzinfo
+from functools import lru_cache
 from typing import Annotated, Literal, TypeVar
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainValidator
@@ -62,22 +63,25 @@ def parse_timestamp(text: str) -> datetime:
     if match is None:
         raise ValueError(f"not an RFC 3339 date-time: {text!r}")
     tz = match["tz"]
-    if tz is None:
-        zone = UTC_PLUS_8  # a timestamp without an offset is local time
-    elif tz in "Zz":
-        zone = UTC
-    else:
-        hours, minutes = int(tz[1:3]), int(tz[4:6])
-        if hours > 23 or minutes > 59:
-            raise ValueError(f"offset out of range: {tz!r}")
-        sign = -1 if tz[0] == "-" else 1
-        zone = timezone(sign * timedelta(hours=hours, minutes=minutes))
+    zone = UTC_PLUS_8 if tz is None else _zone(tz)  # no offset: local time
     fraction = (match["f"] or "").ljust(6, "0")[:6]
     return datetime(
         int(match["y"]), int(match["mo"]), int(match["d"]),
         int(match["h"]), int(match["mi"]), int(match["s"]), int(fraction),
         tzinfo=zone,
     )  # fmt: skip
+
+
+@lru_cache(maxsize=64)
+def _zone(offset: str) -> tzinfo:
+    """The zone of an RFC 3339 offset (``Z``, ``+08:00`` …), made once per offset."""
+    if offset in "Zz":
+        return UTC
+    hours, minutes = int(offset[1:3]), int(offset[4:6])
+    if hours > 23 or minutes > 59:
+        raise ValueError(f"offset out of range: {offset!r}")
+    sign = -1 if offset[0] == "-" else 1
+    return timezone(sign * timedelta(hours=hours, minutes=minutes))
 
 
 def _timestamp_field(value: object) -> datetime:

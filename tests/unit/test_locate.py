@@ -425,7 +425,7 @@ def test_cell_index_never_misses_a_centroid_inside_the_radius(
 @given(
     grid=st.sampled_from(sorted(CITY.grids)),
     bearing=st.floats(min_value=0, max_value=359),
-    metres=st.floats(min_value=0, max_value=290),
+    metres=st.floats(min_value=0, max_value=280),
 )
 def test_a_point_near_a_centroid_finds_that_grid(grid: str, bearing: float, metres: float) -> None:
     centre = CITY.grids[grid]
@@ -434,4 +434,4 @@ def test_a_point_near_a_centroid_finds_that_grid(grid: str, bearing: float, metr
         111_195 * math.cos(math.radians(centre.lat))
     )
     found = nearest_grid(CITY, lon, lat, max_distance_m=300)
-    assert found is not None and found[0].code == grid  # demo centroids are ≥ 580 m apart
+    assert found is not None and found[0].code == grid  # demo centroids are ≥ 577 m apart

@@ -823,6 +823,19 @@ def test_a_control_character_in_any_text_is_refused_with_where_it_is(
     assert f"U+{ord(character):04X} at position 2" in error.reason
 
 
+@pytest.mark.parametrize("character", ["\x7f", "\x85", "\x9f"])
+def test_a_control_character_written_as_itself_or_an_upper_case_escape_is_refused(
+        character: str) -> None:
+    obj = json.loads(_valid(Source.POLICE)[0])
+    obj["bjnr"] = f"前面{character}后面"
+    raw = json.dumps(obj, ensure_ascii=False)  # JSON allows these unescaped
+    escaped = json.dumps(obj, ensure_ascii=True).replace(f"\\u{ord(character):04x}",
+                                                         f"\\u{ord(character):04X}")
+    for body in (raw, escaped):
+        error = _rejects(parse_police_referral, body.encode())
+        assert (error.code, error.field) == ("control_char", "bjnr")
+
+
 def test_tabs_and_line_breaks_are_text() -> None:
     obj = json.loads(_valid(Source.GRID)[0])
     obj["description"] = "第一行\r\n第二行\t完"
