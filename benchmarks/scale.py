@@ -70,6 +70,8 @@ class Seeded:
     log_bytes: int = 0
     burst: set[tuple[str, str, str]] = field(default_factory=set)  # (case, deadline, kind)
     spread: set[tuple[str, str, str]] = field(default_factory=set)
+    due: dict[tuple[str, str, str], datetime] = field(default_factory=dict)  # of the spread
+    burst_at: datetime | None = None
 
 
 def _due_at(state: CaseState, at: datetime) -> list[tuple[str, str, str]]:
@@ -91,7 +93,7 @@ async def _seed(run: Run, stage: Stage, n: int, *, start: datetime, window: floa
                                     max_batch_size=512 * 1024, acks=1)
     await producer.start()
     seeded = Seeded()
-    burst_at = start + timedelta(seconds=window / 2)
+    burst_at = seeded.burst_at = start + timedelta(seconds=window / 2)
     started = time.monotonic()
     try:
         pending = []
@@ -109,7 +111,10 @@ async def _seed(run: Run, stage: Stage, n: int, *, start: datetime, window: floa
                 planned = None
             case_id = f"{model.case_id[:-8]}{i:08x}"
             if planned is not None:
-                planned.update(_due_at(shifted(model, due - wakeup, case_id), due))
+                keys = _due_at(shifted(model, due - wakeup, case_id), due)
+                planned.update(keys)
+                if planned is seeded.spread:
+                    seeded.due.update(dict.fromkeys(keys, due))
             partition = case_partition(case_id, partitions)
             for event in engine.logs[model.case_id]:
                 value = codecs.encode(replace(shifted_event(event, due - wakeup, case_id),
@@ -191,12 +196,25 @@ async def _fires(run: Run, stage: Stage, seeded: Seeded, *, killed_at: float
             if isinstance(event, YellowCard | RedCard):
                 card = (event.case_id, event.deadline_id, type(event).__struct_config__.tag)
                 cards.setdefault(card, Counter())[event.seq] += 1
-    spread = [ms for key, ms in first.items() if key in seeded.spread]
     burst = [ms for key, ms in first.items() if key in seeded.burst]
+    # A spread deadline due while the burst is being fired waits behind it (the earliest
+    # due goes first): it is counted apart, with the burst's firing, not with the spread.
+    assert seeded.burst_at is not None
+    firing = timedelta(milliseconds=max(burst, default=0.0))
+    behind = {key for key in seeded.spread
+              if seeded.burst_at <= seeded.due[key] <= seeded.burst_at + firing}
+    spread = [ms for key, ms in first.items() if key in seeded.spread and key not in behind]
+    waited = [ms for key, ms in first.items() if key in behind]
+    latest = sorted(((ms, (seeded.due[key] - seeded.burst_at).total_seconds())
+                     for key, ms in first.items() if key in seeded.spread), reverse=True)
     return {
         "lateness_ms": {**percentiles(list(first.values()), (50, 99)), "count": len(first)},
         "spread_lateness_ms": {**percentiles(spread, (50, 99)), "count": len(spread)},
+        "spread_behind_burst_ms": {**percentiles(waited, (50,)), "count": len(waited)},
         "burst_lateness_ms": {**percentiles(burst, (50, 99)), "count": len(burst)},
+        # the latest spread fires: lateness (ms) and when each fell due, seconds after
+        # the burst's instant (negative: before it)
+        "spread_latest": [[round(ms, 1), round(after, 3)] for ms, after in latest[:15]],
         "window_deadlines": len(seeded.burst | seeded.spread),
         "window_deadlines_fired_before_the_kill": len((seeded.burst | seeded.spread)
                                                       & first.keys()),
@@ -278,9 +296,13 @@ async def scale(run: Run, *, open_cases: int, rate: float, say: Callable[[str], 
     await asyncio.sleep(5)  # fires the replacement sends for what fell due meanwhile
     fires = await _fires(run, stage, seeded, killed_at=killed_at)
     burst_ms = fires["burst_lateness_ms"]
+    behind = fires["spread_behind_burst_ms"]
     say(f"  lateness p50 {fires['lateness_ms'].get('p50', 0):.0f} ms, p99 "
-        f"{fires['lateness_ms'].get('p99', 0):.0f} ms; burst p50 {burst_ms.get('p50', 0):.0f} ms,"
-        f" max {burst_ms.get('max', 0):.0f} ms; unfired {fires['window_deadlines_unfired']} of "
+        f"{fires['lateness_ms'].get('p99', 0):.0f} ms; spread p99 "
+        f"{fires['spread_lateness_ms'].get('p99', 0):.0f} ms ({behind['count']} more due while "
+        f"the burst was fired: max {behind.get('max', 0):.0f} ms); burst p50 "
+        f"{burst_ms.get('p50', 0):.0f} ms, max {burst_ms.get('max', 0):.0f} ms; unfired "
+        f"{fires['window_deadlines_unfired']} of "
         f"{fires['window_deadlines']}; carded twice {fires['cards_recorded_twice']} (the same "
         f"card written again: {fires['card_records_repeated']})")
     return {
