@@ -354,10 +354,10 @@ def replay(force: bool) -> None:
 @click.option("--events", default=20_000, show_default=True,
               help="Inbound messages each throughput stage drains.")
 @click.option("--latency-seconds", default=30.0, show_default=True,
-              help="How long the latency stage sends at half the pipeline's rate.")
+              help="How long the latency stage sends at each rate.")
 @click.option("--latency-rate", type=click.FloatRange(min=0.1), default=None,
-              help="Send the latency stage's traffic at this many messages a second "
-                   "instead of half the pipeline's rate.")
+              help="Measure the latency stage at this many messages a second too, "
+                   "after half the pipeline's rate.")
 @click.option("--open-cases", default=1_000_000, show_default=True,
               help="Open cases (each with a running deadline) in the scale stage.")
 @click.option("--window-seconds", default=60.0, show_default=True,
