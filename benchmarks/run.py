@@ -122,9 +122,10 @@ async def _stages(run: Run, chosen: list[str], *, events: int, latency_seconds: 
         if "latency" in chosen:
             half = one["events_per_second"] / 2
             measured: dict[str, Any] = {}
-            for key, rate in [("half_rate", half)] + ([("fixed", latency_rate)] if latency_rate
-                                                      else []):
-                count = min(len(later), max(50, int(rate * latency_seconds)))
+            runs = [("half_rate", half)] + ([("fixed", latency_rate)] if latency_rate else [])
+            share = len(later) // len(runs)  # each run its own messages
+            for key, rate in runs:
+                count = min(share, max(50, int(rate * latency_seconds)))
                 measured[key] = lat = await pipeline.latency(run, stage, later[:count],
                                                              rate=rate)
                 later = later[count:]
