@@ -16,11 +16,24 @@ SERVICES = COMPOSE["services"]
 
 
 def test_compose_has_every_service_users_need():
-    assert {"kafka", "postgres", "prometheus", "grafana", "jaeger", "worker", "api"} <= set(
-        SERVICES
-    )
-    assert SERVICES["worker"]["command"] == ["gridlink", "worker"]
+    assert {"kafka", "postgres", "prometheus", "grafana", "jaeger", "worker", "projection",
+            "api"} <= set(SERVICES)
     assert SERVICES["api"]["command"] == ["gridlink", "api"]
+
+
+def test_every_stage_of_a_worker_runs_in_exactly_one_compose_service():
+    from agents.worker import AGENTS
+
+    stages: list[str] = []
+    for service in SERVICES.values():
+        command = service.get("command") or []
+        if command[:2] == ["gridlink", "worker"]:
+            rest = command[2:]
+            stages += rest[rest.index("--agents") + 1].split(",") if "--agents" in rest \
+                else list(AGENTS)
+    assert sorted(stages) == sorted(AGENTS)
+    assert SERVICES["projection"]["command"][-1] == "projection"
+    assert "postgres" in SERVICES["projection"]["depends_on"]
 
 
 def test_kafka_runs_in_kraft_mode_without_zookeeper():
@@ -41,7 +54,7 @@ def test_every_gridlink_setting_in_compose_is_a_real_setting():
 
 
 def test_gridlink_services_point_at_the_compose_kafka_and_postgres():
-    for name in ("worker", "api", "topics"):
+    for name in ("worker", "projection", "api", "topics"):
         env = SERVICES[name]["environment"]
         assert env["GRIDLINK_KAFKA_BOOTSTRAP"] == "kafka:9092"
         assert "@postgres:5432/" in env["GRIDLINK_DATABASE_URL"]
@@ -129,6 +142,7 @@ def test_prometheus_scrapes_the_api_and_the_worker_metrics_port():
     config = yaml.safe_load((PROJECT_DIR / "deploy" / "prometheus.yml").read_text(encoding="utf-8"))
     targets = {job["job_name"]: target for job in config["scrape_configs"]
                for static in job["static_configs"] for target in static["targets"]}
-    worker_port = SERVICES["worker"]["environment"]["GRIDLINK_WORKER_METRICS_PORT"]
-    assert targets["gridlink-worker"] == f"worker:{worker_port}"
+    for job, service in (("gridlink-worker", "worker"), ("gridlink-projection", "projection")):
+        port = SERVICES[service]["environment"]["GRIDLINK_WORKER_METRICS_PORT"]
+        assert targets[job] == f"{service}:{port}"
     assert targets["gridlink-api"] == f"api:{SERVICES['api']['environment']['GRIDLINK_API_PORT']}"
