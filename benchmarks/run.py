@@ -97,10 +97,14 @@ async def _stages(run: Run, chosen: list[str], *, events: int, latency_seconds: 
                   open_cases: int, window_seconds: float, results: dict[str, Any]) -> None:
     say(f"corpus: {events:,} inbound messages (seed {run.seed}) …")
     # the rest after the first ``events`` feeds the latency stage: one run at half the
-    # pipeline's rate, and one more at ``latency_rate`` if given
+    # pipeline's rate, one more at ``latency_rate`` if given, and one at half the rate of
+    # the projection-apart shape if it runs
     latency_runs = 2 if "latency" in chosen and latency_rate else 1
-    messages = corpus(events * (1 + latency_runs), seed=run.seed)
-    load, later = messages[:events], messages[events:]
+    apart_latency = "latency" in chosen and "sqlapart" in chosen  # that shape's too
+    messages = corpus(events * (1 + latency_runs + apart_latency), seed=run.seed)
+    load = messages[:events]
+    later = messages[events:events * (1 + latency_runs)]
+    apart_later = messages[events * (1 + latency_runs):]
     figures = results["figures"]
 
     if "lpipe" in chosen:
@@ -150,14 +154,23 @@ async def _stages(run: Run, chosen: list[str], *, events: int, latency_seconds: 
             f"{figures['pipeline2']['vs_lpipe']}, × F_base {figures['pipeline2']['vs_fbase']})")
         say(where_time_went(two))
     if "sqlapart" in chosen:
-        apart, _ = await pipeline.pipeline(run, load, sql_apart=True, name="sqlapart")
-        run.stop_all()
+        apart, apart_stage = await pipeline.pipeline(run, load, sql_apart=True,
+                                                     name="sqlapart")
         figures["sqlapart"] = {**apart, "vs_one_worker": ratio(apart, figures.get("pipeline")),
                                "vs_lpipe": ratio(apart, figures.get("lpipe")),
                                "vs_fbase": ratio(apart, figures.get("fbase"))}
         say(f"sqlapart   {apart['events_per_second']:>9,.0f} events/s, one worker and the SQL "
             f"projection apart (× one worker {figures['sqlapart']['vs_one_worker']})")
         say(where_time_went(apart))
+        if apart_latency:
+            rate = apart["events_per_second"] / 2
+            count = min(len(apart_later), max(50, int(rate * latency_seconds)))
+            lat = figures["sqlapart"]["half_rate"] = await pipeline.latency(
+                run, apart_stage, apart_later[:count], rate=rate)
+            say(f"           at {rate:,.0f}/s: p50 {lat['latency_ms'].get('p50', 0):.0f} ms, "
+                f"p99 {lat['latency_ms'].get('p99', 0):.0f} ms; P1 p99 "
+                f"{lat['p1_latency_ms'].get('p99', 0):.0f} ms ({lat['p1_assignments']} P1)")
+        run.stop_all()
     if "scale" in chosen:
         rate = figures.get("pipeline", {}).get("events_per_second", 200.0) / 2
         figures["scale"] = await scale.scale(run, open_cases=open_cases, rate=rate, say=say,
