@@ -133,10 +133,7 @@ async def _stages(run: Run, chosen: list[str], *, events: int, latency_seconds: 
                 measured[key] = lat = await pipeline.latency(run, stage, later[:count],
                                                              rate=rate)
                 later = later[count:]
-                say(f"latency    at {rate:,.0f}/s: p50 {lat['latency_ms'].get('p50', 0):.0f} "
-                    f"ms, p99 {lat['latency_ms'].get('p99', 0):.0f} ms, p99.9 "
-                    f"{lat['latency_ms'].get('p99.9', 0):.0f} ms; P1 p99 "
-                    f"{lat['p1_latency_ms'].get('p99', 0):.0f} ms ({lat['p1_assignments']} P1)")
+                say(latency_line("latency", rate, lat))
             # the fixed rate's figures (half the rate's if none was asked), and the half's
             figures["latency"] = {**measured.get("fixed", measured["half_rate"]),
                                   "half_rate": measured["half_rate"]}
@@ -167,14 +164,20 @@ async def _stages(run: Run, chosen: list[str], *, events: int, latency_seconds: 
             count = min(len(apart_later), max(50, int(rate * latency_seconds)))
             lat = figures["sqlapart"]["half_rate"] = await pipeline.latency(
                 run, apart_stage, apart_later[:count], rate=rate)
-            say(f"           at {rate:,.0f}/s: p50 {lat['latency_ms'].get('p50', 0):.0f} ms, "
-                f"p99 {lat['latency_ms'].get('p99', 0):.0f} ms; P1 p99 "
-                f"{lat['p1_latency_ms'].get('p99', 0):.0f} ms ({lat['p1_assignments']} P1)")
+            say(latency_line("", rate, lat))
         run.stop_all()
     if "scale" in chosen:
         rate = figures.get("pipeline", {}).get("events_per_second", 200.0) / 2
         figures["scale"] = await scale.scale(run, open_cases=open_cases, rate=rate, say=say,
                                              window=window_seconds)
+
+
+def latency_line(label: str, rate: float, lat: dict[str, Any]) -> str:
+    """One latency run's figures, as the bench prints them."""
+    ms, p1 = lat["latency_ms"], lat["p1_latency_ms"]
+    return (f"{label:<11}at {rate:,.0f}/s: p50 {ms.get('p50', 0):.0f} ms, p99 "
+            f"{ms.get('p99', 0):.0f} ms, p99.9 {ms.get('p99.9', 0):.0f} ms; P1 p99 "
+            f"{p1.get('p99', 0):.0f} ms ({lat['p1_assignments']} P1)")
 
 
 def main(*, stages: list[str], events: int, latency_seconds: float, open_cases: int,

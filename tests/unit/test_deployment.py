@@ -8,6 +8,7 @@ import tomllib
 
 import yaml
 
+from agents.worker import AGENTS
 from settings import Settings
 from tests.conftest import PROJECT_DIR
 
@@ -22,8 +23,6 @@ def test_compose_has_every_service_users_need():
 
 
 def test_every_stage_of_a_worker_runs_in_exactly_one_compose_service():
-    from agents.worker import AGENTS
-
     stages: list[str] = []
     for service in SERVICES.values():
         command = service.get("command") or []
