@@ -219,7 +219,8 @@ def test_the_corpus_covers_every_category_and_is_well_formed() -> None:
 
 
 def test_the_independent_sets_are_well_formed_and_a_quarter_of_the_second_is_fresh() -> None:
-    names = ("extra-a.jsonl", "extra-b.jsonl", "extra-c.jsonl", "extra-d.jsonl", "extra-e.jsonl")
+    names = ("extra-a.jsonl", "extra-b.jsonl", "extra-c.jsonl", "extra-d.jsonl", "extra-e.jsonl",
+             "extra-f.jsonl")
     sets = {name: read_corpus(CORPUS.parent / name) for name in names}
     ids = [r.id for records in [read_corpus(CORPUS), *sets.values()] for r in records]
     assert len(set(ids)) == len(ids)
@@ -228,11 +229,11 @@ def test_the_independent_sets_are_well_formed_and_a_quarter_of_the_second_is_fre
             assert r.category in RULES.categories and set(r.also) <= set(RULES.categories)
             assert r.lead in RULES.departments and r.priority in {"P1", "P2", "P3", "P4"}
             assert (r.bjlx is not None) <= (r.source == "police")
-    for name in ("extra-c.jsonl", "extra-d.jsonl", "extra-e.jsonl"):
+    for name in ("extra-c.jsonl", "extra-d.jsonl", "extra-e.jsonl", "extra-f.jsonl"):
         counts = Counter(r.category for r in sets[name])
         assert all(counts[code] >= 6 for code in RULES.categories), (name, counts)
     others = [*read_corpus(CORPUS), *sets["extra-a.jsonl"], *sets["extra-c.jsonl"],
-              *sets["extra-d.jsonl"], *sets["extra-e.jsonl"]]
+              *sets["extra-d.jsonl"], *sets["extra-e.jsonl"], *sets["extra-f.jsonl"]]
     assert not any(split_of(r.id) == "fresh" for r in others)
     fresh = [r for r in sets["extra-b.jsonl"] if split_of(r.id) == "fresh"]
     assert 0.2 < len(fresh) / len(sets["extra-b.jsonl"]) < 0.3
