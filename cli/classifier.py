@@ -1,7 +1,7 @@
 """``gridlink classifier train``: train the text classifier (模型训练).
 
-Reads the labelled sets (by default the corpus and the five independent sets
-``extra-a`` … ``extra-e``; their ``train`` splits, ``--all`` for the
+Reads the labelled sets (by default the corpus and the six independent sets
+``extra-a`` … ``extra-f``; their ``train`` splits, ``--all`` for the
 ``dev`` splits too; the ``fresh`` split never, and never the sealed set),
 optionally the operators' corrections from the case log (``--from-log``),
 trains :mod:`streams.learning`'s model, prints the category accuracy of the
@@ -50,7 +50,7 @@ from streams.triage_rules import TriageRules, load_triage_rules
 LABELLED = Path(__file__).resolve().parents[1] / "tests" / "data" / "classification"
 CORPORA = tuple(LABELLED / name for name in (
     "corpus.jsonl", "extra-a.jsonl", "extra-b.jsonl", "extra-c.jsonl", "extra-d.jsonl",
-    "extra-e.jsonl"))
+    "extra-e.jsonl", "extra-f.jsonl"))
 
 
 @dataclass(frozen=True)
