@@ -3,7 +3,7 @@ transaction) is worth sharing among many events.
 
 :func:`windows` differs from Faust's ``take_events`` in two ways: an event is
 handed to the agent as soon as it arrives, not when its batch is complete, and a
-window's events are acked only when the agent says it is done with them
+window's events are acked only after the agent is done with them
 (``take_events`` acks a batch even when the agent fails on it, so it would not be
 read again).
 
@@ -28,44 +28,16 @@ import faust
 from faust.streams import Stream, _current_event
 
 
-class Window:
-    """One window of a stream's events: iterate over it for them (each as soon as it
-    arrives), then :meth:`ack` it once they are done with."""
-
-    def __init__(self, stream: faust.StreamT, events: AsyncIterator[faust.EventT],
-                 taken: list[faust.EventT], open_windows: list[Window]) -> None:
-        self._stream = stream
-        self._events = events
-        self.taken = taken  # the events handed over so far
-        self._open = open_windows
-        self.left = False  # left uncommitted: the stream stopped before it was acked
-
-    def __aiter__(self) -> AsyncIterator[faust.EventT]:
-        return self._events
-
-    async def ack(self) -> None:
-        """The window's events are done with: their offsets may be committed. Windows
-        are acked in the order they were handed over (an earlier one first)."""
-        if self.left:  # the stream stopped meanwhile: read again by the next owner
-            return
-        if self._open and self._open[0] is not self:
-            raise RuntimeError("windows: acked before an earlier window")
-        self._open.remove(self)
-        for event in self.taken:
-            await self._stream.ack(event)
-
-
 async def windows(stream: faust.StreamT, max_events: int, seconds: float
-                  ) -> AsyncIterator[Window]:
-    """Windows of ``stream``'s events (see :class:`Window`).
+                  ) -> AsyncIterator[AsyncIterator[faust.EventT]]:
+    """Windows of ``stream``'s events, each an iterator of its events.
 
     A window hands over each event as soon as it arrives (so batching adds no
     latency), and ends after ``max_events`` events or ``seconds`` after its first
     one. What the agent does once per window (a state write) is shared by all of
-    its events. The agent acks each window when it is done with it — perhaps after
-    it has asked for the next (a window's writes awaited while the next is
-    decided). A window not acked when the stream stops, or when the agent fails,
-    is never committed: its events are read again after a restart.
+    its events. The window's events are acked, so their offsets may be committed,
+    only when the agent asks for the next window: if the agent fails in a window,
+    its events are read again after a restart.
     """
     # its waits, processors and passive draining are used: a Stream reading a channel
     if not isinstance(stream, Stream) or not isinstance(stream.channel, faust.ChannelT):
@@ -76,19 +48,14 @@ async def windows(stream: faust.StreamT, max_events: int, seconds: float
     arrived = asyncio.Event()
     room = asyncio.Event()
 
-    closed = False  # the agent is gone: what arrives now is left for the next reader
-
     async def add(value: Any) -> Any:
         # runs in the stream's draining task, once per event
-        while len(pending) >= max_events and not closed:
+        while len(pending) >= max_events:
             room.clear()
             await stream.wait(room.wait())
         event = stream.current_event
         if event is None:
             raise RuntimeError("windows: an event without its message")
-        if closed:
-            leave_uncommitted([event])
-            return value
         pending.append(event)
         arrived.set()
         return value
@@ -110,31 +77,26 @@ async def windows(stream: faust.StreamT, max_events: int, seconds: float
             yield event
 
     acks = stream.enable_acks
-    stream.enable_acks = False  # acked by the agent, window by window
+    stream.enable_acks = False  # acked below, window by window
     stream.add_processor(add)
     stream._enable_passive(channel)  # drain in the background
-    open_windows: list[Window] = []
+    taken: list[faust.EventT] = []
     try:
         while not stream.should_stop:
             if not pending:
                 arrived.clear()
                 if await stream.wait_for_stopped(arrived.wait()):
                     break
-            taken: list[faust.EventT] = []
-            handed = Window(stream, window(taken), taken, open_windows)
-            open_windows.append(handed)
-            yield handed
+            taken = []
+            yield window(taken)
+            for event in taken:
+                await stream.ack(event)
+            taken = []
     finally:
-        # the agent failed or stops inside a window, before acking some, or events wait
-        # (some perhaps for room in ``pending``); the processor stays, so that what the
-        # stream still drains is not acked behind the agent's back either
-        closed = True
-        room.set()
         stream.enable_acks = acks
-        for unacked in open_windows:
-            unacked.left = True
-        leave_uncommitted([*(e for w in open_windows for e in w.taken), *pending])
-        open_windows.clear()
+        stream._processors.remove(add)
+        # the agent failed or stops inside a window, or events wait for the next one
+        leave_uncommitted([*taken, *pending])
 
 
 def leave_uncommitted(events: Sequence[faust.EventT]) -> None:

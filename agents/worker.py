@@ -29,7 +29,7 @@ from mode import Service
 
 from agents import lag
 from agents.app import create_app
-from agents.batches import Window, windows
+from agents.batches import windows
 from agents.health import Probes
 from agents.intake import Intake
 from agents.loops import ConsumerLoop
@@ -37,7 +37,7 @@ from agents.producer import DeliveryFailed, Header, Producer
 from agents.projection import Projection
 from agents.store import claim_state_dir
 from agents.timers import AUDIT_SECONDS, Timers, TimerTask
-from agents.writer import Decided, Input, Partition, Writer
+from agents.writer import Input, Partition, Writer
 from observability import health, metrics, tracing
 from observability import logging as log_setup
 from settings import Settings
@@ -165,35 +165,20 @@ def _register_writer(app: faust.App, settings: Settings, rules: Rules, runtime: 
     @app.agent(topic, name="cases")
     async def township_writer(stream: faust.StreamT) -> None:
         await runtime.ready.wait()
-        sending: asyncio.Future[None] | None = None  # the window before, being delivered
-        try:
-            async for window in windows(stream, WINDOW_INPUTS, 0.0):
-                inputs = [Input(topic=e.message.topic, partition=e.message.partition,
-                                offset=e.message.offset, key=e.message.key,
-                                value=e.message.value or b"", timestamp_ms=int(
-                                    e.message.timestamp * 1000),
-                                headers=_pairs(e.message.headers))
-                          async for e in window]
-                if sending is not None and writer.persist_due():
-                    await sending  # the store is written with nothing decided ahead of it
-                decided = await writer.decide(inputs)
-                if sending is not None:
-                    await sending
-                sending = asyncio.ensure_future(deliver(window, decided))
-            if sending is not None:
-                await sending
-        finally:
-            if sending is not None and not sending.done():
-                sending.cancel()  # its window is not acked: read again
-
-    async def deliver(window: Window, decided: Decided) -> None:
-        try:
-            await writer.deliver(decided)
-        except DeliveryFailed as failure:
-            log.critical("%s: the writer stops; nothing of this window is committed", failure)
-            await asyncio.shield(app.crash(failure))  # not interrupted by the agent's stop
-            raise
-        await window.ack()
+        async for window in windows(stream, WINDOW_INPUTS, 0.0):
+            inputs = [Input(topic=e.message.topic, partition=e.message.partition,
+                            offset=e.message.offset, key=e.message.key,
+                            value=e.message.value or b"", timestamp_ms=int(
+                                e.message.timestamp * 1000),
+                            headers=_pairs(e.message.headers))
+                      async for e in window]
+            try:
+                await writer.take(inputs)
+            except DeliveryFailed as failure:
+                log.critical("%s: the writer stops; nothing of this window is committed",
+                             failure)
+                await app.crash(failure)
+                raise
 
     @app.on_partitions_assigned.connect  # type: ignore[arg-type]  # faust sends (sender, assigned)
     async def assigned(sender: object, assigned: set[TP], **_: object) -> None:

@@ -12,15 +12,8 @@ inputs:
    the input's offset (header ``gridlink-input``);
 2. once the broker has them, what they mean for others goes out: department
    queues, alerts, commands for other cases, replies, dead letters;
-3. once the broker has those too, the inputs are acknowledged, and from time to
-   time the states go to the local store with the position they reflect
-   (:mod:`agents.store`) — when no later window is decided and unsent.
-
-The next window is decided while one is sent (:meth:`Writer.decide`, then
-:meth:`Writer.deliver`): an input does not wait for the round trips of the
-window before it. The windows' sends never overlap — one starts when the one
-before it is acknowledged — so the log and the queues have them in order, and a
-window whose sends fail has nothing after it sent.
+3. once the broker has those too, the states go to the local store with the
+   position they reflect (:mod:`agents.store`), and the inputs are acknowledged.
 
 A record the broker does not take stops the writer (:class:`DeliveryFailed`):
 nothing past it is acknowledged, and the partition's next owner takes the
@@ -189,13 +182,6 @@ class Outputs:
     delivered: list[tuple[float, list[Any]]] = field(default_factory=list)  # ingest time, msgs
 
 
-@dataclass
-class Decided:
-    """A window of inputs decided, and what it sends."""
-
-    out: Outputs
-
-
 class Writer:
     """The writer of the partitions this worker owns (see the module's docstring)."""
 
@@ -219,7 +205,7 @@ class Writer:
         self.dead_letter_topic = name(registry.DEAD_LETTER)
         self.signing_key = signing.key_for(settings)  # None: nothing checked
         self._recoveries: dict[int, asyncio.Task[None]] = {}
-        self._undelivered = 0  # windows decided and not all of what they cause acknowledged
+        self._unacknowledged = False  # a window is decided and not all of it acknowledged
         self._department_partitions: dict[str, int] = {}
         self.assigned = False  # the group has given this worker its partitions (maybe none)
 
@@ -240,7 +226,7 @@ class Writer:
             if task is not None and not task.done():
                 task.cancel()
             if partition is not None and partition.store is not None:
-                if partition.ready.is_set() and not partition.tail and not self._undelivered:
+                if partition.ready.is_set() and not partition.tail and not self._unacknowledged:
                     partition.persist()
                 partition.store.close()
 
@@ -351,11 +337,12 @@ class Writer:
 
     # -- taking inputs ---------------------------------------------------------------
 
-    async def decide(self, inputs: list[Input]) -> Decided:
-        """Decide a window of inputs, in order: the states change in memory, and what
-        the decisions cause is collected, not sent (:meth:`deliver` sends it)."""
+    async def take(self, inputs: list[Input]) -> None:
+        """Decide a window of inputs, in order, and send what they cause; returns once
+        the broker has all of it (or raises :class:`~agents.producer.DeliveryFailed`)."""
         out = Outputs(self.producer.batches(), self.producer.batches())
-        self._undelivered += 1  # until the broker has all of it: memory is ahead
+        touched: dict[int, Partition] = {}
+        self._unacknowledged = True  # until the broker has all of it: memory is ahead
         for item in inputs:
             partition = self.partitions.get(item.partition)
             if partition is None:
@@ -371,35 +358,17 @@ class Writer:
                 with tracing.span_for(_span_name(each), each.headers):
                     await self._take(partition, each, out)
                 partition.input_next = each.offset + 1
-        return Decided(out)
-
-    async def deliver(self, decided: Decided) -> None:
-        """Send what a decided window causes — its case events, then, once the broker
-        has them, everything else — and return once the broker has all of it (or raise
-        :class:`~agents.producer.DeliveryFailed`). Windows are delivered one at a
-        time, in the order they were decided; the next may be decided meanwhile."""
-        out = decided.out
+            touched[partition.number] = partition
         self._account(await out.events.send())
         await out.others.send()
-        self._undelivered -= 1
+        self._unacknowledged = False
         sent_at = wall_clock()
         for ingested, departments in out.delivered:
             metrics.observe_department_messages(ingested, departments, sent_at)
-        if not self._undelivered:
-            self._persist(due_only=True)
-
-    def persist_due(self) -> bool:
-        """Whether a partition's changes have waited long enough for the store: the
-        caller lets the decided windows be delivered first (the store is written only
-        when nothing decided is still unsent)."""
         now = time.monotonic()
-        return any(_due(partition, now) for partition in self.partitions.values())
-
-    def _persist(self, *, due_only: bool) -> None:
-        now = time.monotonic()
-        for partition in list(self.partitions.values()):
-            if (partition.store is not None and partition.ready.is_set()
-                    and not partition.tail and (not due_only or _due(partition, now))):
+        for partition in touched.values():
+            if (now - partition.persisted_at >= PERSIST_SECONDS
+                    or len(partition.changed) >= PERSIST_CASES) and not partition.tail:
                 partition.persist()
 
     async def _missed(self, partition: Partition, offset: int) -> list[Input]:
@@ -606,13 +575,6 @@ class Writer:
         """A case of a partition this worker owns, as it is now (None if unknown)."""
         partition = self.partitions.get(self.placement.of_case(case_id))
         return partition.case(case_id) if partition is not None else None
-
-
-def _due(partition: Partition, now: float) -> bool:
-    """Whether a partition's changes should go to its store now."""
-    return bool(partition.changed or partition.changed_townships) and (
-        now - partition.persisted_at >= PERSIST_SECONDS
-        or len(partition.changed) >= PERSIST_CASES)
 
 
 def _span_name(item: Input) -> str:
