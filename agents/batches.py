@@ -48,14 +48,19 @@ async def windows(stream: faust.StreamT, max_events: int, seconds: float
     arrived = asyncio.Event()
     room = asyncio.Event()
 
+    closed = False  # the agent is gone: what arrives now is left for the next reader
+
     async def add(value: Any) -> Any:
         # runs in the stream's draining task, once per event
-        while len(pending) >= max_events:
+        while len(pending) >= max_events and not closed:
             room.clear()
             await stream.wait(room.wait())
         event = stream.current_event
         if event is None:
             raise RuntimeError("windows: an event without its message")
+        if closed:
+            leave_uncommitted([event])
+            return value
         pending.append(event)
         arrived.set()
         return value
@@ -93,9 +98,12 @@ async def windows(stream: faust.StreamT, max_events: int, seconds: float
                 await stream.ack(event)
             taken = []
     finally:
-        stream.enable_acks = acks
-        stream._processors.remove(add)
         # the agent failed or stops inside a window, or events wait for the next one
+        # (one perhaps for room in ``pending``); the processor stays, so that what the
+        # stream still drains is not acked behind the agent's back either
+        closed = True
+        room.set()
+        stream.enable_acks = acks
         leave_uncommitted([*taken, *pending])
 
 
