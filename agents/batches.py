@@ -48,7 +48,7 @@ async def windows(stream: faust.StreamT, max_events: int, seconds: float
     arrived = asyncio.Event()
     room = asyncio.Event()
 
-    closed = False  # the agent is gone: what arrives now is left for the next reader
+    closed = False  # the agent is gone: an event still in ``add`` is left for the next reader
 
     async def add(value: Any) -> Any:
         # runs in the stream's draining task, once per event
@@ -99,11 +99,11 @@ async def windows(stream: faust.StreamT, max_events: int, seconds: float
             taken = []
     finally:
         # the agent failed or stops inside a window, or events wait for the next one
-        # (one perhaps for room in ``pending``); the processor stays, so that what the
-        # stream still drains is not acked behind the agent's back either
+        # (one perhaps in ``add``, for room in ``pending``: woken, it is left too)
         closed = True
         room.set()
         stream.enable_acks = acks
+        stream._processors.remove(add)
         leave_uncommitted([*taken, *pending])
 
 
