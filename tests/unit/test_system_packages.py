@@ -30,14 +30,12 @@ def test_without_root_it_names_the_command_and_fails() -> None:
         os.chmod(empty, 0o755)
         for name in ("bash", "id"):
             os.symlink(shutil.which(name) or "", os.path.join(empty, name))
-        script = str(SCRIPT)
+        command = ["env", f"PATH={empty}", str(SCRIPT), "demo"]
         if os.geteuid() == 0:  # as root it would install: run it as nobody instead, from
             # a copy nobody can reach wherever the checkout lies (a clone in a 0700 directory)
             script = shutil.copy(SCRIPT, os.path.join(empty, "system-packages"))
             os.chmod(script, 0o755)
-        command = ["env", f"PATH={empty}", script, "demo"]
-        if os.geteuid() == 0:
-            command = ["su", "nobody", "-s", "/bin/bash", "-c", " ".join(command)]
+            command = ["su", "nobody", "-s", "/bin/bash", "-c", f"env PATH={empty} {script} demo"]
         run = subprocess.run(command, capture_output=True, text=True)
     assert run.returncode == 1, run.stderr
     assert "missing for 'make demo': openjdk-17-jre-headless maven" in run.stderr
