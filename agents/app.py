@@ -14,7 +14,7 @@ from pathlib import Path
 import faust
 from faust.contrib.opentelemetry import setup_opentelemetry
 
-from agents import rewind
+from agents import fetch_wait, rewind
 from observability import tracing
 from settings import Settings
 from topics import clients
@@ -24,6 +24,7 @@ def create_app(settings: Settings, datadir: Path) -> faust.App:
     """A Faust app wired to the broker and tuned for prompt recovery; with tracing on
     (:mod:`observability.tracing`), each record an agent takes is a span."""
     rewind.install()  # a rebalance must not skip never-committed partitions' records
+    fetch_wait.install()  # a fetch stalled on idle partitions must not hold the writer's
     session_timeout = settings.session_timeout_seconds
     app = faust.App(
         settings.app_id,
