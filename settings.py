@@ -67,6 +67,11 @@ class Settings(BaseSettings):
         None, description="PEM client certificate (mutual TLS), with kafka_key_file"
     )
     kafka_key_file: Path | None = Field(None, description="PEM private key of kafka_cert_file")
+    kafka_fetch_wait_ms: int = Field(
+        25, ge=1, le=1_500, description="longest a consumer's fetch waits on a broker for "
+        "records; every fetch wait is one an idle partition can hold the others for "
+        "(docs/adr/0003-fetch-wait.md), and each idle consumer fetches once per wait"
+    )
     command_signing_key: SecretStr | None = Field(
         None, description="HMAC key that signs and verifies every record on cases.commands "
         "(topics.signing); required on a secured cluster"

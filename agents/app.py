@@ -24,7 +24,7 @@ def create_app(settings: Settings, datadir: Path) -> faust.App:
     """A Faust app wired to the broker and tuned for prompt recovery; with tracing on
     (:mod:`observability.tracing`), each record an agent takes is a span."""
     rewind.install()  # a rebalance must not skip never-committed partitions' records
-    fetch_wait.install()  # a fetch stalled on idle partitions must not hold the writer's
+    fetch_wait.install(settings)  # a fetch stalled on idle partitions must not hold the writer's
     session_timeout = settings.session_timeout_seconds
     app = faust.App(
         settings.app_id,

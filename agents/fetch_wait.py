@@ -1,4 +1,4 @@
-"""Faust's consumer waits at most :data:`topics.clients.FETCH_WAIT_MS` on the broker.
+"""Faust's consumer waits at most ``GRIDLINK_KAFKA_FETCH_WAIT_MS`` on a broker.
 
 aiokafka keeps one fetch request in flight per broker, and leaves out of it every
 partition whose records the application has not taken yet. Once such records
@@ -15,8 +15,8 @@ again took more than 100 ms: inputs reached the writer 1.5–5 s old, at half th
 rate one worker drains (``docs/adr/0003-fetch-wait.md``). With a short wait a
 stalled request answers within it.
 
-``install()`` gives the consumer Faust builds for a worker GridLink's fetch wait,
-the one :func:`topics.clients.aio_consumer` gives every other consumer.
+``install(settings)`` gives the consumer Faust builds for a worker GridLink's fetch
+wait, the one :func:`topics.clients.aio_consumer` gives every other consumer.
 """
 
 from __future__ import annotations
@@ -26,19 +26,23 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer
 from faust.transport.drivers.aiokafka import AIOKafkaConsumerThread
 
-from topics import clients
+from settings import Settings
 
 _faust_create = AIOKafkaConsumerThread._create_worker_consumer
+_wait_ms = Settings.model_fields["kafka_fetch_wait_ms"].default
 
 
 def _create_worker_consumer(self: AIOKafkaConsumerThread, transport: Any) -> AIOKafkaConsumer:
     consumer = _faust_create(self, transport)
     # read once, when the consumer starts and builds its fetcher; Faust passes no setting
-    consumer._fetch_max_wait_ms = clients.FETCH_WAIT_MS
+    consumer._fetch_max_wait_ms = _wait_ms
     return consumer
 
 
-def install() -> None:
-    """Wrap Faust's worker consumer factory (idempotent)."""
+def install(settings: Settings) -> None:
+    """Wrap Faust's worker consumer factory (idempotent): its consumers wait at most
+    ``settings.kafka_fetch_wait_ms``."""
+    global _wait_ms
+    _wait_ms = settings.kafka_fetch_wait_ms
     AIOKafkaConsumerThread._create_worker_consumer = (  # type: ignore[method-assign]
         _create_worker_consumer)

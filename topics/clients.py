@@ -32,10 +32,6 @@ if TYPE_CHECKING:
     from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
 
 
-FETCH_WAIT_MS = 25  # longest a fetch waits on a broker for records (aiokafka: 500, Faust:
-#                   1,500); see docs/adr/0003-fetch-wait.md for why a short one
-
-
 class KafkaSecurityError(ValueError):
     """The security settings cannot be used (a file that cannot be read, for one)."""
 
@@ -113,7 +109,7 @@ def aio_consumer(settings: Settings, *topics: str, bootstrap: str | None = None,
                  **options: Any) -> AIOKafkaConsumer:
     from aiokafka import AIOKafkaConsumer
 
-    options.setdefault("fetch_max_wait_ms", FETCH_WAIT_MS)
+    options.setdefault("fetch_max_wait_ms", settings.kafka_fetch_wait_ms)
     return AIOKafkaConsumer(*topics, bootstrap_servers=_servers(settings, bootstrap),
                             **security_options(settings), **options)
 

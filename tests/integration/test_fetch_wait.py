@@ -95,5 +95,5 @@ def test_the_consumer_faust_builds_for_a_worker_has_gridlink_s_fetch_wait(
         wait: int = consumer._fetch_max_wait_ms
         return wait
 
-    fetch_wait.install()
-    assert asyncio.run(built()) == clients.FETCH_WAIT_MS
+    fetch_wait.install(settings)
+    assert asyncio.run(built()) == settings.kafka_fetch_wait_ms != FAUST_FETCH_WAIT_MS
