@@ -68,7 +68,7 @@ class Settings(BaseSettings):
     )
     kafka_key_file: Path | None = Field(None, description="PEM private key of kafka_cert_file")
     kafka_fetch_wait_ms: int = Field(
-        25, ge=1, le=1_500, description="longest a consumer's fetch waits on a broker for "
+        100, ge=1, le=1_500, description="longest a consumer's fetch waits on a broker for "
         "records; every fetch wait is one an idle partition can hold the others for "
         "(docs/adr/0003-fetch-wait.md), and each idle consumer fetches once per wait"
     )
