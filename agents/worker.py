@@ -13,6 +13,7 @@ A worker runs three stages (``gridlink worker --agents`` picks some):
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import os
 import signal
@@ -56,6 +57,10 @@ log = logging.getLogger(__name__)
 AGENTS = ("intake", "cases", "projection")
 ALIASES = {"triage": "cases"}  # triage and the case engine are one stage now
 WINDOW_INPUTS = 1_000  # inputs the writer decides before sending what they cause
+# The garbage collector's youngest generation holds 50,000 allocations, not 700: what a
+# window holds for a few milliseconds dies young instead of reaching the oldest generation,
+# whose full passes over the worker's heap stop the event loop (docs/adr/0004-gc.md).
+GC_THRESHOLDS = (50_000, 10, 10)
 
 
 def _calendar_gap(gap: CalendarGap) -> None:
@@ -240,6 +245,7 @@ def _pairs(headers: Iterable[Header] | Mapping[str, bytes] | None) -> tuple[Head
 
 def run(settings: Settings, agents: Sequence[str] = AGENTS) -> None:
     """Run one worker until SIGINT/SIGTERM; several workers share the partitions."""
+    gc.set_threshold(*GC_THRESHOLDS)
     log_setup.configure(settings)
     tracing.configure(settings, service="gridlink-worker")  # before build: stages read it
     readiness = health.Readiness()
