@@ -19,7 +19,6 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from kafka.admin import KafkaAdminClient, NewTopic
 
-from agents import fetch_wait
 from agents.app import create_app
 from settings import Settings
 from topics import clients
@@ -88,12 +87,11 @@ def test_gridlink_s_consumers_take_the_next_record_within_a_short_wait(kafka_bro
 
 def test_the_consumer_faust_builds_for_a_worker_has_gridlink_s_fetch_wait(
         settings: Settings, tmp_path: Path):
-    async def built() -> int:
+    async def built() -> int:  # create_app installs agents.fetch_wait
         app = create_app(settings, tmp_path)
         thread = app.consumer._thread  # type: ignore[attr-defined]  # Faust's consumer thread
         consumer = thread._create_worker_consumer(app.transport)
         wait: int = consumer._fetch_max_wait_ms
         return wait
 
-    fetch_wait.install(settings)
     assert asyncio.run(built()) == settings.kafka_fetch_wait_ms != FAUST_FETCH_WAIT_MS
