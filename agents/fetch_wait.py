@@ -11,9 +11,9 @@ Faust builds its consumer with a fetch wait of 1,500 ms, and its consumer always
 holds partitions that receive nothing (the assignor's leader topic, for one). So
 whenever the writer took more than 100 ms to get to a fetch's records — which
 happens under load — the next fetch came 1.5 s later with 1.5 s of inputs, which
-again took more than 100 ms: inputs reached the writer 1.5–5 s old, at half the
-rate one worker drains (``docs/adr/0003-fetch-wait.md``). With a short wait a
-stalled request answers within it.
+again took more than 100 ms: inputs reached the writer 1.5 s old and more (up to
+10 s), at half the rate one worker drains (``docs/adr/0003-fetch-wait.md``).
+With a short wait a stalled request answers within it.
 
 ``install(settings)`` gives the consumer Faust builds for a worker GridLink's fetch
 wait, the one :func:`topics.clients.aio_consumer` gives every other consumer.
