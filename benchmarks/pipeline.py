@@ -17,6 +17,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+from agents.worker import AGENTS
 from benchmarks.harness import (
     OffsetWatch,
     Run,
@@ -147,7 +148,7 @@ def _stored_events(stage: Stage) -> int:
 
 
 async def pipeline(run: Run, messages: Sequence[Message], *, workers: int = 1,
-                   partitions: int = 4, name: str = "pipeline", sql_apart: bool = False
+                   partitions: int = 4, name: str = "pipeline", apart: Sequence[str] = ()
                    ) -> tuple[dict[str, Any], Stage]:
     """GridLink's sustained rate: ingest → triage and case → department queue → SQL,
     timed from the first message read to the moment every stage is done:
@@ -156,8 +157,8 @@ async def pipeline(run: Run, messages: Sequence[Message], *, workers: int = 1,
     - cases: the workers' triage decisions equal the validated events;
     - the store holds every case event of ``cases.events``.
 
-    With ``sql_apart`` the workers run intake and cases, and one more process
-    (``gridlink worker --agents projection``) writes the store.
+    Each stage named in ``apart`` (``intake``, ``projection``) runs in one process of its
+    own (``gridlink worker --agents projection``), and the workers run the rest.
 
     Where the time goes: when each hop was done (seconds after the first validated
     event; under a backlog the hops mostly drain one after another), and the CPU
@@ -165,14 +166,13 @@ async def pipeline(run: Run, messages: Sequence[Message], *, workers: int = 1,
 
     Returns the figures and the stage, whose workers keep running (for latency)."""
     stage = run.stage(name, partitions=partitions)
-    agents = ["--agents", "intake,cases"] if sql_apart else []
+    rest = [agent for agent in AGENTS if agent not in apart]
+    agents = ["--agents", ",".join(rest)] if apart else []
     started = [run.start_worker(stage, label=f"worker{i + 1}", args=agents, metrics=True)
                for i in range(workers)]
-    if sql_apart:
-        started_all = [*started, run.start_worker(stage, label="projection",
-                                                  args=["--agents", "projection"])]
-    else:
-        started_all = started
+    started_all = [*started, *(run.start_worker(stage, label=agent, args=["--agents", agent],
+                                                metrics=True)
+                               for agent in apart)]
     # The corpus goes in once every worker has its partitions: a worker joining later
     # would stop them all for a rebalance in the middle of the drain.
     await asyncio.to_thread(wait_for_group, stage.settings, stage.settings.app_id,
@@ -204,7 +204,7 @@ async def pipeline(run: Run, messages: Sequence[Message], *, workers: int = 1,
                     "the pipeline did not drain: (read, dead letters, triage decisions, case "
                     f"events, stored) = {progress}")
             now = time.perf_counter()
-            inbound = int(sum(w.metric("gridlink_events_in_total") for w in started))
+            inbound = int(sum(w.metric("gridlink_events_in_total") for w in started_all))
             if inbound and first is None:
                 first, cpu_first = now, cpu()
             decided = int(sum(w.metric("gridlink_triage_decisions_total") for w in started))
@@ -221,7 +221,7 @@ async def pipeline(run: Run, messages: Sequence[Message], *, workers: int = 1,
                 break
             if drained and now - moved > STORE_WAIT_SECONDS:
                 break  # the store will not catch up: reported below, not waited for
-            for worker in started:
+            for worker in started_all:
                 worker.check()
             await asyncio.sleep(PIPELINE_POLL_SECONDS)
     assert first is not None
@@ -230,7 +230,7 @@ async def pipeline(run: Run, messages: Sequence[Message], *, workers: int = 1,
     gridlink = sum(used[label] for label in labels)
     done = dict(zip(("intake", "rejected", "cases", "logged", "store"),
                     (round(at - first, 2) for at in changed), strict=True))
-    return {"workers": workers, "sql_apart": sql_apart, "partitions": partitions,
+    return {"workers": workers, "apart": list(apart), "partitions": partitions,
             "events": len(messages), "triage_decisions": decided,
             "case_events_logged": events, "case_events_stored": stored,
             "seconds": seconds, "events_per_second": len(messages) / seconds,

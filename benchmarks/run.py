@@ -10,6 +10,8 @@ Stages, in order (``--stages`` picks some):
 - ``pipeline2`` two workers over twice the partitions;
 - ``sqlapart`` one worker as ``pipeline``, but the SQL projection in a process of
                its own (``gridlink worker --agents projection``);
+- ``apart``    one worker for triage and cases alone, with intake and the SQL projection
+               each in a process of its own;
 - ``scale``    timers, memory per open case and recovery with many open cases.
 
 Figures are printed as they come and written to ``--out`` as JSON.
@@ -34,7 +36,9 @@ from benchmarks.harness import Run, corpus
 from settings import Settings
 from topics.local_kafka import LocalKafka, free_ports
 
-STAGES = ("lpipe", "fbase", "pipeline", "latency", "pipeline2", "sqlapart", "scale")
+STAGES = ("lpipe", "fbase", "pipeline", "latency", "pipeline2", "sqlapart", "apart", "scale")
+#: the shapes measured beside ``pipeline``: the stages that run in processes of their own
+APART = {"sqlapart": ("projection",), "apart": ("intake", "projection")}
 
 
 def machine() -> dict[str, Any]:
@@ -98,9 +102,9 @@ async def _stages(run: Run, chosen: list[str], *, events: int, latency_seconds: 
     say(f"corpus: {events:,} inbound messages (seed {run.seed}) …")
     # the rest after the first ``events`` feeds the latency stage: one run at half the
     # pipeline's rate, one more at ``latency_rate`` if given, and one at half the rate of
-    # the projection-apart shape if it runs
+    # each shape of ``APART`` that runs
     latency_runs = 2 if "latency" in chosen and latency_rate else 1
-    apart_latency = "latency" in chosen and "sqlapart" in chosen  # that shape's too
+    apart_latency = ("latency" in chosen) * len(set(APART) & set(chosen))  # those shapes' too
     messages = corpus(events * (1 + latency_runs + apart_latency), seed=run.seed)
     load = messages[:events]
     later = messages[events:events * (1 + latency_runs)]
@@ -150,20 +154,23 @@ async def _stages(run: Run, chosen: list[str], *, events: int, latency_seconds: 
             f"worker's {figures['pipeline2']['per_core_vs_one_worker']}, × L_pipe "
             f"{figures['pipeline2']['vs_lpipe']}, × F_base {figures['pipeline2']['vs_fbase']})")
         say(where_time_went(two))
-    if "sqlapart" in chosen:
-        apart, apart_stage = await pipeline.pipeline(run, load, sql_apart=True,
-                                                     name="sqlapart")
-        figures["sqlapart"] = {**apart, "vs_one_worker": ratio(apart, figures.get("pipeline")),
-                               "vs_lpipe": ratio(apart, figures.get("lpipe")),
-                               "vs_fbase": ratio(apart, figures.get("fbase"))}
-        say(f"sqlapart   {apart['events_per_second']:>9,.0f} events/s, one worker and the SQL "
-            f"projection apart (× one worker {figures['sqlapart']['vs_one_worker']})")
-        say(where_time_went(apart))
-        if apart_latency:
-            rate = apart["events_per_second"] / 2
-            count = min(len(apart_later), max(50, int(rate * latency_seconds)))
-            lat = figures["sqlapart"]["half_rate"] = await pipeline.latency(
-                run, apart_stage, apart_later[:count], rate=rate)
+    for name, apart in APART.items():
+        if name not in chosen:
+            continue
+        shape, shape_stage = await pipeline.pipeline(run, load, apart=apart, name=name)
+        figures[name] = {**shape, "vs_one_worker": ratio(shape, figures.get("pipeline")),
+                         "vs_lpipe": ratio(shape, figures.get("lpipe")),
+                         "vs_fbase": ratio(shape, figures.get("fbase"))}
+        say(f"{name:<10} {shape['events_per_second']:>9,.0f} events/s, one worker and "
+            f"{' and '.join(apart)} apart (× one worker {figures[name]['vs_one_worker']}, "
+            f"× F_base {figures[name]['vs_fbase']})")
+        say(where_time_went(shape))
+        if "latency" in chosen:
+            rate = shape["events_per_second"] / 2
+            count = min(events, len(apart_later), max(50, int(rate * latency_seconds)))
+            lat = figures[name]["half_rate"] = await pipeline.latency(
+                run, shape_stage, apart_later[:count], rate=rate)
+            apart_later = apart_later[count:]
             say(latency_line("", rate, lat))
         run.stop_all()
     if "scale" in chosen:

@@ -348,7 +348,7 @@ def replay(force: bool) -> None:
 
 
 @main.group(invoke_without_command=True)
-@click.option("--stages", default="lpipe,fbase,pipeline,latency,pipeline2,sqlapart,scale",
+@click.option("--stages", default="lpipe,fbase,pipeline,latency,pipeline2,sqlapart,apart,scale",
               show_default=True,
               help="Which stages to run, comma-separated.")
 @click.option("--events", default=20_000, show_default=True,

@@ -16,7 +16,7 @@ from tests.conftest import PROJECT_DIR
 
 pytestmark = pytest.mark.integration
 
-STAGES = "lpipe,fbase,pipeline,latency,pipeline2,sqlapart,scale"
+STAGES = "lpipe,fbase,pipeline,latency,pipeline2,sqlapart,apart,scale"
 SMOKE = ["--stages", STAGES, "--events", "300", "--latency-seconds", "3",
          "--open-cases", "2000", "--window-seconds", "8"]
 
@@ -54,11 +54,18 @@ def test_a_short_bench_runs_every_stage_and_writes_every_figure(kafka_broker, tm
     assert two["per_core_vs_one_worker"] > 0
     assert two["case_events_stored"] == two["case_events_logged"] > 0
     apart = figures["sqlapart"]  # the projection in its own process stores it all too
-    assert apart["sql_apart"] and apart["case_events_stored"] == apart["case_events_logged"] > 0
+    assert apart["apart"] == ["projection"]
+    assert apart["case_events_stored"] == apart["case_events_logged"] > 0
     apart_cpu = apart["cpu_ms_per_event"]
     assert set(apart_cpu) == {"worker1", "projection", "gridlink"}
     assert apart_cpu["gridlink"] == pytest.approx(apart_cpu["worker1"] + apart_cpu["projection"],
                                                   abs=0.002)
+    alone = figures["apart"]  # triage and cases alone: intake and the projection apart
+    assert alone["apart"] == ["intake", "projection"]
+    assert alone["case_events_stored"] == alone["case_events_logged"] > 0
+    assert set(alone["cpu_ms_per_event"]) == {"worker1", "intake", "projection", "gridlink"}
+    assert alone["cpu_ms_per_event"]["intake"] > 0  # intake's own process read the inputs
+    assert alone["half_rate"]["assignments"] > 0
 
     latency = figures["latency"]
     assert latency["assignments"] > 0 and latency["latency_ms"]["p50"] > 0

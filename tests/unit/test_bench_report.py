@@ -86,7 +86,7 @@ def test_the_run_is_named_by_its_command_date_and_stages(sample: Path) -> None:
     assert ("1. 2026-12-01, 2 cores (a CPU), 8 GiB: `gridlink bench --stages "
             "fbase,pipeline,latency --events 2000 --latency-rate 58 --latency-seconds 30 "
             "--seed 7` — stages fbase, pipeline, latency") in block
-    assert f"{NOT_RUN}: lpipe, pipeline2, sqlapart, scale" in block
+    assert f"{NOT_RUN}: lpipe, pipeline2, sqlapart, apart, scale" in block
     assert "运行 run" not in block  # one run: no column saying which
 
 
@@ -122,7 +122,7 @@ def test_a_bound_in_either_direction() -> None:
 
 def test_every_figure_of_the_targets_is_one_the_bench_writes() -> None:
     figures = load_figures()
-    stages = {"lpipe", "fbase", "pipeline", "latency", "pipeline2", "sqlapart", "scale"}
+    stages = {"lpipe", "fbase", "pipeline", "latency", "pipeline2", "sqlapart", "apart", "scale"}
     assert figures and all(set(f.stages) <= stages and f.path[0] == f.stages[0]
                            for f in figures)
     assert len({f.label for f in figures}) == len(figures)
