@@ -169,9 +169,11 @@ class Segmenter:
 
     def __init__(self, tokenizer: Any) -> None:
         total = math.log(tokenizer.total)
-        # a word's weight; None for a prefix of longer words that is no word itself
+        # a word's weight; None for a prefix of longer words that is no word itself. Words
+        # of one frequency share one weight: a float each would hold another 8 MiB.
+        shared: dict[int, float] = {}
         self.weights: dict[str, float | None] = {
-            word: (math.log(freq) - total if freq else None)
+            word: (shared.setdefault(freq, math.log(freq) - total) if freq else None)
             for word, freq in tokenizer.FREQ.items()
         }
         self.unknown = math.log(1) - total  # a character the dictionary does not know
