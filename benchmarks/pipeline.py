@@ -158,7 +158,7 @@ async def pipeline(run: Run, messages: Sequence[Message], *, workers: int = 1,
     - the store holds every case event of ``cases.events``.
 
     Each stage named in ``apart`` (``intake``, ``projection``) runs in one process of its
-    own (``gridlink worker --agents projection``), and the workers run the rest.
+    own (``gridlink worker --agents <stage>``), and the workers run the rest.
 
     Where the time goes: when each hop was done (seconds after the first validated
     event; under a backlog the hops mostly drain one after another), and the CPU
