@@ -87,6 +87,15 @@ def ratio(a: dict[str, Any] | None, b: dict[str, Any] | None) -> float | None:
     return round(a["events_per_second"] / b["events_per_second"], 3)
 
 
+def against(shape: dict[str, Any], figures: dict[str, Any], *,
+            one_worker: bool = True) -> dict[str, Any]:
+    """A pipeline stage's figures with its ratios to one worker's (unless it is that
+    worker), L_pipe's and F_base's, of the stages that ran before it."""
+    mine = {"vs_one_worker": ratio(shape, figures.get("pipeline"))} if one_worker else {}
+    return {**shape, **mine, "vs_lpipe": ratio(shape, figures.get("lpipe")),
+            "vs_fbase": ratio(shape, figures.get("fbase"))}
+
+
 def per_core(a: dict[str, Any] | None, b: dict[str, Any] | None) -> float | None:
     """Events/s per core the workers used, of ``a`` over ``b``: how well the work spreads
     (on a machine with fewer free cores than workers, throughput alone cannot tell)."""
@@ -121,8 +130,7 @@ async def _stages(run: Run, chosen: list[str], *, events: int, latency_seconds: 
             f"{figures['fbase']['cpu_ms_per_event']['fbase']:.2f} ms CPU per event")
     if "pipeline" in chosen or "latency" in chosen:
         one, stage = await pipeline.pipeline(run, load)
-        figures["pipeline"] = {**one, "vs_lpipe": ratio(one, figures.get("lpipe")),
-                               "vs_fbase": ratio(one, figures.get("fbase"))}
+        figures["pipeline"] = against(one, figures, one_worker=False)
         say(f"pipeline   {one['events_per_second']:>9,.0f} events/s, one worker "
             f"(× L_pipe {figures['pipeline']['vs_lpipe']}, × F_base "
             f"{figures['pipeline']['vs_fbase']})")
@@ -145,10 +153,8 @@ async def _stages(run: Run, chosen: list[str], *, events: int, latency_seconds: 
     if "pipeline2" in chosen:
         two, _ = await pipeline.pipeline(run, load, workers=2, partitions=8, name="pipeline2")
         run.stop_all()
-        figures["pipeline2"] = {**two, "vs_one_worker": ratio(two, figures.get("pipeline")),
-                                "per_core_vs_one_worker": per_core(two, figures.get("pipeline")),
-                                "vs_lpipe": ratio(two, figures.get("lpipe")),
-                                "vs_fbase": ratio(two, figures.get("fbase"))}
+        figures["pipeline2"] = {**against(two, figures),
+                                "per_core_vs_one_worker": per_core(two, figures.get("pipeline"))}
         say(f"pipeline2  {two['events_per_second']:>9,.0f} events/s, two workers "
             f"(× one worker {figures['pipeline2']['vs_one_worker']}, per worker-core × one "
             f"worker's {figures['pipeline2']['per_core_vs_one_worker']}, × L_pipe "
@@ -158,9 +164,7 @@ async def _stages(run: Run, chosen: list[str], *, events: int, latency_seconds: 
         if name not in chosen:
             continue
         shape, shape_stage = await pipeline.pipeline(run, load, apart=apart, name=name)
-        figures[name] = {**shape, "vs_one_worker": ratio(shape, figures.get("pipeline")),
-                         "vs_lpipe": ratio(shape, figures.get("lpipe")),
-                         "vs_fbase": ratio(shape, figures.get("fbase"))}
+        figures[name] = against(shape, figures)
         say(f"{name:<10} {shape['events_per_second']:>9,.0f} events/s, one worker and "
             f"{' and '.join(apart)} apart (× one worker {figures[name]['vs_one_worker']}, "
             f"× F_base {figures[name]['vs_fbase']})")
